@@ -1,0 +1,54 @@
+"""The `coach` command line: one module per subcommand, imported only when used."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from coach.errors import CoachError
+
+# subcommand -> (module under coach.cli, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "build": ("build_cmd", "run a whole dataset build locally (AWS emulated in-process)"),
+    "validate": ("validate_cmd", "judge critiques in a JSONL file with the validator's rules"),
+    "critique": ("critique_cmd", "critique one story file (or - for stdin)"),
+    "serve": ("serve_cmd", "serve the critique API over HTTP on a loopback port"),
+    "redrive": ("redrive_cmd", "move a local build's dead-letter messages back to the story queue"),
+    "models": ("models_cmd", "list published fine-tuned models, or roll back to an earlier one"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coach", description="Creative Writing Coach")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = sys.argv[1] if len(sys.argv) > 1 else None
+    for name, (module, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        # Only the chosen subcommand's module is imported: `coach validate` must not pay for moto.
+        if name == chosen:
+            importlib.import_module(f"coach.cli.{module}").add_arguments(command_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is not None:
+        sys.argv = ["coach", *argv]
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:])
+    if not args.command:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(f"coach.cli.{COMMANDS[args.command][0]}")
+    try:
+        return int(module.run(args) or 0)
+    except CoachError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted: re-run the same command to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

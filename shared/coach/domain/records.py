@@ -1,0 +1,250 @@
+"""The records that flow through a dataset build, as pydantic models.
+
+They are the contract between stages: what the scraper writes to S3 and SQS, what the generator
+writes as feedback, what the validator decides, and what the assembler reports. Stored as JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BUILD_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+STORY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+ProviderName = Literal["offline", "openai"]
+SourceKind = Literal["samples", "directory", "jsonl", "reddit", "s3"]
+GenerationStatus = Literal["generated", "failed", "skipped_budget"]
+FineTuneState = Literal[
+    "skipped", "not_started", "validating_files", "queued", "running", "succeeded", "failed", "cancelled"
+]
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def slugify(text: str, *, max_len: int = 48) -> str:
+    """A story-id friendly slug: lowercase ascii letters, digits and dashes."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:max_len].strip("-") or "story"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Provenance(_Record):
+    """Where a story came from. Usernames are never stored."""
+
+    path: str | None = None
+    post_id: str | None = None
+    prompt: str | None = None  # the r/WritingPrompts post title
+    comment_id: str | None = None
+    permalink: str | None = None
+    score: int | None = None
+    created_utc: float | None = None
+
+
+class Story(_Record):
+    story_id: Annotated[str, Field(pattern=STORY_ID_PATTERN)]
+    title: str = ""
+    text: Annotated[str, Field(min_length=1)]
+    source: SourceKind
+    provenance: Provenance = Field(default_factory=Provenance)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("story text is empty")
+        return value
+
+
+class Usage(_Record):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    # True when counted with a character heuristic instead of the provider's or tiktoken's count.
+    estimated: bool = False
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+            estimated=self.estimated or other.estimated,
+        )
+
+
+class ErrorInfo(_Record):
+    code: str
+    message: str
+
+
+class GenerationTask(_Record):
+    """The body of one SQS message: generate feedback for one story of one build."""
+
+    build_id: Annotated[str, Field(pattern=BUILD_ID_PATTERN)]
+    story_id: Annotated[str, Field(pattern=STORY_ID_PATTERN)]
+    prompt_version: str
+    provider: ProviderName
+    model: str
+    budget_usd: float | None = None
+
+
+class GenerationRecord(_Record):
+    """One generation attempt's outcome, stored at builds/{build_id}/feedback/{story_id}.json."""
+
+    build_id: str
+    story_id: str
+    prompt_version: str
+    provider: ProviderName
+    model: str
+    status: GenerationStatus
+    feedback: str | None = None
+    finish_reason: str | None = None
+    truncated: bool = False
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    error: ErrorInfo | None = None
+    attempts: int = 1
+    latency_ms: int = 0
+    created_at: str = Field(default_factory=utc_now)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GenerationRecord:
+        # A failure must never look like data: only a generated record carries feedback text.
+        if self.status == "generated" and not (self.feedback and self.feedback.strip()):
+            raise ValueError("a generated record needs feedback text")
+        if self.status != "generated" and self.feedback is not None:
+            raise ValueError(f"a {self.status} record must not carry feedback text")
+        if self.status != "generated" and self.error is None:
+            raise ValueError(f"a {self.status} record needs an error with its reason")
+        return self
+
+
+class Evidence(_Record):
+    """Why a rule fired: the rule, its reason code and the offending span of the feedback."""
+
+    rule: str
+    reason: str
+    span: str = ""
+    start: int | None = None
+    end: int | None = None
+    detail: str = ""
+
+
+class Verdict(_Record):
+    story_id: str
+    accepted: bool
+    reasons: list[str] = Field(default_factory=list)
+    feedback: str = ""  # cleaned text
+    cleaned: list[str] = Field(default_factory=list)  # codes of cleaners that changed the text
+    evidence: list[Evidence] = Field(default_factory=list)
+
+    @property
+    def verdict(self) -> Literal["accepted", "rejected"]:
+        return "accepted" if self.accepted else "rejected"
+
+
+class SourceSpec(_Record):
+    """Where a build takes its stories from."""
+
+    kind: SourceKind = "samples"
+    path: str | None = None  # directory, JSONL file, or s3://bucket/prefix
+    subreddit: str = "WritingPrompts"
+    listing: Literal["top", "hot", "new"] = "top"
+    time_filter: Literal["hour", "day", "week", "month", "year", "all"] = "month"
+    post_limit: Annotated[int, Field(ge=1, le=1000)] = 25
+    min_chars: Annotated[int, Field(ge=1)] = 300
+    max_chars: Annotated[int, Field(ge=1)] = 20_000
+
+    @model_validator(mode="after")
+    def _path_when_needed(self) -> SourceSpec:
+        if self.kind in ("directory", "jsonl", "s3") and not self.path:
+            raise ValueError(f"source kind '{self.kind}' needs a path")
+        if self.min_chars > self.max_chars:
+            raise ValueError("min_chars is larger than max_chars")
+        return self
+
+
+class FineTuneOptions(_Record):
+    enabled: bool = False
+    base_model: str = "gpt-4o-mini-2024-07-18"
+    suffix: Annotated[str, Field(max_length=64)] = "writing-coach"
+    epochs: Annotated[int, Field(ge=1, le=50)] | None = None
+    seed: int = 42
+
+
+class BuildRequest(_Record):
+    """The input of one dataset build (a Step Functions execution, or `coach build`)."""
+
+    build_id: Annotated[str, Field(pattern=BUILD_ID_PATTERN)]
+    source: SourceSpec = Field(default_factory=SourceSpec)
+    limit: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    provider: ProviderName = "offline"
+    model: str | None = None
+    budget_usd: Annotated[float, Field(gt=0)] | None = None
+    validation_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
+    fine_tune: FineTuneOptions = Field(default_factory=FineTuneOptions)
+
+
+class Counts(_Record):
+    stories: int = 0
+    decode_errors: int = 0
+    generated: int = 0  # feedback records with text (new + reused)
+    generated_now: int = 0
+    reused: int = 0
+    failed: int = 0
+    skipped_budget: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    rejected_by_reason: dict[str, int] = Field(default_factory=dict)
+    duplicates_removed: int = 0
+    train_examples: int = 0
+    validation_examples: int = 0
+
+
+class TokenStats(_Record):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    dataset_tokens: int = 0
+    estimated: bool = True
+    method: str = "chars/4"
+
+
+class CostEstimate(_Record):
+    generation_usd: float = 0.0
+    fine_tune_usd: float = 0.0
+    fine_tune_epochs: int | None = None
+    billable_training_tokens: int = 0
+
+
+class FineTuneStatus(_Record):
+    status: FineTuneState = "not_started"
+    reason: str = ""
+    job_id: str | None = None
+    model: str | None = None
+    fine_tuned_model: str | None = None
+    trained_tokens: int | None = None
+    cost_usd: float | None = None
+    error: ErrorInfo | None = None
+
+
+class BuildManifest(_Record):
+    build_id: str
+    provider: ProviderName
+    model: str
+    prompt_version: str
+    created_at: str = Field(default_factory=utc_now)
+    source: SourceSpec = Field(default_factory=SourceSpec)
+    counts: Counts = Field(default_factory=Counts)
+    tokens: TokenStats = Field(default_factory=TokenStats)
+    cost: CostEstimate = Field(default_factory=CostEstimate)
+    fine_tune: FineTuneStatus = Field(default_factory=FineTuneStatus)
+    validation_report: dict[str, dict] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)
