@@ -94,6 +94,8 @@ class GenerationTask(_Record):
     provider: ProviderName
     model: str
     budget_usd: float | None = None
+    # Which run of the build enqueued it: a re-run (resume) gets a new run id.
+    run_id: str = ""
 
 
 class GenerationRecord(_Record):
@@ -111,6 +113,7 @@ class GenerationRecord(_Record):
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
     error: ErrorInfo | None = None
+    run_id: str = ""
     attempts: int = 1
     latency_ms: int = 0
     created_at: str = Field(default_factory=utc_now)

@@ -1,0 +1,50 @@
+"""The story queue (SQS): one message per story of a build."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import boto3
+
+from coach.domain.records import GenerationTask
+
+SQS_BATCH = 10
+
+
+class StoryQueue:
+    def __init__(self, queue_url: str, sqs_client: Any | None = None) -> None:
+        self.url = queue_url
+        self.sqs = sqs_client or boto3.client("sqs")
+
+    def enqueue(self, tasks: Iterable[GenerationTask]) -> int:
+        """Send tasks in batches; a message SQS refuses raises, so no story is silently dropped."""
+        batch: list[GenerationTask] = []
+        sent = 0
+        for task in tasks:
+            batch.append(task)
+            if len(batch) == SQS_BATCH:
+                sent += self._send(batch)
+                batch = []
+        if batch:
+            sent += self._send(batch)
+        return sent
+
+    def _send(self, batch: list[GenerationTask]) -> int:
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": task.model_dump_json(),
+                "MessageAttributes": {
+                    "build_id": {"DataType": "String", "StringValue": task.build_id},
+                    "story_id": {"DataType": "String", "StringValue": task.story_id},
+                },
+            }
+            for i, task in enumerate(batch)
+        ]
+        response = self.sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+        failed = response.get("Failed", [])
+        if failed:
+            reasons = "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in failed)
+            raise RuntimeError(f"SQS refused {len(failed)} of {len(batch)} story messages: {reasons}")
+        return len(batch)

@@ -1,0 +1,47 @@
+"""Secrets from Secrets Manager through Powertools Parameters (cached), with local env-var overrides."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from coach.errors import ConfigError
+
+SECRET_MAX_AGE = 300
+
+
+def _get_secret(name: str) -> Any:
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        return parameters.get_secret(name, transform="auto", max_age=SECRET_MAX_AGE)
+    except Exception:  # noqa: BLE001 - parameters wraps many boto/transform errors; one clear message
+        try:
+            return parameters.get_secret(name, max_age=SECRET_MAX_AGE)
+        except Exception as exc:  # noqa: BLE001
+            raise ConfigError(f"cannot read secret '{name}': {type(exc).__name__}", code="secret_unreadable") from exc
+
+
+def openai_api_key(secret_name: str | None) -> str | None:
+    """OPENAI_API_KEY wins locally; in the cloud the key comes from the named secret."""
+    if os.environ.get("OPENAI_API_KEY"):
+        return os.environ["OPENAI_API_KEY"]
+    if not secret_name:
+        return None
+    value = _get_secret(secret_name)
+    if isinstance(value, dict):
+        value = value.get("api_key") or value.get("OPENAI_API_KEY")
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"secret '{secret_name}' has no api_key", code="secret_invalid")
+    return value.strip()
+
+
+def reddit_credentials(secret_name: str | None) -> dict[str, str] | None:
+    if not secret_name:
+        return None
+    value = _get_secret(secret_name)
+    if not isinstance(value, dict) or not value.get("client_id") or not value.get("client_secret"):
+        raise ConfigError(
+            f"secret '{secret_name}' must be JSON with client_id and client_secret", code="secret_invalid"
+        )
+    return {k: str(v) for k, v in value.items()}

@@ -1,0 +1,144 @@
+"""S3 layout of a build, and the only place its keys are derived.
+
+builds/{build_id}/request.json          the BuildRequest
+builds/{build_id}/scrape.json           what the scraper found and enqueued
+builds/{build_id}/stories/{story}.json  Story records
+builds/{build_id}/feedback/{story}.json GenerationRecord (generated, failed or skipped_budget)
+builds/{build_id}/verdicts/{story}.json Verdict
+builds/{build_id}/dataset/...           train.jsonl, validation.jsonl, rejected.jsonl, manifest.json
+index/stories/{story_id}                marker: a story already taken by some build (deduplication)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import boto3
+from botocore.exceptions import ClientError
+from pydantic import BaseModel
+
+from coach.domain.records import GenerationRecord, Story, Verdict
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def build_prefix(build_id: str) -> str:
+    return f"builds/{build_id}/"
+
+
+def request_key(build_id: str) -> str:
+    return f"{build_prefix(build_id)}request.json"
+
+
+def scrape_key(build_id: str) -> str:
+    return f"{build_prefix(build_id)}scrape.json"
+
+
+def story_key(build_id: str, story_id: str) -> str:
+    return f"{build_prefix(build_id)}stories/{story_id}.json"
+
+
+def feedback_key(build_id: str, story_id: str) -> str:
+    return f"{build_prefix(build_id)}feedback/{story_id}.json"
+
+
+def verdict_key(build_id: str, story_id: str) -> str:
+    return f"{build_prefix(build_id)}verdicts/{story_id}.json"
+
+
+def dataset_key(build_id: str, name: str) -> str:
+    return f"{build_prefix(build_id)}dataset/{name}"
+
+
+def index_key(story_id: str) -> str:
+    return f"index/stories/{story_id}"
+
+
+class BuildStore:
+    """Typed reads and writes of a build's records in one S3 bucket."""
+
+    def __init__(self, bucket: str, s3_client: Any | None = None) -> None:
+        self.bucket = bucket
+        self.s3 = s3_client or boto3.client("s3")
+
+    # raw objects ---------------------------------------------------------------------------------
+    def put_text(self, key: str, text: str, content_type: str = "application/json") -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
+
+    def get_text(self, key: str) -> str | None:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return body.decode("utf-8")
+
+    def put_json(self, key: str, data: Any) -> None:
+        self.put_text(key, json.dumps(data, ensure_ascii=False, indent=None))
+
+    def get_json(self, key: str) -> Any | None:
+        text = self.get_text(key)
+        return None if text is None else json.loads(text)
+
+    def put_model(self, key: str, model: BaseModel) -> None:
+        self.put_text(key, model.model_dump_json())
+
+    def get_model(self, key: str, model: type[M]) -> M | None:
+        text = self.get_text(key)
+        return None if text is None else model.model_validate_json(text)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+        return True
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    def _models_under(self, prefix: str, model: type[M]) -> Iterator[M]:
+        for key in self.list_keys(prefix):
+            if key.endswith(".json"):
+                found = self.get_model(key, model)
+                if found is not None:
+                    yield found
+
+    # typed records -------------------------------------------------------------------------------
+    def put_story(self, build_id: str, story: Story) -> None:
+        self.put_model(story_key(build_id, story.story_id), story)
+
+    def get_story(self, build_id: str, story_id: str) -> Story | None:
+        return self.get_model(story_key(build_id, story_id), Story)
+
+    def stories(self, build_id: str) -> Iterator[Story]:
+        return self._models_under(f"{build_prefix(build_id)}stories/", Story)
+
+    def put_feedback(self, record: GenerationRecord) -> None:
+        self.put_model(feedback_key(record.build_id, record.story_id), record)
+
+    def get_feedback(self, build_id: str, story_id: str) -> GenerationRecord | None:
+        return self.get_model(feedback_key(build_id, story_id), GenerationRecord)
+
+    def feedback(self, build_id: str) -> Iterator[GenerationRecord]:
+        return self._models_under(f"{build_prefix(build_id)}feedback/", GenerationRecord)
+
+    def put_verdict(self, build_id: str, verdict: Verdict) -> None:
+        self.put_model(verdict_key(build_id, verdict.story_id), verdict)
+
+    def verdicts(self, build_id: str) -> Iterator[Verdict]:
+        return self._models_under(f"{build_prefix(build_id)}verdicts/", Verdict)
+
+    def seen_story_ids(self) -> set[str]:
+        return {key.rsplit("/", 1)[-1] for key in self.list_keys("index/stories/")}
+
+    def mark_seen(self, build_id: str, story_id: str) -> None:
+        self.put_text(index_key(story_id), build_id, content_type="text/plain")

@@ -1,0 +1,52 @@
+"""Runtime configuration from environment variables (the same names in Lambda and locally)."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel
+
+from coach.errors import ConfigError
+
+
+class Settings(BaseModel):
+    bucket: str | None = None
+    story_queue_url: str | None = None
+    story_dlq_url: str | None = None
+    idempotency_table: str | None = None
+    model_parameter: str | None = None
+    openai_secret: str | None = None
+    reddit_secret: str | None = None
+    openai_base_url: str | None = None
+    provider: str = "offline"
+    model: str | None = None
+    max_receive_count: int = 3
+    completion_timeout: float = 60.0
+    max_story_tokens: int = 1_500
+    max_feedback_tokens: int = 800
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ.get
+        return cls(
+            bucket=env("COACH_BUCKET"),
+            story_queue_url=env("COACH_STORY_QUEUE_URL"),
+            story_dlq_url=env("COACH_STORY_DLQ_URL"),
+            idempotency_table=env("COACH_IDEMPOTENCY_TABLE"),
+            model_parameter=env("COACH_MODEL_PARAMETER"),
+            openai_secret=env("COACH_OPENAI_SECRET"),
+            reddit_secret=env("COACH_REDDIT_SECRET"),
+            openai_base_url=env("OPENAI_BASE_URL"),
+            provider=env("COACH_PROVIDER", "offline"),
+            model=env("COACH_MODEL"),
+            max_receive_count=int(env("COACH_MAX_RECEIVE_COUNT", "3")),
+            completion_timeout=float(env("COACH_COMPLETION_TIMEOUT", "60")),
+            max_story_tokens=int(env("COACH_MAX_STORY_TOKENS", "1500")),
+            max_feedback_tokens=int(env("COACH_MAX_FEEDBACK_TOKENS", "800")),
+        )
+
+    def require(self, *names: str) -> None:
+        missing = [n for n in names if not getattr(self, n)]
+        if missing:
+            env_names = ", ".join("COACH_" + n.upper() for n in missing)
+            raise ConfigError(f"missing configuration: set {env_names}", code="missing_configuration")
