@@ -83,3 +83,16 @@ class BudgetExceededError(CoachError):
     """The build's budget does not allow another paid call."""
 
     code = "budget_exceeded"
+
+
+def describe_validation_error(exc: Exception, *, limit: int = 3) -> str:
+    """One line from a pydantic ValidationError: 'field.path: problem; ...'."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    parts = []
+    for err in errors()[:limit]:
+        where = ".".join(str(p) for p in err.get("loc", ())) or "input"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    more = len(errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -15,10 +15,10 @@ def _get_secret(name: str) -> Any:
 
     try:
         return parameters.get_secret(name, transform="auto", max_age=SECRET_MAX_AGE)
-    except Exception:  # noqa: BLE001 - parameters wraps many boto/transform errors; one clear message
+    except Exception:
         try:
             return parameters.get_secret(name, max_age=SECRET_MAX_AGE)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ConfigError(f"cannot read secret '{name}': {type(exc).__name__}", code="secret_unreadable") from exc
 
 

@@ -1,0 +1,22 @@
+"""Accepted critiques -> train/validation JSONL, rejected.jsonl and manifest.json in the build's prefix."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from coach import runtime
+from coach.domain.records import BuildRequest
+from coach.pipeline.assemble import DatasetTooSmallError, assemble
+from coach.step_errors import DatasetTooSmall
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    request = BuildRequest.model_validate(event["request"])
+    try:
+        result, manifest = assemble(request, store=runtime.store())
+    except DatasetTooSmallError as exc:
+        raise DatasetTooSmall(exc.message) from None
+    logger.info("assembled", extra={"build_id": request.build_id, "counts": manifest.counts.model_dump()})
+    return result.model_dump()

@@ -1,0 +1,86 @@
+"""`coach build`: a whole local dataset build (see coach.local.build)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from coach.domain.records import BuildRequest, FineTuneOptions, SourceSpec, slugify
+from coach.errors import InputError, describe_validation_error
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", default="samples",
+                        help="samples | reddit | a folder of .txt/.md files | a .jsonl file | s3://bucket/prefix")
+    parser.add_argument("--limit", type=int, help="at most this many stories")
+    parser.add_argument("--provider", default="offline", help="offline (default) or openai")
+    parser.add_argument("--model", help="completion model (openai default: gpt-4o-mini)")
+    parser.add_argument("--out", type=Path, help="output folder (default: out/<build id>)")
+    parser.add_argument("--build-id", help="re-use an id to resume a build (default: derived from the source)")
+    parser.add_argument("--concurrency", type=int, default=4, help="generator invocations at once")
+    parser.add_argument("--batch-size", type=int, default=5, help="SQS messages per generator invocation")
+    parser.add_argument("--budget", type=float, dest="budget_usd", help="stop paying for critiques at this USD")
+    parser.add_argument("--validation-fraction", type=float, default=0.1)
+    parser.add_argument("--fine-tune", action="store_true", help="start a fine-tuning job at the end")
+    parser.add_argument("--base-model", default=FineTuneOptions().base_model, help="model to fine-tune")
+    parser.add_argument("--epochs", type=int, help="fine-tuning epochs (default: OpenAI's rule)")
+    parser.add_argument("--subreddit", default="WritingPrompts")
+    parser.add_argument("--listing", default="top", help="top, hot or new (reddit)")
+    parser.add_argument("--time-filter", default="month", help="hour, day, week, month, year, all (top)")
+    parser.add_argument("--post-limit", type=int, default=25)
+    parser.add_argument("--min-chars", type=int, default=300)
+    parser.add_argument("--max-chars", type=int, default=20_000)
+    parser.add_argument("--endpoint-url", help="use this AWS emulator instead of starting one")
+    parser.add_argument("--state-dir", type=Path, help="where the build's records persist (default: OUT/.state)")
+    parser.add_argument("--verbose", action="store_true", help="show the handlers' logs")
+
+
+def source_spec(args: argparse.Namespace) -> SourceSpec:
+    raw = args.source.strip()
+    common = {"subreddit": args.subreddit, "listing": args.listing, "time_filter": args.time_filter,
+              "post_limit": args.post_limit, "min_chars": args.min_chars, "max_chars": args.max_chars}
+    if raw == "samples":
+        return SourceSpec(kind="samples", **common)
+    if raw == "reddit" or raw.startswith("reddit:"):
+        if raw.startswith("reddit:"):
+            common["subreddit"] = raw.split(":", 1)[1]
+        return SourceSpec(kind="reddit", **common)
+    if raw.startswith("s3://"):
+        return SourceSpec(kind="s3", path=raw, **common)
+    kind = "jsonl" if raw.lower().endswith(".jsonl") else "directory"
+    return SourceSpec(kind=kind, path=str(Path(raw).expanduser().resolve()), **common)
+
+
+def request_from_args(args: argparse.Namespace) -> BuildRequest:
+    if args.provider not in ("offline", "openai"):
+        raise InputError(f"unknown provider '{args.provider}': use offline or openai", code="unknown_provider")
+    try:
+        spec = source_spec(args)
+        build_id = args.build_id or slugify(
+            f"{spec.kind}-{Path(spec.path).name if spec.path else spec.subreddit if spec.kind == 'reddit' else ''}"
+            f"-{args.provider}", max_len=60)
+        return BuildRequest(
+            build_id=build_id, source=spec, limit=args.limit, provider=args.provider, model=args.model,
+            budget_usd=args.budget_usd, validation_fraction=args.validation_fraction,
+            fine_tune=FineTuneOptions(enabled=args.fine_tune, base_model=args.base_model, epochs=args.epochs),
+        )
+    except ValidationError as exc:
+        raise InputError(f"invalid option: {describe_validation_error(exc)}", code="invalid_option") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from coach.local.build import LocalBuildOptions, run_local_build, summary_table
+
+    if args.concurrency < 1 or args.batch_size < 1 or args.batch_size > 10:
+        raise InputError("--concurrency must be >= 1 and --batch-size between 1 and 10", code="invalid_option")
+    request = request_from_args(args)
+    out = args.out or Path("out") / request.build_id
+    result = run_local_build(LocalBuildOptions(
+        request=request, out=out, state_dir=args.state_dir, endpoint_url=args.endpoint_url,
+        concurrency=args.concurrency, batch_size=args.batch_size, verbose=args.verbose,
+    ))
+    print(summary_table(result))
+    print(f"\ndataset written to {out}/ (train.jsonl, validation.jsonl, rejected.jsonl, manifest.json)")
+    return 0 if result.generation_complete else 3

@@ -1,0 +1,46 @@
+"""Dataset assembly: chat fine-tuning examples and a deterministic train/validation split."""
+
+from __future__ import annotations
+
+import hashlib
+
+from coach.domain.prompt import build_messages
+from coach.domain.records import Story
+
+
+def chat_example(story: Story, feedback: str, *, max_story_tokens: int = 1_500) -> dict:
+    """System and user messages are exactly what the API sends a fine-tuned model (compact layout)."""
+    prompt = build_messages(story.text, story.title, layout="compact", max_story_tokens=max_story_tokens)
+    return {"messages": [*prompt.messages, {"role": "assistant", "content": feedback.strip()}]}
+
+
+def split_bucket(story_id: str, seed: int = 0) -> float:
+    """A stable number in [0, 1) for a story: the split never depends on order or on other stories."""
+    digest = hashlib.sha256(f"{seed}:{story_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_ids(story_ids: list[str], fraction: float, seed: int = 0) -> tuple[list[str], list[str]]:
+    """(train, validation) ids. With 10+ stories and a non-zero fraction, validation is never empty."""
+    ordered = sorted(set(story_ids))
+    validation = [s for s in ordered if split_bucket(s, seed) < fraction]
+    if fraction > 0 and not validation and len(ordered) >= 10:
+        validation = [min(ordered, key=lambda s: split_bucket(s, seed))]
+    chosen = set(validation)
+    return [s for s in ordered if s not in chosen], validation
+
+
+def default_epochs(n_examples: int) -> int:
+    """OpenAI's default epoch rule: 3, raised for small sets, lowered for very large ones."""
+    if n_examples <= 0:
+        return 0
+    if n_examples * 3 < 100:
+        return min(25, 100 // n_examples)
+    if n_examples * 3 > 25_000:
+        return max(1, 25_000 // n_examples)
+    return 3
+
+
+def billable_training_tokens(example_tokens: list[int], epochs: int, token_limit: int) -> int:
+    """Each example is capped at the model's per-example limit, then multiplied by the epochs."""
+    return sum(min(tokens, token_limit) for tokens in example_tokens) * epochs

@@ -1,0 +1,212 @@
+"""`coach build`: one whole dataset build on this machine, through the real handlers.
+
+The flow mirrors the state machine: check input -> scrape -> generation (SQS poller) -> progress ->
+validate -> assemble -> fine-tune start. AWS is emulated in-process unless an endpoint is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+from pydantic import BaseModel
+
+from coach import runtime
+from coach.adapters.storage import BuildStore, dataset_key
+from coach.domain.records import BuildManifest, BuildRequest
+from coach.errors import CoachError, ConfigError, InputError
+from coach.local import mirror
+from coach.local.emulator import LocalStack, start_local_stack
+from coach.local.lambda_runtime import invoke
+from coach.local.poller import SqsPoller
+from coach.step_errors import DatasetTooSmall, InvalidBuildRequest, NoStories, SourceFailed
+
+OUTPUT_FILES = ("train.jsonl", "validation.jsonl", "rejected.jsonl")
+
+
+class LocalBuildOptions(BaseModel):
+    request: BuildRequest
+    out: Path
+    state_dir: Path | None = None
+    endpoint_url: str | None = None
+    concurrency: int = 4
+    batch_size: int = 5
+    generation_timeout_s: float = 3_600
+    verbose: bool = False
+
+    @property
+    def state(self) -> Path:
+        return self.state_dir or self.out / ".state"
+
+
+class LocalBuildResult(BaseModel):
+    manifest: BuildManifest
+    out: Path
+    elapsed_s: float
+    generation_complete: bool
+
+
+def _quiet_powertools(verbose: bool) -> None:
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "writing-coach")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "WritingCoach")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "INFO" if verbose else "ERROR"
+
+
+def check_provider(request: BuildRequest) -> None:
+    if request.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
+        raise ConfigError(
+            "the openai provider needs an API key: set OPENAI_API_KEY (and OPENAI_BASE_URL to use another "
+            "OpenAI-compatible server), or use --provider offline", code="missing_api_key")
+
+
+class ProgressBar:
+    def __init__(self, total: int, stream: TextIO, width: int = 30) -> None:
+        self.total, self.stream, self.width = total, stream, width
+        self.tty = stream.isatty()
+        self._last_pct = -1
+
+    def update(self, done: int, note: str = "") -> None:
+        done = min(done, self.total)
+        pct = 100 if self.total == 0 else done * 100 // self.total
+        filled = self.width * pct // 100
+        line = f"generating [{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {note}"
+        if self.tty:
+            self.stream.write("\r" + line.ljust(78))
+            self.stream.flush()
+        elif pct // 25 != self._last_pct // 25:  # logs get a line per quarter, not a flood
+            self.stream.write(line + "\n")
+        self._last_pct = pct
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def _step(name: str, event: dict[str, Any]) -> Any:
+    try:
+        return invoke(name, event)
+    except InvalidBuildRequest as exc:
+        raise InputError(str(exc), code="invalid_build_request") from None
+    except NoStories as exc:
+        raise CoachError(str(exc), code="no_stories") from None
+    except SourceFailed as exc:
+        code, _, message = str(exc).partition(": ")
+        raise CoachError(message or code, code=code if message else "source_error") from None
+    except DatasetTooSmall as exc:
+        raise CoachError(str(exc), code="dataset_too_small") from None
+
+
+def _publish_outputs(store: BuildStore, build_id: str, out: Path, manifest: BuildManifest) -> None:
+    """Write the dataset files next to each other, the manifest last: a manifest means a complete set."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / f".staging-{build_id}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for name in OUTPUT_FILES:
+        (staging / name).write_text(store.get_text(dataset_key(build_id, name)) or "", encoding="utf-8")
+    (staging / "validation_report.json").write_text(json.dumps(manifest.validation_report, indent=2) + "\n")
+    (out / "manifest.json").unlink(missing_ok=True)
+    for path in staging.iterdir():
+        path.replace(out / path.name)
+    staging.rmdir()
+    (out / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) -> LocalBuildResult:
+    request = options.request
+    check_provider(request)
+    _quiet_powertools(options.verbose)
+    started = time.monotonic()
+    stack: LocalStack = start_local_stack(options.endpoint_url)
+    runtime.reset()
+    try:
+        s3 = boto3.client("s3", endpoint_url=stack.endpoint_url)
+        store = BuildStore(stack.bucket, s3)
+        state = options.state
+        restored = mirror.restore(store, state, request.build_id) if options.endpoint_url is None else 0
+        known: dict[str, str] = {}
+        normalised = _step("checkinput", request.model_dump(mode="json"))
+        scrape = _step("scraper", {"request": normalised})
+        stream.write(
+            f"build {request.build_id}: {scrape['stories']} stories"
+            + (f" (resumed, {restored} records restored)" if scrape.get("resumed") else "")
+            + f", {scrape['reused']} already have feedback, {scrape['enqueued']} to generate\n")
+        for warning in scrape.get("warnings", [])[:20]:
+            stream.write(f"warning: {warning}\n")
+        mirror.save(store, state, request.build_id, known=known)
+
+        poller = SqsPoller(boto3.client("sqs", endpoint_url=stack.endpoint_url), stack.queue_url,
+                           stack.queue_arn, batch_size=options.batch_size, concurrency=options.concurrency)
+        bar = ProgressBar(scrape["enqueued"], stream)
+        last_save = [time.monotonic()]
+
+        def tick() -> None:
+            bar.update(poller.stats.messages - poller.stats.failures,
+                       f"retries {poller.stats.failures}" if poller.stats.failures else "")
+            if time.monotonic() - last_save[0] > 2.0:  # a crash loses at most a couple of seconds of work
+                mirror.save(store, state, request.build_id, known=known)
+                last_save[0] = time.monotonic()
+
+        drained = poller.run(on_tick=tick, timeout_s=options.generation_timeout_s) if scrape["enqueued"] else True
+        bar.update(scrape["enqueued"] if drained else poller.stats.messages - poller.stats.failures)
+        bar.close()
+        mirror.save(store, state, request.build_id, known=known)
+        progress = _step("progress", {"build_id": request.build_id, "enqueued": scrape["enqueued"]})
+        if not drained:
+            stream.write(f"warning: generation did not finish within {options.generation_timeout_s:.0f}s; "
+                         "re-run the same build id to continue\n")
+        if progress["dead_lettered"]:
+            stream.write(f"warning: {progress['dead_lettered']} messages are in the dead-letter queue; "
+                         f"fix the cause, then `coach redrive {request.build_id}`\n")
+
+        _step("validator", {"build_id": request.build_id})
+        try:
+            assembled = _step("assembler", {"request": normalised, "scrape": scrape})
+        finally:
+            mirror.save(store, state, request.build_id, known=known)
+        _step("finetune", {"action": "start", "request": normalised, "dataset": assembled})
+        mirror.save(store, state, request.build_id, known=known)
+        manifest = store.get_model(assembled["manifest_key"], BuildManifest)
+        if manifest is None:
+            raise CoachError("the assembler wrote no manifest", code="manifest_missing")
+        _publish_outputs(store, request.build_id, options.out, manifest)
+        return LocalBuildResult(manifest=manifest, out=options.out, elapsed_s=time.monotonic() - started,
+                                generation_complete=drained and progress["done"])
+    finally:
+        stack.stop()
+
+
+def summary_table(result: LocalBuildResult) -> str:
+    m = result.manifest
+    c = m.counts
+    rows: list[tuple[str, str]] = [
+        ("build", m.build_id),
+        ("provider / model", f"{m.provider} / {m.model}"),
+        ("prompt version", m.prompt_version),
+        ("stories", str(c.stories)),
+        ("generated (now / reused)", f"{c.generated} ({c.generated_now} / {c.reused})"),
+        ("failed / skipped (budget)", f"{c.failed} / {c.skipped_budget}"),
+        ("accepted", str(c.accepted)),
+        ("rejected", str(c.rejected)),
+    ]
+    rows += [(f"  {reason}", str(n)) for reason, n in sorted(c.rejected_by_reason.items())]
+    estimate = " (estimated)" if m.tokens.estimated else ""
+    rows += [
+        ("examples (train / validation)", f"{c.train_examples} / {c.validation_examples}"),
+        ("tokens (prompt / completion)", f"{m.tokens.prompt_tokens} / {m.tokens.completion_tokens}{estimate}"),
+        ("dataset tokens", f"{m.tokens.dataset_tokens} [{m.tokens.method}]"),
+        ("generation cost", f"${m.cost.generation_usd:.4f}"),
+        ("fine-tune estimate", f"${m.cost.fine_tune_usd:.4f} ({m.cost.fine_tune_epochs or 0} epochs)"),
+        ("fine-tune", m.fine_tune.status + (f": {m.fine_tune.reason}" if m.fine_tune.reason else "")),
+        ("elapsed", f"{result.elapsed_s:.1f}s"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

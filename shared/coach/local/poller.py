@@ -1,0 +1,158 @@
+"""A local stand-in for Lambda's SQS event source mapping.
+
+It receives batches, hands them to the generator as SQS events of the shape AWS sends, deletes the
+messages the handler did not report as failed, and makes failed ones visible again after a short delay,
+so SQS's own redrive policy moves a message to the DLQ after its last allowed receive, as in the cloud.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from coach.local.lambda_runtime import invoke
+
+Handler = Callable[[dict[str, Any]], Any]
+
+
+@dataclass
+class PollerStats:
+    batches: int = 0
+    messages: int = 0
+    failures: int = 0
+    handler_errors: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, messages: int, failures: int, error: bool = False) -> None:
+        with self.lock:
+            self.batches += 1
+            self.messages += messages
+            self.failures += failures
+            self.handler_errors += int(error)
+
+
+def to_sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str = "us-east-1") -> dict[str, Any]:
+    records = []
+    for msg in messages:
+        attributes = msg.get("Attributes", {})
+        records.append({
+            "messageId": msg["MessageId"],
+            "receiptHandle": msg["ReceiptHandle"],
+            "body": msg["Body"],
+            "attributes": {
+                "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+                "SentTimestamp": attributes.get("SentTimestamp", str(int(time.time() * 1000))),
+                "SenderId": attributes.get("SenderId", "local"),
+                "ApproximateFirstReceiveTimestamp": attributes.get(
+                    "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))),
+            },
+            "messageAttributes": {
+                name: {"stringValue": value.get("StringValue"), "binaryValue": None, "stringListValues": [],
+                       "binaryListValues": [], "dataType": value.get("DataType", "String")}
+                for name, value in msg.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": msg.get("MD5OfBody") or hashlib.md5(msg["Body"].encode()).hexdigest(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": queue_arn,
+            "awsRegion": region,
+        })
+    return {"Records": records}
+
+
+class SqsPoller:
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        *,
+        handler: Handler | None = None,
+        batch_size: int = 5,
+        concurrency: int = 4,
+        retry_delay_s: int = 1,
+        wait_s: int = 1,
+    ) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.handler = handler or (lambda event: invoke("generator", event))
+        self.batch_size = max(1, min(10, batch_size))
+        self.concurrency = max(1, concurrency)
+        self.retry_delay_s = retry_delay_s
+        self.wait_s = wait_s
+        self.stats = PollerStats()
+        self._stop = threading.Event()
+        self._in_flight = 0
+
+    def queue_depth(self) -> int:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def _process(self, messages: list[dict[str, Any]]) -> None:
+        event = to_sqs_event(messages, self.queue_arn)
+        failed_ids: set[str]
+        error = False
+        try:
+            response = self.handler(event) or {}
+            failed_ids = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        except Exception:
+            failed_ids = {m["MessageId"] for m in messages}
+            error = True
+        for msg in messages:
+            if msg["MessageId"] in failed_ids:
+                self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=msg["ReceiptHandle"],
+                                                   VisibilityTimeout=self.retry_delay_s)
+            else:
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=msg["ReceiptHandle"])
+        self.stats.add(len(messages), len(failed_ids), error)
+
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            response = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.wait_s,
+                AttributeNames=["All"], MessageAttributeNames=["All"],
+            )
+            messages = response.get("Messages", [])
+            if messages:
+                with self.stats.lock:
+                    self._in_flight += 1
+                try:
+                    self._process(messages)
+                finally:
+                    with self.stats.lock:
+                        self._in_flight -= 1
+
+    def run(self, *, on_tick: Callable[[], None] | None = None, timeout_s: float | None = None,
+            tick_s: float = 0.5) -> bool:
+        """Poll with `concurrency` workers until the queue is drained (True) or the timeout passes (False).
+
+        Drained means no visible or in-flight message twice in a row with no batch being handled: every
+        message was either deleted after success or moved to the DLQ by the redrive policy.
+        """
+        self._stop.clear()
+        workers = [threading.Thread(target=self._worker, name=f"sqs-poller-{i}", daemon=True)
+                   for i in range(self.concurrency)]
+        for worker in workers:
+            worker.start()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        empty_ticks = 0
+        try:
+            while True:
+                time.sleep(tick_s)
+                if on_tick:
+                    on_tick()
+                busy = self._in_flight > 0
+                empty_ticks = empty_ticks + 1 if (not busy and self.queue_depth() == 0) else 0
+                if empty_ticks >= 2:
+                    return True
+                if deadline and time.monotonic() > deadline:
+                    return False
+        finally:
+            self._stop.set()
+            for worker in workers:
+                worker.join(timeout=self.wait_s + 130)

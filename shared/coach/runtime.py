@@ -1,0 +1,70 @@
+"""Process-wide wiring for handlers: settings, AWS clients and providers, created lazily and reused.
+
+Lazy because a client created at import time would bypass test emulators, and reused because a warm
+Lambda should not rebuild connections per invocation.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+
+from coach.adapters.queue import StoryQueue
+from coach.adapters.secrets import openai_api_key
+from coach.adapters.storage import BuildStore
+from coach.domain.records import GenerationTask
+from coach.settings import Settings
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@functools.cache
+def client(service: str) -> Any:
+    return boto3.client(service)
+
+
+def store() -> BuildStore:
+    cfg = settings()
+    cfg.require("bucket")
+    return BuildStore(cfg.bucket or "", client("s3"))
+
+
+def story_queue() -> StoryQueue:
+    cfg = settings()
+    cfg.require("story_queue_url")
+    return StoryQueue(cfg.story_queue_url or "", client("sqs"))
+
+
+@functools.cache
+def _provider(name: str, model: str | None) -> Any:
+    from coach.adapters.completion import make_provider
+
+    cfg = settings()
+    key = openai_api_key(cfg.openai_secret) if name == "openai" else None
+    return make_provider(name, model, api_key=key, base_url=cfg.openai_base_url, timeout=cfg.completion_timeout)
+
+
+def provider_for_task(task: GenerationTask) -> Any:
+    return _provider(task.provider, task.model)
+
+
+def openai_client() -> Any:
+    from openai import OpenAI
+
+    cfg = settings()
+    key = openai_api_key(cfg.openai_secret)
+    if not key:
+        from coach.errors import ConfigError
+
+        raise ConfigError("no OpenAI API key: set OPENAI_API_KEY or COACH_OPENAI_SECRET", code="missing_api_key")
+    return OpenAI(api_key=key, base_url=cfg.openai_base_url, timeout=60.0, max_retries=3)
+
+
+def reset() -> None:
+    """Forget cached clients and providers (tests switch endpoints between cases)."""
+    client.cache_clear()
+    _provider.cache_clear()

@@ -1,0 +1,27 @@
+"""Exceptions a handler raises to end a Step Functions execution with a readable cause.
+
+Step Functions reports a Lambda failure by the exception's class name (the state machine's Catch and
+the console show it) and its message (the cause), so the names are stable and the messages one line.
+"""
+
+from __future__ import annotations
+
+
+class InvalidBuildRequest(Exception):
+    pass
+
+
+class NoStories(Exception):
+    pass
+
+
+class SourceFailed(Exception):
+    pass
+
+
+class DatasetTooSmall(Exception):
+    pass
+
+
+class FineTuneFailed(Exception):
+    pass
