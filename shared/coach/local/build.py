@@ -123,6 +123,7 @@ def _publish_outputs(store: BuildStore, build_id: str, out: Path, manifest: Buil
 def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) -> LocalBuildResult:
     request = options.request
     check_provider(request)
+    saved_env = dict(os.environ)
     _quiet_powertools(options.verbose)
     started = time.monotonic()
     stack: LocalStack = start_local_stack(options.endpoint_url)
@@ -182,6 +183,10 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
                                 generation_complete=drained and progress["done"])
     finally:
         stack.stop()
+        # The emulator's endpoint must not leak into whatever runs next in this process.
+        os.environ.clear()
+        os.environ.update(saved_env)
+        runtime.reset()
 
 
 def summary_table(result: LocalBuildResult) -> str:

@@ -33,8 +33,8 @@ class LocalStack:
 
     def env(self) -> dict[str, str]:
         """The environment the handlers read, as the SAM template would set it."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
+        env = {"AWS_ENDPOINT_URL": self.endpoint_url} if self.endpoint_url else {}
+        return env | {
             "COACH_BUCKET": self.bucket,
             "COACH_STORY_QUEUE_URL": self.queue_url,
             "COACH_STORY_DLQ_URL": self.dlq_url,
@@ -73,8 +73,11 @@ def start_server() -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
-def provision(endpoint_url: str, server: Any = None) -> LocalStack:
-    """Create (or find) the bucket, queue + DLQ with redrive, idempotency table and model parameter."""
+def provision(endpoint_url: str | None, server: Any = None) -> LocalStack:
+    """Create (or find) the bucket, queue + DLQ with redrive and idempotency table.
+
+    With endpoint_url None the default endpoint is used (e.g. inside moto's `mock_aws` in tests).
+    """
     _set_fake_credentials()
     kwargs = {"endpoint_url": endpoint_url, "region_name": os.environ.get("AWS_DEFAULT_REGION", REGION)}
     s3 = boto3.client("s3", **kwargs)
@@ -96,7 +99,7 @@ def provision(endpoint_url: str, server: Any = None) -> LocalStack:
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         )
-    return LocalStack(endpoint_url=endpoint_url, bucket=BUCKET, queue_url=queue_url, queue_arn=queue_arn,
+    return LocalStack(endpoint_url=endpoint_url or "", bucket=BUCKET, queue_url=queue_url, queue_arn=queue_arn,
                       dlq_url=dlq_url, table=TABLE, model_parameter=MODEL_PARAMETER, server=server)
 
 
