@@ -1,0 +1,249 @@
+"""Reddit text to plain story text, and the tests that tell a story reply from noise.
+
+Pure functions, no I/O. A reply's `body` is Reddit-flavoured markdown; a story record holds plain
+paragraphs, the way a reader sees the rendered reply: emphasis, links, spoilers and headings lose their
+markup but keep their words, paragraphs stay apart, and a horizontal rule (a writer's scene break) becomes
+"* * *". Markdown files from a writer's own folder go through the same conversion.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+SCENE_BREAK = "* * *"
+
+# Characters a backslash can escape in Reddit markdown. Escaped ones are parked in the private-use area
+# while the markup is removed, so "\*not emphasis\*" keeps its asterisks.
+_ESCAPABLE = "\\`*_{}[]()#+-.!>~^|<&"
+_PARK_BASE = 0xE000
+_ESCAPE = re.compile(r"\\([" + re.escape(_ESCAPABLE) + r"])")
+
+_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+_RULE = re.compile(r"^\s{0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+_SETEXT_UNDERLINE = re.compile(r"^\s{0,3}={2,}[ \t]*$")
+_ATX = re.compile(r"^\s{0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+_QUOTE = re.compile(r"^\s{0,3}>(?!!)[ \t]?")
+_BULLET = re.compile(r"^\s*[*+-][ \t]+(?=\S)")
+_NUMBERED = re.compile(r"^\s*\d{1,9}[.)][ \t]+(?=\S)")
+_REF_DEFINITION = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S+.*$")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?\)")
+_LINK = re.compile(r"\[([^\]]+)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?\)")
+_REF_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
+_AUTOLINK = re.compile(r"<((?:https?|ftp)://[^>\s]+|[^>\s@]+@[^>\s@]+)>")
+_SPOILER = re.compile(r">!(.+?)!<")
+_SUPERSCRIPT_GROUP = re.compile(r"\^\(([^)]*)\)")
+_SUPERSCRIPT_WORD = re.compile(r"\^(?=\S)")
+_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_CODE = re.compile(r"`+([^`]+?)`+")
+_STRONG_EM_STAR = re.compile(r"\*\*\*(?=\S)(.+?)(?<=\S)\*\*\*")
+_STRONG_STAR = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+_EM_STAR = re.compile(r"\*(?=[^\s*])(.+?)(?<=[^\s*])\*")
+# Underscores only mark emphasis at word edges, so snake_case and file_names stay whole.
+_STRONG_EM_UNDER = re.compile(r"(?<![\w])___(?=\S)(.+?)(?<=\S)___(?![\w])")
+_STRONG_UNDER = re.compile(r"(?<![\w])__(?=\S)(.+?)(?<=\S)__(?![\w])")
+_EM_UNDER = re.compile(r"(?<![\w])_(?=\S)(.+?)(?<=\S)_(?![\w])")
+
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
+_SPACES = re.compile(r"[ \t\u00a0\u2007\u202f]+")
+_BLANK_RUN = re.compile(r"\n{3,}")
+
+# Bots announce themselves in a footer; a story narrated by a robot may say "I am a bot" in its middle,
+# so the phrase counts only in the last paragraph (or anywhere in a short reply).
+_BOT_FOOTER = re.compile(
+    r"\bi\s*(?:am|'m|’m)\s+a\s+(?:ro)?bot\b|this action was performed automatically|"
+    r"\bbeep,? boop\b|\bbleep,? bloop\b",
+    re.IGNORECASE,
+)
+_SHORT_REPLY = 600
+KNOWN_BOTS = frozenset({
+    "automoderator", "writingpromptsrobot", "remindmebot", "wikitextbot", "wikisummarizerbot",
+    "sneakpeekbot", "totesmessenger", "repostsleuthbot", "savevideo", "converter-bot", "timezone_bot",
+    "b0trank", "goodbot_badbot", "the-paranoid-android", "profanitycounter", "stormtrooper_bot",
+    "haikusbot", "nice-scores", "same_post_bot", "substitute-bot", "ttumblrbots",
+})
+_BOT_NAME = re.compile(r"(?:^|[-_])bot$|robot$", re.IGNORECASE)
+_CAMEL_BOT = re.compile(r"[a-z0-9]Bot$")
+_DELETED = re.compile(r"^\[\s*(?:deleted|removed)\b[^\]]*\]$", re.IGNORECASE)
+_PROMPT_TAGS = re.compile(r"^\s*(?:[\[(][A-Za-z]{2,3}[\])]\s*)+")
+
+
+def _park_escapes(text: str) -> str:
+    return _ESCAPE.sub(lambda m: chr(_PARK_BASE + ord(m.group(1))), text)
+
+
+def _unpark(text: str) -> str:
+    return "".join(
+        chr(ord(ch) - _PARK_BASE) if _PARK_BASE <= ord(ch) < _PARK_BASE + 128 else ch for ch in text
+    )
+
+
+def _inline(line: str) -> str:
+    """Remove inline markup from one line, keeping the words."""
+    line = _CODE.sub(lambda m: _park_all(m.group(1)), line)
+    line = _IMAGE.sub(r"\1", line)
+    line = _LINK.sub(r"\1", line)
+    line = _REF_LINK.sub(r"\1", line)
+    line = _AUTOLINK.sub(r"\1", line)
+    line = _SPOILER.sub(r"\1", line)
+    line = _SUPERSCRIPT_GROUP.sub(r"\1", line)
+    line = _SUPERSCRIPT_WORD.sub("", line)
+    line = _STRIKE.sub(r"\1", line)
+    for pattern in (_STRONG_EM_STAR, _STRONG_EM_UNDER, _STRONG_STAR, _STRONG_UNDER, _EM_STAR, _EM_UNDER):
+        line = pattern.sub(r"\1", line)
+    return line
+
+
+def _park_all(text: str) -> str:
+    """Code spans are literal: park their markdown characters so later passes leave them alone."""
+    return "".join(chr(_PARK_BASE + ord(ch)) if ch in _ESCAPABLE else ch for ch in text)
+
+
+def _finish(line: str) -> str:
+    line = html.unescape(_unpark(line)).translate(_INVISIBLE)
+    return _SPACES.sub(" ", line).strip()
+
+
+def markdown_to_plain(markdown: str) -> str:
+    """Reddit markdown (raw or entity-escaped) to plain paragraphs separated by one blank line.
+
+    Within a paragraph, lines the writer merely wrapped are joined with a space (that is how Reddit
+    renders them); hard breaks (two trailing spaces or a backslash), list items and quoted lines keep
+    their own line.
+    """
+    text = normalise_newlines(markdown)
+    paragraphs: list[list[str]] = []
+    current: list[str] = []
+    hard_break = True  # the next line starts a new line rather than continuing the last one
+    in_fence = False
+
+    def close() -> None:
+        nonlocal current, hard_break
+        if current:
+            paragraphs.append(current)
+        current = []
+        hard_break = True
+
+    def add(line: str, *, own_line: bool, breaks_after: bool) -> None:
+        nonlocal hard_break
+        if current and not (hard_break or own_line):
+            current[-1] = f"{current[-1]} {line}"
+        else:
+            current.append(line)
+        hard_break = breaks_after or own_line
+
+    for raw in text.split("\n"):
+        if _FENCE.match(raw):
+            in_fence = not in_fence
+            close()
+            continue
+        if in_fence:
+            if raw.strip():
+                add(_park_all(raw.strip()), own_line=True, breaks_after=True)
+            continue
+        ends_hard = raw.endswith(("  ", "\\")) and raw.strip() not in ("", "\\")
+        line = raw.rstrip()
+        if ends_hard and line.endswith("\\"):
+            line = line[:-1].rstrip()
+        if not line.strip() or not _finish(line):
+            # Blank, or only entities such as &nbsp; / &#x200B; that writers use as spacer lines.
+            close()
+            continue
+        if _RULE.match(line):
+            # Also "text\n---", which markdown would call a heading: writers mean a scene break.
+            close()
+            paragraphs.append([SCENE_BREAK])
+            continue
+        if _SETEXT_UNDERLINE.match(line) and current:
+            close()  # "Title\n=====": the line above was a heading
+            continue
+        if _REF_DEFINITION.match(line) or (_TABLE_RULE.match(line) and "|" in line):
+            continue
+        heading = _ATX.match(line)
+        if heading:
+            close()
+            if heading.group(1).strip():
+                paragraphs.append([heading.group(1)])
+            continue
+        quoted = False
+        while _QUOTE.match(line):
+            line = _QUOTE.sub("", line, count=1)
+            quoted = True
+        if quoted and not line.strip():
+            close()
+            continue
+        own_line = False
+        if _BULLET.match(line):
+            line = _BULLET.sub("", line, count=1)
+            own_line = True
+        elif _NUMBERED.match(line):
+            own_line = True
+        add(line.strip(), own_line=own_line, breaks_after=ends_hard or own_line)
+    close()
+
+    out: list[str] = []
+    for para in paragraphs:
+        lines = [_finish(_inline(_park_escapes(line))) for line in para]
+        body = "\n".join(line for line in lines if line)
+        if body:
+            out.append(body)
+    return _collapse_scene_breaks(out)
+
+
+def _collapse_scene_breaks(paragraphs: list[str]) -> str:
+    kept: list[str] = []
+    for para in paragraphs:
+        if para == SCENE_BREAK and (not kept or kept[-1] == SCENE_BREAK):
+            continue
+        kept.append(para)
+    while kept and kept[-1] == SCENE_BREAK:
+        kept.pop()
+    return "\n\n".join(kept)
+
+
+def normalise_newlines(text: str) -> str:
+    """Strip a byte-order mark and turn Windows (CRLF) and old Mac (CR) line endings into LF."""
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def clean_plain_text(text: str) -> str:
+    """Plain text as written, tidied: LF endings, no trailing spaces, at most one blank line in a row."""
+    lines = [line.rstrip() for line in normalise_newlines(text).split("\n")]
+    return _BLANK_RUN.sub("\n\n", "\n".join(lines)).strip("\n").rstrip()
+
+
+def decode_entities(text: str) -> str:
+    """HTML entities (&amp;, &#x200B;, &nbsp;) to the characters they stand for; invisible ones removed."""
+    return html.unescape(text).translate(_INVISIBLE).replace("\u00a0", " ")
+
+
+def is_deleted(body: str | None) -> bool:
+    """A body Reddit put in place of a deleted or removed reply ("[deleted]", "[ Removed by Reddit ]")."""
+    return body is None or not body.strip() or bool(_DELETED.match(body.strip()))
+
+
+def is_bot_name(author: str | None) -> bool:
+    if not author:
+        return False
+    return author.lower() in KNOWN_BOTS or bool(_BOT_NAME.search(author) or _CAMEL_BOT.search(author))
+
+
+def has_bot_footer(text: str) -> bool:
+    """True when the reply signs off as a bot ("I am a bot", "this action was performed automatically")."""
+    plain = decode_entities(text).strip()
+    if len(plain) <= _SHORT_REPLY:
+        return bool(_BOT_FOOTER.search(plain))
+    last_paragraph = re.split(r"\n\s*\n", plain)[-1]
+    return bool(_BOT_FOOTER.search(last_paragraph[-_SHORT_REPLY:]))
+
+
+def is_bot(author: str | None, body: str) -> bool:
+    return is_bot_name(author) or has_bot_footer(body)
+
+
+def prompt_title(post_title: str) -> str:
+    """A prompt's title without its leading tags: "[WP] [TT] The sea is gone" -> "The sea is gone"."""
+    title = _SPACES.sub(" ", decode_entities(post_title)).strip()
+    return _PROMPT_TAGS.sub("", title).strip() or title
