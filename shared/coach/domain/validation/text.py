@@ -1,0 +1,103 @@
+"""Text primitives the validator's rules share: words, sentences, paragraphs and quotations, with offsets.
+
+Everything keeps character offsets into the text it was given, so a rule's evidence points at the exact
+span that made it fire. Regexes are compiled once; the story's n-gram set is cached per story text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+# Quotations: straight and curly double quotes, curly single quotes, and straight single quotes that
+# open after a non-word character (so the apostrophe in "don't" never opens one).
+QUOTE_RE = re.compile(
+    r"\"[^\"\n]{1,600}\"|“[^”\n]{1,600}”|(?<!\w)‘(?:[^’\n]|’(?=\w)){1,300}’(?!\w)"
+    r"|(?<![\w'])'(?=\S)(?:[^'\n]|'(?=\w)){1,300}(?<=\S)'(?!\w)"
+)
+SENTENCE_RE = re.compile(r"\S(?:.*?)(?:[.!?…]+[\"'”’)\]*_]*(?=\s|$)|(?=\n)|$)")
+PARAGRAPH_SPLIT_RE = re.compile(r"\n[ \t]*\n\s*")
+SECOND_PERSON_RE = re.compile(r"\b(?:you|your|yours|yourself|yourselves)(?:['’](?:re|ve|ll|d))?\b", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    start: int
+    end: int
+    text: str
+
+
+def normalise_whitespace(text: str) -> str:
+    """LF line endings, no trailing spaces, at most one blank line in a row, no outer blank space."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+    lines = [line.rstrip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def words(text: str) -> list[Span]:
+    return [Span(m.start(), m.end(), m.group()) for m in WORD_RE.finditer(text)]
+
+
+def word_keys(text: str) -> list[str]:
+    """Lowercased words with curly apostrophes straightened: the unit of every overlap comparison."""
+    return [w.lower().replace("’", "'") for w in WORD_RE.findall(text)]
+
+
+def sentences(text: str) -> list[Span]:
+    return [Span(m.start(), m.end(), m.group()) for m in SENTENCE_RE.finditer(text)]
+
+
+def paragraphs(text: str) -> list[Span]:
+    spans: list[Span] = []
+    pos = 0
+    for m in PARAGRAPH_SPLIT_RE.finditer(text):
+        if text[pos:m.start()].strip():
+            spans.append(Span(pos, m.start(), text[pos:m.start()]))
+        pos = m.end()
+    if text[pos:].strip():
+        spans.append(Span(pos, len(text), text[pos:]))
+    return spans
+
+
+def quotations(text: str) -> list[Span]:
+    return [Span(m.start(), m.end(), m.group()) for m in QUOTE_RE.finditer(text)]
+
+
+def mask_spans(text: str, spans: list[Span]) -> str:
+    """The text with each span's inside blanked out (same length, so offsets still line up)."""
+    if not spans:
+        return text
+    parts: list[str] = []
+    pos = 0
+    for span in spans:
+        parts.append(text[pos:span.start + 1])
+        parts.append(" " * max(span.end - span.start - 2, 0))
+        pos = span.end - 1
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def ngrams(keys: list[str], n: int) -> list[str]:
+    return [" ".join(keys[i:i + n]) for i in range(len(keys) - n + 1)]
+
+
+@functools.lru_cache(maxsize=512)
+def story_ngrams(story: str, n: int) -> frozenset[str]:
+    """Every word n-gram of a story; cached because one story is judged against many critiques."""
+    return frozenset(ngrams(word_keys(story), n))
+
+
+@functools.lru_cache(maxsize=512)
+def story_lower(story: str) -> str:
+    return story.lower().replace("’", "'")
+
+
+def excerpt(text: str, start: int, end: int, limit: int = 160) -> str:
+    """The span itself, shortened in the middle when it is long."""
+    span = text[start:end].strip()
+    if len(span) <= limit:
+        return span
+    half = limit // 2 - 2
+    return f"{span[:half].rstrip()} ... {span[-half:].lstrip()}"
