@@ -181,6 +181,8 @@ class FineTuneOptions(_Record):
     suffix: Annotated[str, Field(max_length=64)] = "writing-coach"
     epochs: Annotated[int, Field(ge=1, le=50)] | None = None
     seed: int = 42
+    # Also write {"prompt", "completion"} files for older completion-style trainers.
+    legacy_export: bool = False
 
 
 class BuildRequest(_Record):
@@ -208,6 +210,8 @@ class Counts(_Record):
     rejected: int = 0
     rejected_by_reason: dict[str, int] = Field(default_factory=dict)
     duplicates_removed: int = 0
+    duplicate_stories: int = 0
+    near_duplicate_critiques: int = 0
     train_examples: int = 0
     validation_examples: int = 0
 
@@ -220,11 +224,40 @@ class TokenStats(_Record):
     method: str = "chars/4"
 
 
+class Distribution(_Record):
+    min: float = 0
+    median: float = 0
+    p90: float = 0
+    max: float = 0
+    mean: float = 0
+
+
+class DatasetChecks(_Record):
+    """Format checks and token distributions of one fine-tuning file, as run before upload."""
+
+    examples: int = 0
+    passed: bool = True
+    token_method: str = "chars/4"
+    estimated: bool = True
+    token_limit: int = 0
+    over_token_limit: int = 0
+    missing_system: int = 0
+    missing_user: int = 0
+    errors: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    messages: Distribution = Field(default_factory=Distribution)
+    total_tokens: Distribution = Field(default_factory=Distribution)
+    assistant_tokens: Distribution = Field(default_factory=Distribution)
+
+
 class CostEstimate(_Record):
     generation_usd: float = 0.0
     fine_tune_usd: float = 0.0
     fine_tune_epochs: int | None = None
     billable_training_tokens: int = 0
+    epochs_rule: Literal["given", "default"] | None = None
+    example_token_limit: int | None = None
+    training_price_per_million: float | None = None  # None: the base model's price is unknown
 
 
 class FineTuneStatus(_Record):
@@ -236,6 +269,11 @@ class FineTuneStatus(_Record):
     trained_tokens: int | None = None
     cost_usd: float | None = None
     error: ErrorInfo | None = None
+    training_file: str | None = None
+    validation_file: str | None = None
+    events_key: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    published_at: str | None = None
 
 
 class BuildManifest(_Record):
@@ -250,4 +288,5 @@ class BuildManifest(_Record):
     cost: CostEstimate = Field(default_factory=CostEstimate)
     fine_tune: FineTuneStatus = Field(default_factory=FineTuneStatus)
     validation_report: dict[str, dict] = Field(default_factory=dict)
+    dataset_checks: dict[str, DatasetChecks] = Field(default_factory=dict)  # per file name
     files: dict[str, str] = Field(default_factory=dict)
