@@ -109,6 +109,7 @@ class RequestLog:
     model: str | None = None
     messages_hash: str | None = None
     user_content: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # the JSON body's other fields (model, stop, ...)
     at: float = field(default_factory=time.time)
 
 
@@ -344,9 +345,7 @@ class FakeOpenAIServer:
         if self._httpd is not None:
             return self
         handler = type("_BoundHandler", (_Handler,), {"fake": self})
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        httpd.daemon_threads = True
-        httpd.block_on_close = False  # stalled handlers are released by the stop event instead
+        httpd = _Server(("127.0.0.1", 0), handler)
         self._httpd = httpd
         self._stop.clear()
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -563,9 +562,11 @@ class FakeOpenAIServer:
                 self._usage[key] += value
         return response
 
-    def count_success(self, user_content: str) -> None:
+    def count_success(self, user_content: str, delta: int) -> None:
         with self._lock:
-            self._successes[user_content] += 1
+            self._successes[user_content] += delta
+            if self._successes[user_content] <= 0:
+                del self._successes[user_content]
 
     def model_ids(self) -> list[str]:
         with self._lock:
@@ -760,6 +761,23 @@ def _messages_hash(messages: Any) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _describe_chat(entry: RequestLog, raw: bytes) -> None:
+    """Fill the log entry of a chat call before any fault, so failed calls are identifiable too."""
+    try:
+        body = json.loads(raw or b"{}")
+    except json.JSONDecodeError:
+        return
+    if not isinstance(body, dict):
+        return
+    entry.model = body.get("model")
+    messages = body.get("messages")
+    entry.messages_hash = _messages_hash(messages)
+    entry.params = {k: v for k, v in body.items() if k != "messages"}
+    if isinstance(messages, list):
+        entry.user_content = "\n".join(_content_text(m) for m in messages
+                                       if isinstance(m, dict) and m.get("role") == "user")
+
+
 def _list_page(items: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
     """A cursor page as the SDK expects: `after` is the id of the last item already seen."""
     after = query.get("after")
@@ -768,6 +786,12 @@ def _list_page(items: list[dict[str, Any]], query: dict[str, str]) -> dict[str, 
         items = items[ids.index(after) + 1:] if after in ids else []
     limit = int(query.get("limit") or 20)
     return {"object": "list", "data": items[:limit], "has_more": len(items) > limit}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stalled handlers are released by the stop event instead
+    request_queue_size = 128  # the default 5 resets connections when tests fire many calls at once
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -791,6 +815,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(p.partition("=")[::2] for p in query_string.split("&") if p)
         body_bytes = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         entry = RequestLog(method=method, path=path, status=200)
+        if method == "POST" and path.endswith("/chat/completions"):
+            _describe_chat(entry, body_bytes)
         fake = self.fake
         try:
             fake._check_auth(self.headers)
@@ -798,7 +824,7 @@ class _Handler(BaseHTTPRequestHandler):
             latency = fake._latency()
             if latency > 0:
                 fake._stop.wait(latency)
-            status, payload = self._route(method, path, query, body_bytes, entry, scripted)
+            status, payload = self._route(method, path, query, body_bytes, scripted)
         except _Dropped:
             entry.status = 0
             fake._record(entry)
@@ -811,12 +837,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         entry.status = status
         fake._record(entry)
+        # Counted before the answer is written, so a client that has read it always sees the count.
+        paid = status == 200 and entry.user_content is not None and path.endswith("/chat/completions")
+        if paid:
+            fake.count_success(entry.user_content, +1)
         delivered = self._send_json(status, payload) if not isinstance(payload, bytes) else self._send_bytes(
             status, payload)
-        if delivered and status == 200 and entry.user_content is not None:
-            fake.count_success(entry.user_content)
+        if paid and not delivered:
+            fake.count_success(entry.user_content, -1)
 
-    def _route(self, method: str, path: str, query: dict[str, str], raw: bytes, entry: RequestLog,
+    def _route(self, method: str, path: str, query: dict[str, str], raw: bytes,
                scripted: Reply | None) -> tuple[int, dict[str, Any] | bytes]:
         fake = self.fake
         parts = [p for p in path.split("/") if p]
@@ -824,14 +854,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _HttpError(404, f"Invalid URL ({method} {path})", code=None)
         parts = parts[1:]
         if method == "POST" and parts == ["chat", "completions"]:
-            body = self._json(raw)
-            entry.model = body.get("model")
-            messages = body.get("messages")
-            entry.messages_hash = _messages_hash(messages)
-            if isinstance(messages, list):
-                entry.user_content = "\n".join(_content_text(m) for m in messages
-                                               if isinstance(m, dict) and m.get("role") == "user")
-            return 200, fake.chat_completion(body, scripted)
+            return 200, fake.chat_completion(self._json(raw), scripted)
         if parts == ["models"] and method == "GET":
             data = [{"id": m, "object": "model", "created": 1_700_000_000,
                      "owned_by": "user-coach" if m.startswith("ft:") else "system"} for m in fake.model_ids()]

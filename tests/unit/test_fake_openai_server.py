@@ -153,15 +153,20 @@ def test_stall_outlasts_the_client_timeout_and_is_not_counted_as_paid(server):
 
 def test_counts_are_exact_under_concurrency(server):
     client = client_for(server)
+    errors: list[Exception] = []
 
     def ask(n: int) -> None:
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"story {n % 5}"}])
+        try:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": f"story {n % 5}"}])
+        except Exception as err:  # reported by the assertion below
+            errors.append(err)
 
     threads = [threading.Thread(target=ask, args=(n,)) for n in range(20)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert errors == []
     assert server.success_counts == {f"story {n}": 4 for n in range(5)}
     assert len(server.chat_requests()) == 20
 
