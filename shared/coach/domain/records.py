@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -287,6 +287,6 @@ class BuildManifest(_Record):
     tokens: TokenStats = Field(default_factory=TokenStats)
     cost: CostEstimate = Field(default_factory=CostEstimate)
     fine_tune: FineTuneStatus = Field(default_factory=FineTuneStatus)
-    validation_report: dict[str, dict] = Field(default_factory=dict)
+    validation_report: dict[str, Any] = Field(default_factory=dict)
     dataset_checks: dict[str, DatasetChecks] = Field(default_factory=dict)  # per file name
     files: dict[str, str] = Field(default_factory=dict)

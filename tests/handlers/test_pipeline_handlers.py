@@ -1,0 +1,146 @@
+"""Each pipeline handler against emulated AWS (moto), with the event shapes AWS sends."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from coach.adapters.storage import BuildStore, dataset_key, feedback_key
+from coach.domain.prompt import PROMPT_VERSION
+from coach.domain.records import BuildManifest, GenerationRecord, GenerationTask
+from coach.local.lambda_runtime import invoke
+from coach.local.poller import to_sqs_event
+from coach.step_errors import InvalidBuildRequest, NoStories, SourceFailed
+
+
+def _request(build_id: str = "b1", **extra) -> dict:
+    return {"build_id": build_id, "source": {"kind": "samples"}, **extra}
+
+
+def _receive_all(sqs, url: str) -> list[dict]:
+    messages = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                  MessageAttributeNames=["All"]).get("Messages", [])
+        if not got:
+            return messages
+        messages += got
+
+
+def test_checkinput_fills_defaults_and_rejects_bad_input(aws):
+    out = invoke("checkinput", {"build_id": "ok-1"})
+    assert out["source"]["kind"] == "samples" and out["provider"] == "offline"
+    with pytest.raises(InvalidBuildRequest, match="build_id"):
+        invoke("checkinput", {"build_id": "Not Valid!"})
+    with pytest.raises(InvalidBuildRequest, match="provider"):
+        invoke("checkinput", {"build_id": "x", "provider": "gpt"})
+
+
+def test_scraper_stores_stories_and_enqueues_one_message_each(aws):
+    out = invoke("scraper", {"request": _request(limit=5)})
+    assert out["stories"] == 5 and out["enqueued"] == 5 and out["reused"] == 0
+    store = BuildStore(aws.bucket, boto3.client("s3"))
+    assert len(list(store.stories("b1"))) == 5
+    messages = _receive_all(boto3.client("sqs"), aws.queue_url)
+    tasks = [GenerationTask.model_validate_json(m["Body"]) for m in messages]
+    assert sorted(t.story_id for t in tasks) == sorted(s.story_id for s in store.stories("b1"))
+    assert {t.prompt_version for t in tasks} == {PROMPT_VERSION}
+
+
+def test_scraper_fails_with_readable_cause(aws, tmp_path):
+    with pytest.raises(SourceFailed, match="source_not_found"):
+        invoke("scraper", {"request": {"build_id": "b2", "source": {"kind": "directory",
+                                                                     "path": str(tmp_path / "missing")}}})
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "blank.txt").write_text("   \n")
+    with pytest.raises((NoStories, SourceFailed)):
+        invoke("scraper", {"request": {"build_id": "b3", "source": {"kind": "directory", "path": str(empty)}}})
+
+
+def test_generator_writes_feedback_and_reports_only_failed_records(aws):
+    invoke("scraper", {"request": _request(limit=3)})
+    sqs = boto3.client("sqs")
+    messages = _receive_all(sqs, aws.queue_url)
+    # One poisoned message among good ones: only it is reported as failed.
+    poisoned = dict(messages[0], MessageId="poison", Body="{not json")
+    event = to_sqs_event([*messages, poisoned], aws.queue_arn)
+    result = invoke("generator", event)
+    assert result["batchItemFailures"] == [{"itemIdentifier": "poison"}]
+    store = BuildStore(aws.bucket, boto3.client("s3"))
+    records = list(store.feedback("b1"))
+    assert len(records) == 3
+    for record in records:
+        assert record.status == "generated" and record.feedback
+        assert record.model == "coach-offline-critic-v1" and record.provider == "offline"
+        assert record.usage.estimated and record.cost_usd == 0
+
+
+def test_generator_never_pays_twice_for_a_redelivered_message(aws):
+    invoke("scraper", {"request": _request(limit=1)})
+    messages = _receive_all(boto3.client("sqs"), aws.queue_url)
+    s3 = boto3.client("s3")
+    invoke("generator", to_sqs_event(messages, aws.queue_arn))
+    task = GenerationTask.model_validate_json(messages[0]["Body"])
+    key = feedback_key("b1", task.story_id)
+    first = s3.get_object(Bucket=aws.bucket, Key=key)["Body"].read()
+    invoke("generator", to_sqs_event(messages, aws.queue_arn))  # at-least-once delivery
+    assert s3.get_object(Bucket=aws.bucket, Key=key)["Body"].read() == first
+
+
+def test_progress_counts_this_runs_outcomes(aws):
+    invoke("scraper", {"request": _request(limit=4)})
+    out = invoke("progress", {"build_id": "b1", "enqueued": 4})
+    assert out["enqueued"] == 4 and out["accounted"] == 0 and not out["done"]
+    messages = _receive_all(boto3.client("sqs"), aws.queue_url)
+    invoke("generator", to_sqs_event(messages, aws.queue_arn))
+    out = invoke("progress", {"build_id": "b1", "enqueued": 4})
+    assert out["generated"] == 4 and out["done"]
+
+
+def _generate_all(aws, build_id: str, limit: int) -> dict:
+    scrape = invoke("scraper", {"request": _request(build_id, limit=limit)})
+    sqs = boto3.client("sqs")
+    invoke("generator", to_sqs_event(_receive_all(sqs, aws.queue_url), aws.queue_arn))
+    return scrape
+
+
+def test_validator_and_assembler_write_dataset_and_manifest(aws):
+    scrape = _generate_all(aws, "b1", 12)
+    store = BuildStore(aws.bucket, boto3.client("s3"))
+    # Plant one bad critique: a numbered list written about "the author".
+    story_id = scrape_id = next(iter(sorted(s.story_id for s in store.stories("b1"))))
+    bad = GenerationRecord(build_id="b1", story_id=scrape_id, prompt_version=PROMPT_VERSION, provider="offline",
+                           model="m", status="generated",
+                           feedback="1. The author uses too many adverbs.\n2. The author should cut the ending.\n"
+                                    "3. The author has a good title.")
+    store.put_feedback(bad)
+    summary = invoke("validator", {"build_id": "b1"})
+    assert summary["accepted"] == 11 and summary["rejected"] == 1
+    assert "list_format" in summary["rejected_by_reason"]
+
+    out = invoke("assembler", {"request": _request(), "scrape": scrape})
+    assert out["train_examples"] + out["validation_examples"] == 11
+    train = store.get_text(out["train_key"]).splitlines()
+    example = json.loads(train[0])
+    roles = [m["role"] for m in example["messages"]]
+    assert roles == ["system", "user", "assistant"]
+    rejected = [json.loads(line) for line in store.get_text(dataset_key("b1", "rejected.jsonl")).splitlines()]
+    assert rejected[0]["id"] == story_id and "list_format" in rejected[0]["reasons"]
+    manifest = store.get_model(out["manifest_key"], BuildManifest)
+    assert manifest.counts.accepted == 11 and manifest.counts.rejected_by_reason["list_format"] == 1
+    assert manifest.prompt_version == PROMPT_VERSION and manifest.tokens.dataset_tokens > 0
+
+
+def test_finetune_start_records_skipped_for_offline_provider(aws):
+    scrape = _generate_all(aws, "b1", 10)
+    invoke("validator", {"build_id": "b1"})
+    dataset = invoke("assembler", {"request": _request(fine_tune={"enabled": True}), "scrape": scrape})
+    out = invoke("finetune", {"action": "start", "request": _request(fine_tune={"enabled": True}),
+                              "dataset": dataset})
+    assert out["status"] == "skipped" and "offline" in out["reason"]
+    store = BuildStore(aws.bucket, boto3.client("s3"))
+    manifest = store.get_model(dataset["manifest_key"], BuildManifest)
+    assert manifest.fine_tune.status == "skipped" and manifest.fine_tune.reason
