@@ -141,7 +141,8 @@ class FakeRedditServer:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-reddit", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-reddit", daemon=True)
         self._thread.start()
         return self
 
@@ -342,6 +343,7 @@ _COMMENTS_PATH = re.compile(r"^/comments/([a-z0-9]+)(?:/[^/]*)?/?$")
 def _handler_for(fake: FakeRedditServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in separate writes; don't stall on ACKs
         server_version = "fake-reddit/1.0"
 
         def log_message(self, format: str, *args: Any) -> None:

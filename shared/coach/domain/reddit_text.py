@@ -13,9 +13,9 @@ import re
 
 SCENE_BREAK = "* * *"
 
-# Characters a backslash can escape in Reddit markdown. Escaped ones are parked in the private-use area
-# while the markup is removed, so "\*not emphasis\*" keeps its asterisks.
-_ESCAPABLE = "\\`*_{}[]()#+-.!>~^|<&"
+# A backslash escapes any ASCII punctuation (CommonMark, which Reddit follows). Escaped characters are
+# parked in the private-use area while the markup is removed, so "\*not emphasis\*" keeps its asterisks.
+_ESCAPABLE = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 _PARK_BASE = 0xE000
 _ESCAPE = re.compile(r"\\([" + re.escape(_ESCAPABLE) + r"])")
 
@@ -50,14 +50,14 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 _SPACES = re.compile(r"[ \t\u00a0\u2007\u202f]+")
 _BLANK_RUN = re.compile(r"\n{3,}")
 
-# Bots announce themselves in a footer; a story narrated by a robot may say "I am a bot" in its middle,
-# so the phrase counts only in the last paragraph (or anywhere in a short reply).
+# Bots announce themselves in a footer. A story narrated by a robot may say "I am a bot" too, so the phrase
+# counts only in the last paragraph and not as quoted speech.
 _BOT_FOOTER = re.compile(
-    r"\bi\s*(?:am|'m|’m)\s+a\s+(?:ro)?bot\b|this action was performed automatically|"
-    r"\bbeep,? boop\b|\bbleep,? bloop\b",
+    r"(?<![\"“‘'\w])(?:i\s*(?:am|'m|’m)\s+a\s+(?:ro)?bot\b|this action was performed automatically|"
+    r"beep,? boop\b|bleep,? bloop\b)",
     re.IGNORECASE,
 )
-_SHORT_REPLY = 600
+_FOOTER_SPAN = 600
 KNOWN_BOTS = frozenset({
     "automoderator", "writingpromptsrobot", "remindmebot", "wikitextbot", "wikisummarizerbot",
     "sneakpeekbot", "totesmessenger", "repostsleuthbot", "savevideo", "converter-bot", "timezone_bot",
@@ -232,11 +232,8 @@ def is_bot_name(author: str | None) -> bool:
 
 def has_bot_footer(text: str) -> bool:
     """True when the reply signs off as a bot ("I am a bot", "this action was performed automatically")."""
-    plain = decode_entities(text).strip()
-    if len(plain) <= _SHORT_REPLY:
-        return bool(_BOT_FOOTER.search(plain))
-    last_paragraph = re.split(r"\n\s*\n", plain)[-1]
-    return bool(_BOT_FOOTER.search(last_paragraph[-_SHORT_REPLY:]))
+    last_paragraph = re.split(r"\n\s*\n", decode_entities(text).strip())[-1]
+    return bool(_BOT_FOOTER.search(last_paragraph[-_FOOTER_SPAN:]))
 
 
 def is_bot(author: str | None, body: str) -> bool:
