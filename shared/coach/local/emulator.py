@@ -65,8 +65,11 @@ def _set_fake_credentials() -> None:
 
 
 def start_server() -> tuple[Any, str]:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request would drown the progress bar
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
