@@ -503,7 +503,6 @@ class FakeOpenAIServer:
         if not isinstance(item, Fault):
             raise ValueError(f"unknown script item {item!r}")
         if item.stall:
-            self._stop.wait(self.stall_seconds)
             raise _Dropped
         headers: dict[str, str] = {}
         retry_after = item.retry_after if item.retry_after is not None else self.retry_after
@@ -827,7 +826,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = self._route(method, path, query, body_bytes, scripted)
         except _Dropped:
             entry.status = 0
-            fake._record(entry)
+            fake._record(entry)  # logged as it starts, so a test sees it while the client still waits
+            fake._stop.wait(fake.stall_seconds)
             self.close_connection = True
             return
         except _HttpError as err:
