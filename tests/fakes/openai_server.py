@@ -6,6 +6,10 @@ can be tested without a network: random 429/500 answers, latency, stalls that ou
 scripted per-call outcomes for deterministic tests. Every request is logged, and successful completions
 are counted per distinct user message so a test can assert that a story was paid for exactly once.
 
+A stall never answers (the connection is dropped when `stall_seconds` end), so it is not counted as paid.
+Latency longer than the client's timeout is different: the answer is still written late and counted,
+as the real API still bills a reply nobody read.
+
     with FakeOpenAIServer(api_key="sk-test") as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="sk-test")
         ...
