@@ -346,3 +346,10 @@ def test_an_unreachable_reddit_is_reported_as_unavailable() -> None:
         load_stories(_spec(), reddit=reddit)
     assert caught.value.code == "reddit_unavailable"
     assert "\n" not in caught.value.message
+
+
+def test_an_empty_listing_says_so() -> None:
+    with FakeRedditServer([FakeSubreddit("QuietPlace", [])]) as fake:
+        result = load_stories(_spec(subreddit="QuietPlace"), reddit=_client(fake, CLIENT))
+    assert result.stories == []
+    assert result.warnings == ["r/QuietPlace returned no posts for listing 'top'"]

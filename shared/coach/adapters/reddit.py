@@ -184,13 +184,17 @@ def iter_reddit_stories(
     """
     name = subreddit_name(spec.subreddit)
     posts = iter(_listing(reddit, spec, name))
+    seen_posts = 0
     while True:
         try:
             post = next(posts)
         except StopIteration:
+            if not seen_posts:
+                warnings.append(f"r/{name} returned no posts for listing '{spec.listing}'")
             return
         except (prawcore.PrawcoreException, PRAWException) as exc:
             raise map_reddit_error(exc, name) from None
+        seen_posts += 1
         if _field(post, "stickied") or _field(post, "distinguished"):
             skipped["stickied_post"] += 1
             continue

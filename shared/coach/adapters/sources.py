@@ -189,7 +189,8 @@ def _story_from_file(item: _TextFile, *, id_prefix: str, source: str, collector:
     except _Undecodable as exc:
         collector.decode_failed(item.name, str(exc))
         return
-    title, body = split_title(raw)
+    heading, body = split_title(raw)
+    title = (markdown_to_plain(heading).replace("\n", " ") if heading else "") or title_from_name(item.stem)
     text = clean_plain_text(body) if curated or item.suffix != ".md" else markdown_to_plain(body)
     if not text.strip():
         collector.skipped["empty_file"] += 1
@@ -202,7 +203,7 @@ def _story_from_file(item: _TextFile, *, id_prefix: str, source: str, collector:
         digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
         story_id = f"{id_prefix}-{slugify(item.stem)}-{digest}"
     collector.offer(
-        Story(story_id=story_id, title=title or title_from_name(item.stem), text=text, source=source,
+        Story(story_id=story_id, title=title, text=text, source=source,
               provenance=Provenance(path=item.name)),
         curated=curated,
     )
@@ -390,7 +391,3 @@ def _from_reddit(collector: _Collector, reddit: Any) -> None:
         collector.offer(story)
         if collector.full:
             break
-    if not collector.stories and not collector.skipped and not collector.warnings:
-        collector.warnings.append(
-            f"r/{collector.spec.subreddit} {collector.spec.listing} listing returned no posts"
-        )
