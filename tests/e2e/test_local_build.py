@@ -1,0 +1,118 @@
+"""The whole local dataset build, as a user runs it: `coach build` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coach.domain.critic import write_critique
+from coach.domain.prompt import extract_story
+from tests.fakes.openai_server import FakeOpenAIServer
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+def coach(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "COACH_", "AWS_ENDPOINT"))}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "coach", *args], capture_output=True, text=True, env=full_env,
+                          cwd=cwd, timeout=300)
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def test_samples_build_end_to_end_then_resume_generates_nothing(tmp_path):
+    out = tmp_path / "out"
+    first = coach("build", "--source", "samples", "--build-id", "e2e-samples", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    assert "accepted" in first.stdout and str(out) in first.stdout
+    m = manifest(out)
+    counts = m["counts"]
+    assert m["provider"] == "offline" and m["model"] == "coach-offline-critic-v1"
+    assert counts["stories"] >= 20 and counts["accepted"] >= 15
+    assert counts["generated_now"] == counts["stories"] and counts["failed"] == 0
+    assert m["fine_tune"]["status"] == "skipped" and m["fine_tune"]["reason"]
+    assert m["tokens"]["estimated"] in (True, False) and m["prompt_version"]
+    train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    validation = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
+    assert len(train) == counts["train_examples"] and len(validation) == counts["validation_examples"]
+    assert len(train) + len(validation) == counts["accepted"]
+    for example in train + validation:
+        assert [msg["role"] for msg in example["messages"]] == ["system", "user", "assistant"]
+        assert "you" in example["messages"][2]["content"].lower()
+
+    second = coach("build", "--source", "samples", "--build-id", "e2e-samples", "--out", str(out))
+    assert second.returncode == 0, second.stderr
+    again = manifest(out)["counts"]
+    assert again["generated_now"] == 0 and again["reused"] == counts["stories"]
+    assert again["accepted"] == counts["accepted"]
+    # The same stories land in the same split.
+    assert (out / "train.jsonl").read_text() == "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in train)
+
+
+def test_openai_provider_runs_through_the_sdk(tmp_path):
+    out = tmp_path / "out"
+    # A real model writes a different critique for each story; the offline critic stands in for it.
+    def reply(messages):
+        title, text = extract_story(messages)
+        return write_critique(text, title=title)
+
+    with FakeOpenAIServer(api_key="sk-local-test", reply=reply) as server:
+        result = coach("build", "--source", "samples", "--limit", "12", "--provider", "openai",
+                       "--model", "gpt-4o-mini", "--build-id", "e2e-openai", "--out", str(out),
+                       env={"OPENAI_API_KEY": "sk-local-test", "OPENAI_BASE_URL": server.base_url})
+        assert result.returncode == 0, result.stderr
+        assert server.total_successes == 12
+        assert all(n == 1 for n in server.success_counts.values())
+        m = manifest(out)
+        assert m["provider"] == "openai" and m["model"] == "gpt-4o-mini"
+        assert m["counts"]["generated"] == 12
+        assert m["tokens"]["prompt_tokens"] > 0 and m["cost"]["generation_usd"] > 0
+        # The editor prompt reached the server intact, with the end marker as a stop sequence.
+        sent = server.chat_requests()[0]
+        assert sent.status == 200 and "=== END STORY ===" in (sent.user_content or "")
+        assert sent.user_content.rstrip().endswith("FEEDBACK:")
+        assert sent.params.get("stop")
+
+
+def test_directory_source_with_an_undecodable_file(tmp_path):
+    stories = tmp_path / "stories"
+    stories.mkdir()
+    samples = sorted((REPO / "shared" / "coach" / "samples").glob("*.md"))[:14]
+    for path in samples:  # a writer's own folder: plain .txt files with no heading
+        (stories / f"{path.stem}.txt").write_text(path.read_text().split("\n", 2)[2])
+    (stories / "broken.txt").write_bytes(b"caf\xe9 \x81\x82 not utf-8 " * 40)
+    out = tmp_path / "out"
+    result = coach("build", "--source", str(stories), "--build-id", "e2e-dir", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "broken.txt" in result.stderr  # the skipped file is named, not silently dropped
+    assert manifest(out)["counts"]["decode_errors"] == 1
+    assert manifest(out)["counts"]["stories"] == 14
+
+
+@pytest.mark.parametrize(("args", "env", "code"), [
+    (["--source", "/nonexistent/stories"], {}, "source_not_found"),
+    (["--provider", "gpt5"], {}, "unknown_provider"),
+    (["--provider", "openai"], {}, "missing_api_key"),
+    (["--build-id", "Bad Id!"], {}, "invalid_option"),
+    (["--source", "EMPTY"], {}, "source_empty"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, env, code):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = [str(empty) if a == "EMPTY" else a for a in args]
+    out = tmp_path / "out"
+    result = coach("build", *args, "--out", str(out), env=env)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith(f"error: {code}"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (out / "manifest.json").exists() and not (out / "train.jsonl").exists()
