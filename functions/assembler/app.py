@@ -13,10 +13,12 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    """A dataset that fails the format checks raises DatasetInvalidError (code dataset_invalid)."""
     request = BuildRequest.model_validate(event["request"])
     try:
         result, manifest = assemble(request, store=runtime.store())
     except DatasetTooSmallError as exc:
         raise DatasetTooSmall(exc.message) from None
-    logger.info("assembled", extra={"build_id": request.build_id, "counts": manifest.counts.model_dump()})
+    logger.info("assembled", extra={"build_id": request.build_id, "counts": manifest.counts.model_dump(),
+                                    "cost": manifest.cost.model_dump()})
     return result.model_dump()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
+# The epoch rule and billing moved to finetune_data; re-exported for existing callers.
+from coach.domain.finetune_data import billable_training_tokens, default_epochs
 from coach.domain.prompt import build_messages
 from coach.domain.records import Story
+
+__all__ = ["billable_training_tokens", "chat_example", "default_epochs", "split_bucket", "split_ids"]
 
 
 def chat_example(story: Story, feedback: str, *, max_story_tokens: int = 1_500) -> dict:
@@ -28,19 +32,3 @@ def split_ids(story_ids: list[str], fraction: float, seed: int = 0) -> tuple[lis
         validation = [min(ordered, key=lambda s: split_bucket(s, seed))]
     chosen = set(validation)
     return [s for s in ordered if s not in chosen], validation
-
-
-def default_epochs(n_examples: int) -> int:
-    """OpenAI's default epoch rule: 3, raised for small sets, lowered for very large ones."""
-    if n_examples <= 0:
-        return 0
-    if n_examples * 3 < 100:
-        return min(25, 100 // n_examples)
-    if n_examples * 3 > 25_000:
-        return max(1, 25_000 // n_examples)
-    return 3
-
-
-def billable_training_tokens(example_tokens: list[int], epochs: int, token_limit: int) -> int:
-    """Each example is capped at the model's per-example limit, then multiplied by the epochs."""
-    return sum(min(tokens, token_limit) for tokens in example_tokens) * epochs

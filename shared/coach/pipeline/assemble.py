@@ -1,4 +1,11 @@
-"""Assemble stage: accepted critiques -> train/validation JSONL, rejected.jsonl and the manifest."""
+"""Assemble stage: accepted critiques -> train/validation JSONL, rejected.jsonl and the manifest.
+
+Order of work: accepted critiques become chat examples (compact layout, exactly what the API sends a
+fine-tuned model); the same story told twice and near-identical critiques are dropped (listed in
+rejected.jsonl with what they duplicate); the rest is split by story id; both files are checked as
+OpenAI would check them, token distributions and the training cost go into the manifest. A failed check
+stops the build here, naming the offending lines, before anything is uploaded or paid for.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +17,52 @@ from typing import Any
 from pydantic import BaseModel
 
 from coach.adapters.storage import BuildStore, dataset_key, scrape_key
-from coach.domain.dataset import billable_training_tokens, chat_example, default_epochs, split_ids
+from coach.domain.dataset import chat_example, split_ids
+from coach.domain.finetune_data import (
+    DEFAULT_SIMILARITY,
+    MIN_EXAMPLES,
+    CheckResult,
+    DedupeItem,
+    check_chat_jsonl,
+    describe_cost,
+    encoding_for_model,
+    estimate_training_cost,
+    example_token_limit,
+    find_duplicates,
+    overlapping_examples,
+)
+from coach.domain.legacy_export import export_legacy
 from coach.domain.prompt import PROMPT_VERSION
-from coach.domain.records import BuildManifest, BuildRequest, CostEstimate, Counts, TokenStats, Verdict
-from coach.domain.tokens import count_chat_tokens, get_counter
+from coach.domain.records import (
+    BuildManifest,
+    BuildRequest,
+    CostEstimate,
+    Counts,
+    DatasetChecks,
+    TokenStats,
+    Verdict,
+)
+from coach.domain.tokens import TokenCounter, get_counter
 from coach.domain.validation import build_report
-from coach.errors import CoachError
+from coach.errors import CoachError, ConfigError
 from coach.pipeline.scrape import default_model
+from coach.settings import Settings
 
-MIN_EXAMPLES = 10
-TRAINING_PRICE_PER_MILLION = float(os.environ.get("COACH_TRAINING_PRICE_PER_MILLION", "3.0"))
-EXAMPLE_TOKEN_LIMIT = int(os.environ.get("COACH_EXAMPLE_TOKEN_LIMIT", "65536"))
+PRICE_ENV = "COACH_TRAINING_PRICE_PER_MILLION"
+TOKEN_LIMIT_ENV = "COACH_EXAMPLE_TOKEN_LIMIT"
+SIMILARITY_ENV = "COACH_DEDUPE_SIMILARITY"
+DATASET_FILES = ("train.jsonl", "validation.jsonl", "rejected.jsonl", "manifest.json")
+LEGACY_FILES = {"train.jsonl": "train_legacy.jsonl", "validation.jsonl": "validation_legacy.jsonl"}
 
 
 class DatasetTooSmallError(CoachError):
     code = "dataset_too_small"
+
+
+class DatasetInvalidError(CoachError):
+    """A fine-tuning file fails OpenAI's format checks; the message names the file and its lines."""
+
+    code = "dataset_invalid"
 
 
 class AssembleResult(BaseModel):
@@ -35,15 +73,91 @@ class AssembleResult(BaseModel):
     train_key: str
     validation_key: str
     rejected_key: str
+    duplicates_removed: int = 0
+    billable_training_tokens: int = 0
+    fine_tune_estimate_usd: float | None = None
+    cost_line: str = ""
+
+
+# -- configuration read at call time (tests and the CLI change the environment) ------------------------------
+
+def _env_number(name: str, kind: type[int] | type[float]) -> Any:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}", code="bad_setting") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive", code="bad_setting")
+    return value
+
+
+def token_limit_for(base_model: str) -> int:
+    """The per-example token limit: COACH_EXAMPLE_TOKEN_LIMIT, else the base model's known limit."""
+    return example_token_limit(base_model, _env_number(TOKEN_LIMIT_ENV, int))
+
+
+def training_price_for(base_model: str) -> float | None:
+    """USD per 1M training tokens: COACH_TRAINING_PRICE_PER_MILLION, else the price table; None if unknown."""
+    given = _env_number(PRICE_ENV, float)
+    if given is not None:
+        return float(given)
+    try:
+        from coach.domain.pricing import price_table
+    except ImportError:  # pricing is optional here: without it the estimate says "price unknown"
+        return None
+    found = price_table().lookup(base_model)
+    return None if found is None or found[1].training is None else float(found[1].training)
+
+
+def counter_for(base_model: str) -> TokenCounter:
+    return get_counter(encoding_for_model(base_model))
+
+
+def _similarity() -> float:
+    value = _env_number(SIMILARITY_ENV, float)
+    if value is not None and value > 1:
+        raise ConfigError(f"{SIMILARITY_ENV} must be in (0, 1]", code="bad_setting")
+    return DEFAULT_SIMILARITY if value is None else float(value)
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
+def check_files(
+    train_text: str, validation_text: str, *, base_model: str, min_examples: int = MIN_EXAMPLES,
+) -> dict[str, CheckResult]:
+    """Format checks of both files; the validation file also must not repeat a training example."""
+    counter = counter_for(base_model)
+    limit = token_limit_for(base_model)
+    results = {"train.jsonl": check_chat_jsonl(train_text, counter, name="train.jsonl", token_limit=limit,
+                                               min_examples=min_examples)}
+    if validation_text.strip():
+        checked = check_chat_jsonl(validation_text, counter, name="validation.jsonl", token_limit=limit,
+                                   min_examples=None)
+        overlap = overlapping_examples(train_text, validation_text)
+        if overlap:
+            checked.dataset_errors.append(
+                f"validation_overlaps_training ({len(overlap)} validation examples repeat training examples, "
+                f"lines {', '.join(map(str, overlap[:10]))})")
+        results["validation.jsonl"] = checked
+    return results
+
+
+def raise_if_invalid(results: dict[str, CheckResult]) -> None:
+    failed = [r for r in results.values() if not r.passed]
+    if failed:
+        raise DatasetInvalidError(" | ".join(r.one_line() for r in failed))
+
+
 def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MIN_EXAMPLES) -> tuple[
         AssembleResult, BuildManifest]:
     build_id = request.build_id
+    options = request.fine_tune
+    max_story_tokens = Settings.from_env().max_story_tokens
     scrape = store.get_json(scrape_key(build_id)) or {}
     stories = {s.story_id: s for s in store.stories(build_id)}
     records = {r.story_id: r for r in store.feedback(build_id)}
@@ -56,7 +170,7 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
     for story_id, verdict in sorted(verdicts.items()):
         story = stories.get(story_id)
         if verdict.accepted and story is not None:
-            examples[story_id] = chat_example(story, verdict.feedback)
+            examples[story_id] = chat_example(story, verdict.feedback, max_story_tokens=max_story_tokens)
         else:
             reasons.update(verdict.reasons)
             rejected_rows.append({
@@ -65,12 +179,30 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
                 "feedback": records[story_id].feedback,
             })
 
-    train_ids, validation_ids = split_ids(list(examples), request.validation_fraction, request.fine_tune.seed)
-    counter = get_counter()
-    example_tokens = {sid: count_chat_tokens(ex["messages"]) for sid, ex in examples.items()}
-    train_tokens = [example_tokens[s] for s in train_ids]
-    epochs = request.fine_tune.epochs or default_epochs(len(train_ids))
-    billable = billable_training_tokens(train_tokens, epochs, EXAMPLE_TOKEN_LIMIT)
+    accepted, rejected = len(examples), len(rejected_rows)
+    dedupe = find_duplicates(
+        [DedupeItem(story_id=sid, story=stories[sid].text, critique=verdicts[sid].feedback) for sid in examples],
+        threshold=_similarity(),
+    )
+    for duplicate in dedupe.removed:
+        rejected_rows.append({
+            "id": duplicate.story_id, "verdict": "duplicate", "reasons": [duplicate.reason],
+            "duplicate_of": duplicate.duplicate_of, "similarity": duplicate.similarity,
+            "feedback": verdicts[duplicate.story_id].feedback,
+        })
+        del examples[duplicate.story_id]
+
+    train_ids, validation_ids = split_ids(list(examples), request.validation_fraction, options.seed)
+    train_rows = [examples[s] for s in train_ids]
+    validation_rows = [examples[s] for s in validation_ids]
+    train_text, validation_text = _jsonl(train_rows), _jsonl(validation_rows)
+    checks = check_files(train_text, validation_text, base_model=options.base_model, min_examples=min_examples)
+    train_check = checks["train.jsonl"]
+    counter = counter_for(options.base_model)
+    price = training_price_for(options.base_model)
+    cost = estimate_training_cost(train_check.example_tokens, epochs=options.epochs,
+                                  token_limit=train_check.token_limit, price_per_million=price)
+    all_tokens = sum(sum(c.example_tokens) for c in checks.values())
 
     generated = [r for r in records.values() if r.status == "generated"]
     counts = Counts(
@@ -81,9 +213,12 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
         reused=int(scrape.get("reused", 0)),
         failed=sum(1 for r in records.values() if r.status == "failed"),
         skipped_budget=sum(1 for r in records.values() if r.status == "skipped_budget"),
-        accepted=len(examples),
-        rejected=len(rejected_rows),
+        accepted=accepted,
+        rejected=rejected,
         rejected_by_reason=dict(sorted(reasons.items())),
+        duplicates_removed=len(dedupe.removed),
+        duplicate_stories=dedupe.count("duplicate_story"),
+        near_duplicate_critiques=dedupe.count("near_duplicate_critique"),
         train_examples=len(train_ids),
         validation_examples=len(validation_ids),
     )
@@ -93,34 +228,63 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
         tokens=TokenStats(
             prompt_tokens=sum(r.usage.prompt_tokens for r in generated),
             completion_tokens=sum(r.usage.completion_tokens for r in generated),
-            dataset_tokens=sum(example_tokens.values()),
+            dataset_tokens=all_tokens,
             estimated=counter.estimated or any(r.usage.estimated for r in generated),
             method=counter.method,
         ),
         cost=CostEstimate(
             generation_usd=round(sum(r.cost_usd for r in records.values()), 6),
-            fine_tune_usd=round(billable / 1_000_000 * TRAINING_PRICE_PER_MILLION, 6),
-            fine_tune_epochs=epochs or None,
-            billable_training_tokens=billable,
+            fine_tune_usd=cost.usd or 0.0,
+            fine_tune_epochs=cost.epochs or None,
+            billable_training_tokens=cost.billable_tokens,
+            epochs_rule=cost.epochs_rule,
+            example_token_limit=cost.token_limit,
+            training_price_per_million=price,
         ),
         validation_report=build_report(verdicts.values()),
+        dataset_checks={name: result.summary() for name, result in checks.items()},
     )
-    keys = {name: dataset_key(build_id, name) for name in
-            ("train.jsonl", "validation.jsonl", "rejected.jsonl", "manifest.json")}
-    manifest.files = keys
+    keys = {name: dataset_key(build_id, name) for name in DATASET_FILES}
+    store.put_text(keys["rejected.jsonl"], _jsonl(rejected_rows), "application/x-ndjson")
     if len(examples) < min_examples:
-        store.put_text(keys["rejected.jsonl"], _jsonl(rejected_rows), "application/x-ndjson")
         raise DatasetTooSmallError(
-            f"only {len(examples)} accepted examples; a fine-tuning dataset needs at least {min_examples}: "
+            f"only {len(examples)} usable examples ({counts.accepted} accepted, {counts.duplicates_removed} "
+            f"duplicates removed); a fine-tuning dataset needs at least {min_examples}: "
             "add stories or inspect rejected.jsonl"
         )
-    store.put_text(keys["train.jsonl"], _jsonl([examples[s] for s in train_ids]), "application/x-ndjson")
-    store.put_text(keys["validation.jsonl"], _jsonl([examples[s] for s in validation_ids]), "application/x-ndjson")
-    store.put_text(keys["rejected.jsonl"], _jsonl(rejected_rows), "application/x-ndjson")
+    if any(not result.passed for result in checks.values()):
+        store.put_text(dataset_key(build_id, "checks.json"),
+                       json.dumps({n: r.model_dump(exclude={"examples"}) for n, r in checks.items()}, indent=2))
+        raise_if_invalid(checks)
+
+    store.put_text(keys["train.jsonl"], train_text, "application/x-ndjson")
+    store.put_text(keys["validation.jsonl"], validation_text, "application/x-ndjson")
+    if options.legacy_export:
+        for name, rows in (("train.jsonl", train_rows), ("validation.jsonl", validation_rows)):
+            legacy = export_legacy(rows)
+            legacy_name = LEGACY_FILES[name]
+            keys[legacy_name] = dataset_key(build_id, legacy_name)
+            store.put_text(keys[legacy_name], legacy.jsonl(), "application/x-ndjson")
+            manifest.dataset_checks[legacy_name] = DatasetChecks(
+                examples=len(legacy.rows), passed=not legacy.skipped, token_method=counter.method,
+                estimated=counter.estimated, errors=legacy.skipped)
+    manifest.files = keys
     store.put_text(keys["manifest.json"], manifest.model_dump_json(indent=2))  # last: its presence means done
     result = AssembleResult(
         build_id=build_id, train_examples=len(train_ids), validation_examples=len(validation_ids),
         manifest_key=keys["manifest.json"], train_key=keys["train.jsonl"],
         validation_key=keys["validation.jsonl"], rejected_key=keys["rejected.jsonl"],
+        duplicates_removed=len(dedupe.removed), billable_training_tokens=cost.billable_tokens,
+        fine_tune_estimate_usd=cost.usd, cost_line=cost_line(manifest),
     )
     return result, manifest
+
+
+def cost_line(manifest: BuildManifest) -> str:
+    """The console line for `coach build`: billable tokens, epochs and the estimated training cost."""
+    cost = manifest.cost
+    return describe_cost(
+        billable_tokens=cost.billable_training_tokens, epochs=cost.fine_tune_epochs, epochs_rule=cost.epochs_rule,
+        usd=cost.fine_tune_usd if cost.training_price_per_million is not None else None,
+        price_per_million=cost.training_price_per_million, estimated=manifest.tokens.estimated,
+    )

@@ -1,25 +1,88 @@
-"""Fine-tune stage: start a job on an OpenAI-compatible API, follow it, publish the resulting model."""
+"""Fine-tune stage: start a job on an OpenAI-compatible API, follow it, publish the resulting model.
+
+- start: check the files again (the same checks as the assembler, so a file edited or replaced in S3 is
+  refused before upload), upload train and validation with purpose "fine-tune", create a supervised job
+  named after the build. Starting twice for one build returns the job already running or done: a retried
+  step never pays for a second training run.
+- status: map the job's state for the state machine; when it ends, keep its events and final metrics in
+  the build's prefix and record the billed tokens and the real cost in the manifest.
+- publish: name the model in the SSM parameter the critique API reads (coach.adapters.model_registry).
+"""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from coach.adapters.model_registry import ModelRegistry, PublishedModel
 from coach.adapters.storage import BuildStore, dataset_key
+from coach.domain.finetune_data import training_cost_usd
 from coach.domain.prompt import COMPACT_PROMPT_VERSION
 from coach.domain.records import BuildManifest, BuildRequest, ErrorInfo, FineTuneStatus, utc_now
+from coach.errors import (
+    CoachError,
+    PermanentUpstreamError,
+    RateLimitedError,
+    TransientUpstreamError,
+    UpstreamError,
+)
+from coach.pipeline.assemble import DatasetInvalidError, check_files, raise_if_invalid, training_price_for
 
 ClientFactory = Callable[[], Any]  # returns an openai.OpenAI client
+
+JOB_STATES = ("validating_files", "queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+# States newer than this code (e.g. a paused job) keep the state machine waiting; the raw state is reported.
+_WAITING = "running"
+METRIC_NAMES = ("step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
+                "full_valid_loss", "full_valid_mean_token_accuracy")
+
+
+def events_key(build_id: str) -> str:
+    return dataset_key(build_id, "fine-tune/events.jsonl")
+
+
+def metrics_key(build_id: str) -> str:
+    return dataset_key(build_id, "fine-tune/metrics.json")
+
+
+def step_metrics_key(build_id: str) -> str:
+    return dataset_key(build_id, "fine-tune/step_metrics.csv")
 
 
 class StartResult(BaseModel):
     status: str
     job_id: str | None = None
     reason: str = ""
+    build_id: str | None = None
+    training_file: str | None = None
+    validation_file: str | None = None
+    reused: bool = False  # the build's job already existed; nothing new was uploaded or started
+
+
+class JobStatus(BaseModel):
+    """What the state machine reads: it branches on `status` (succeeded / failed, cancelled / else wait)."""
+
+    job_id: str
+    status: str
+    fine_tuned_model: str | None = None
+    trained_tokens: int | None = None
+    error: ErrorInfo | None = None
+    build_id: str | None = None
+    openai_status: str | None = None
+    base_model: str | None = None
+    prompt_version: str | None = None
+    finished_at: str | None = None
+    cost_usd: float | None = None
+    events_key: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
 
 
 def skip_reason(request: BuildRequest) -> str | None:
@@ -31,70 +94,259 @@ def skip_reason(request: BuildRequest) -> str | None:
     return None
 
 
-def _update_manifest(store: BuildStore, build_id: str, status: FineTuneStatus) -> None:
+def map_status(openai_status: str | None) -> str:
+    return openai_status if openai_status in JOB_STATES else _WAITING
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def upstream_error(exc: Exception, doing: str) -> UpstreamError:
+    """An openai SDK exception as one of the project's upstream errors, with the API's code and message."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        detail = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+        message = _one_line(detail.get("message") or exc.message or str(exc))
+        code = detail.get("code") or getattr(exc, "code", None)
+        text = f"{doing} failed: HTTP {exc.status_code}: {message}"
+        if exc.status_code == 429 and code != "insufficient_quota":
+            return RateLimitedError(text, status=429)
+        if exc.status_code >= 500 or exc.status_code in (408, 409):
+            return TransientUpstreamError(text, status=exc.status_code)
+        return PermanentUpstreamError(text, code=str(code) if code else None, status=exc.status_code)
+    if isinstance(exc, openai.APIConnectionError):  # includes timeouts
+        return TransientUpstreamError(f"{doing} failed: {_one_line(str(exc))}")
+    return UpstreamError(f"{doing} failed: {type(exc).__name__}: {_one_line(str(exc))}")
+
+
+def _call(doing: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    import openai
+
+    try:
+        return fn(*args, **kwargs)
+    except openai.OpenAIError as exc:
+        raise upstream_error(exc, doing) from None
+
+
+def _manifest(store: BuildStore, build_id: str) -> BuildManifest | None:
+    return store.get_model(dataset_key(build_id, "manifest.json"), BuildManifest)
+
+
+def _update_manifest(store: BuildStore, build_id: str, **changes: Any) -> FineTuneStatus | None:
+    """Merge changes into the manifest's fine-tune section (a build without a manifest is left alone)."""
     key = dataset_key(build_id, "manifest.json")
     manifest = store.get_model(key, BuildManifest)
-    if manifest is not None:
-        manifest.fine_tune = status
-        store.put_text(key, manifest.model_dump_json(indent=2))
+    if manifest is None:
+        return None
+    manifest.fine_tune = manifest.fine_tune.model_copy(update=changes)
+    FineTuneStatus.model_validate(manifest.fine_tune.model_dump())  # a bad field fails here, not on read
+    store.put_text(key, manifest.model_dump_json(indent=2))
+    return manifest.fine_tune
+
+
+def _existing_job(request: BuildRequest, store: BuildStore, client: Any) -> Any | None:
+    """The build's job if one was already started and has not failed (manifest first, then the API)."""
+    manifest = _manifest(store, request.build_id)
+    job_id = manifest.fine_tune.job_id if manifest else None
+    if job_id:
+        job = _call("reading the fine-tuning job", client.fine_tuning.jobs.retrieve, job_id)
+        if job.status not in ("failed", "cancelled"):
+            return job
+    # The job may exist even though the manifest was not updated (the step died in between).
+    page = _call("listing fine-tuning jobs", client.fine_tuning.jobs.list, limit=50,
+                 metadata={"build_id": request.build_id})
+    for job in getattr(page, "data", []) or []:
+        meta = getattr(job, "metadata", None) or {}
+        if meta.get("build_id") == request.build_id and job.status not in ("failed", "cancelled"):
+            return job
+    return None
 
 
 def start(request: BuildRequest, *, store: BuildStore, client_factory: ClientFactory) -> StartResult:
+    build_id = request.build_id
     reason = skip_reason(request)
     if reason:
-        _update_manifest(store, request.build_id, FineTuneStatus(status="skipped", reason=reason))
-        return StartResult(status="skipped", reason=reason)
-    client = client_factory()
-    file_ids: dict[str, str] = {}
-    for name in ("train.jsonl", "validation.jsonl"):
-        text = store.get_text(dataset_key(request.build_id, name)) or ""
-        if not text.strip():
-            continue
-        uploaded = client.files.create(file=(name, io.BytesIO(text.encode("utf-8"))), purpose="fine-tune")
-        file_ids[name] = uploaded.id
+        _update_manifest(store, build_id, status="skipped", reason=reason)
+        return StartResult(status="skipped", reason=reason, build_id=build_id)
+    train_text = store.get_text(dataset_key(build_id, "train.jsonl")) or ""
+    validation_text = store.get_text(dataset_key(build_id, "validation.jsonl")) or ""
+    if not train_text.strip():
+        raise DatasetInvalidError(f"build {build_id} has no train.jsonl: run the assemble step first",
+                                  code="dataset_missing")
     options = request.fine_tune
+    raise_if_invalid(check_files(train_text, validation_text, base_model=options.base_model))
+
+    client = client_factory()
+    existing = _existing_job(request, store, client)
+    if existing is not None:
+        status = map_status(existing.status)
+        _update_manifest(store, build_id, status=status, job_id=existing.id, model=existing.model)
+        return StartResult(status=status, job_id=existing.id, build_id=build_id, reused=True,
+                           training_file=existing.training_file, validation_file=existing.validation_file)
+
+    file_ids: dict[str, str] = {}
+    for name, text in (("train.jsonl", train_text), ("validation.jsonl", validation_text)):
+        if text.strip():
+            uploaded = _call(f"uploading {name}", client.files.create,
+                             file=(f"{build_id}-{name}", io.BytesIO(text.encode("utf-8"))), purpose="fine-tune")
+            file_ids[name] = uploaded.id
     method: dict[str, Any] = {"type": "supervised"}
-    if options.epochs:
+    if options.epochs:  # otherwise OpenAI's default rule picks them (the manifest's estimate uses it too)
         method["supervised"] = {"hyperparameters": {"n_epochs": options.epochs}}
-    job = client.fine_tuning.jobs.create(
-        model=options.base_model,
-        training_file=file_ids["train.jsonl"],
-        validation_file=file_ids.get("validation.jsonl"),
-        suffix=options.suffix,
-        seed=options.seed,
-        metadata={"build_id": request.build_id, "prompt_version": COMPACT_PROMPT_VERSION},
-        method=method,
+    kwargs: dict[str, Any] = {
+        "model": options.base_model, "training_file": file_ids["train.jsonl"], "suffix": options.suffix,
+        "seed": options.seed, "method": method,
+        "metadata": {"build_id": build_id, "prompt_version": COMPACT_PROMPT_VERSION},
+    }
+    if "validation.jsonl" in file_ids:
+        kwargs["validation_file"] = file_ids["validation.jsonl"]
+    job = _call("creating the fine-tuning job", client.fine_tuning.jobs.create, **kwargs)
+    status = map_status(job.status)
+    _update_manifest(store, build_id, status=status, reason="", job_id=job.id, model=options.base_model,
+                     training_file=file_ids["train.jsonl"], validation_file=file_ids.get("validation.jsonl"),
+                     error=None)
+    return StartResult(status=status, job_id=job.id, build_id=build_id, training_file=file_ids["train.jsonl"],
+                       validation_file=file_ids.get("validation.jsonl"))
+
+
+def _iso(epoch_seconds: int | None) -> str | None:
+    if not epoch_seconds:
+        return None
+    return datetime.fromtimestamp(int(epoch_seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def job_error(job: Any) -> ErrorInfo | None:
+    """OpenAI's error code and message for a job that ended without a model."""
+    if job.status not in ("failed", "cancelled"):
+        return None
+    err = getattr(job, "error", None)
+    code = getattr(err, "code", None) or ("cancelled" if job.status == "cancelled" else "fine_tune_failed")
+    message = getattr(err, "message", None) or f"the fine-tuning job was {job.status}"
+    param = getattr(err, "param", None)
+    return ErrorInfo(code=str(code), message=_one_line(str(message)) + (f" (param: {param})" if param else ""))
+
+
+def _final_metrics(checkpoints: list[dict[str, Any]], step_csv: str) -> dict[str, float]:
+    """Training/validation loss at the last step: from the last checkpoint, else the result file's last row."""
+    metrics: dict[str, float] = {}
+    if checkpoints:
+        last = max(checkpoints, key=lambda c: c.get("step_number") or 0)
+        for name, value in (last.get("metrics") or {}).items():
+            if isinstance(value, int | float):
+                metrics[name] = float(value)
+    if not metrics and step_csv.strip():
+        rows = [r for r in csv.DictReader(io.StringIO(step_csv)) if any((v or "").strip() for v in r.values())]
+        for name, value in (rows[-1] if rows else {}).items():
+            try:
+                metrics[name] = float(value)
+            except (TypeError, ValueError):
+                continue
+    return metrics
+
+
+def _keep_job_record(job: Any, client: Any, store: BuildStore, build_id: str) -> tuple[str, dict[str, float]]:
+    """Store the job's events (oldest first), checkpoints and result file; return (events key, metrics)."""
+    events = [e.model_dump(mode="json") for e in
+              _call("reading fine-tuning events", client.fine_tuning.jobs.list_events, job.id, limit=100)]
+    events.sort(key=lambda e: (e.get("created_at") or 0))
+    store.put_text(events_key(build_id), "".join(json.dumps(e) + "\n" for e in events), "application/x-ndjson")
+    checkpoints: list[dict[str, Any]] = []
+    if job.status == "succeeded":
+        checkpoints = [c.model_dump(mode="json") for c in _call(
+            "reading fine-tuning checkpoints", client.fine_tuning.jobs.checkpoints.list, job.id, limit=100)]
+    step_csv = ""
+    for file_id in (getattr(job, "result_files", None) or [])[:1]:
+        step_csv = _call("reading the job's result file", client.files.content, file_id).text
+        store.put_text(step_metrics_key(build_id), step_csv, "text/csv")
+    metrics = _final_metrics(checkpoints, step_csv)
+    store.put_text(metrics_key(build_id), json.dumps({
+        "job_id": job.id, "status": job.status, "fine_tuned_model": job.fine_tuned_model,
+        "trained_tokens": job.trained_tokens, "final_metrics": metrics, "checkpoints": checkpoints,
+        "result_files": list(getattr(job, "result_files", None) or []),
+    }, indent=2))
+    return events_key(build_id), metrics
+
+
+def status(job_id: str, *, client_factory: ClientFactory, store: BuildStore | None = None,
+           build_id: str | None = None) -> JobStatus:
+    """The job's state for the state machine; at the end, its record is kept and the manifest completed."""
+    client = client_factory()
+    job = _call("reading the fine-tuning job", client.fine_tuning.jobs.retrieve, job_id)
+    meta = getattr(job, "metadata", None) or {}
+    build_id = build_id or meta.get("build_id")
+    mapped = map_status(job.status)
+    result = JobStatus(
+        job_id=job.id, status=mapped, fine_tuned_model=job.fine_tuned_model, trained_tokens=job.trained_tokens,
+        error=job_error(job), build_id=build_id, openai_status=job.status, base_model=job.model,
+        prompt_version=meta.get("prompt_version"), finished_at=_iso(getattr(job, "finished_at", None)),
     )
-    _update_manifest(store, request.build_id, FineTuneStatus(status=job.status, job_id=job.id,
-                                                             model=options.base_model))
-    return StartResult(status=job.status, job_id=job.id)
+    if job.trained_tokens is not None:
+        result.cost_usd = training_cost_usd(job.trained_tokens, training_price_for(job.model))
+    if store is None or not build_id:
+        return result
+    if mapped in TERMINAL_STATES:
+        result.events_key, result.metrics = _keep_job_record(job, client, store, build_id)
+    _update_manifest(store, build_id, status=mapped, job_id=job.id, fine_tuned_model=job.fine_tuned_model,
+                     trained_tokens=job.trained_tokens, cost_usd=result.cost_usd, error=result.error,
+                     events_key=result.events_key, metrics=result.metrics)
+    return result
 
 
-class JobStatus(BaseModel):
-    job_id: str
-    status: str
-    fine_tuned_model: str | None = None
-    trained_tokens: int | None = None
-    error: ErrorInfo | None = None
-
-
-def status(job_id: str, *, client_factory: ClientFactory) -> JobStatus:
-    job = client_factory().fine_tuning.jobs.retrieve(job_id)
-    error = None
-    if job.status in ("failed", "cancelled"):
-        err = getattr(job, "error", None)
-        code = getattr(err, "code", None) or job.status
-        message = getattr(err, "message", None) or f"fine-tuning job {job.status}"
-        error = ErrorInfo(code=str(code), message=str(message))
-    return JobStatus(job_id=job.id, status=job.status, fine_tuned_model=job.fine_tuned_model,
-                     trained_tokens=job.trained_tokens, error=error)
-
-
-def publish(build_id: str, job: JobStatus, *, ssm_client: Any, parameter: str) -> dict[str, str]:
+def publish(build_id: str, job: JobStatus, *, ssm_client: Any, parameter: str,
+            store: BuildStore | None = None) -> dict[str, Any]:
     """Name the model the critique API serves, with the prompt layout it was trained on."""
     if job.status != "succeeded" or not job.fine_tuned_model:
-        raise ValueError(f"job {job.job_id} has not succeeded ({job.status}); nothing to publish")
-    value = {"model": job.fine_tuned_model, "prompt_version": COMPACT_PROMPT_VERSION, "build_id": build_id,
-             "trained_at": utc_now()}
-    ssm_client.put_parameter(Name=parameter, Value=json.dumps(value), Type="String", Overwrite=True)
-    return {"parameter": parameter, "model": job.fine_tuned_model}
+        raise CoachError(f"job {job.job_id} has not succeeded ({job.status}); nothing to publish",
+                         code="nothing_to_publish")
+    published = PublishedModel(
+        model=job.fine_tuned_model, prompt_version=job.prompt_version or COMPACT_PROMPT_VERSION,
+        build_id=build_id, trained_at=job.finished_at or utc_now(),
+    )
+    version = ModelRegistry(ssm_client, parameter).publish(published)
+    if store is not None:
+        _update_manifest(store, build_id, published_at=utc_now())
+    return {"parameter": parameter, "model": published.model, "prompt_version": published.prompt_version,
+            "build_id": build_id, "version": version, "changed": version is not None}
+
+
+class FollowResult(BaseModel):
+    job: JobStatus
+    polls: int
+    published: dict[str, Any] | None = None
+
+
+def follow(
+    job_id: str,
+    *,
+    client_factory: ClientFactory,
+    store: BuildStore | None = None,
+    build_id: str | None = None,
+    ssm_client: Any = None,
+    parameter: str | None = None,
+    interval_s: float = 30.0,
+    max_polls: int = 2_880,
+    sleep: Callable[[float], None] = time.sleep,
+    on_poll: Callable[[JobStatus], None] | None = None,
+) -> FollowResult:
+    """Poll until the job ends (what the state machine's wait loop does), then publish on success."""
+    polls = 0
+    while True:
+        polls += 1
+        current = status(job_id, client_factory=client_factory, store=store, build_id=build_id)
+        if on_poll is not None:
+            on_poll(current)
+        if current.status in TERMINAL_STATES:
+            break
+        if polls >= max_polls:
+            raise CoachError(f"fine-tuning job {job_id} is still {current.openai_status} after {polls} polls; "
+                             "it keeps running: check it later", code="fine_tune_still_running")
+        sleep(interval_s)
+    published = None
+    if current.status == "succeeded" and ssm_client is not None and parameter:
+        published = publish(current.build_id or build_id or "", current, ssm_client=ssm_client,
+                            parameter=parameter, store=store)
+    return FollowResult(job=current, polls=polls, published=published)
