@@ -1,0 +1,62 @@
+"""POST /critiques -> an editor's critique of the story; GET /health; GET /swagger (the OpenAPI contract)."""
+
+from typing import Annotated
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from coach import __version__
+from coach.api import config, errors, gate, service
+from coach.api.models import CritiqueRequest, CritiqueResponse, HealthResponse
+
+logger = Logger()
+tracer = Tracer()
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.enable_swagger(
+    path="/swagger",
+    title="Creative Writing Coach: critique API",
+    version=__version__,
+    description="Send a short story, get a professional editor's critique of its craft, with measured "
+    "style notes.",
+    security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+)
+ALLOWED_METHODS = {"/critiques": ("POST",), "/health": ("GET",), "/swagger": ("GET",)}
+errors.install(app, ALLOWED_METHODS)
+
+
+@app.post(
+    "/critiques",
+    summary="Critique a story",
+    description="Returns an editor's critique (second person, paragraphs, praise then improvement then "
+    "praise) that has passed the house standard, with the model used and a few measured style notes.",
+    operation_id="createCritique",
+    tags=["critiques"],
+    security=[{"apiKey": []}],
+    response_description="The critique",
+    responses={200: {"description": "The critique",
+                     "content": {"application/json": {"model": CritiqueResponse}}},
+               **errors.documented(400, 401, 403, 405, 413, 415, 429, 500, 502, 503)},
+)
+@tracer.capture_method
+def create_critique(request: Annotated[CritiqueRequest, Body(embed=False)]) -> CritiqueResponse:
+    return service.current().critique(request)
+
+
+@app.get("/health", summary="Liveness check", operation_id="health", tags=["service"],
+         responses={200: {"description": "The service is up",
+                          "content": {"application/json": {"model": HealthResponse}}}})
+def health() -> HealthResponse:
+    return HealthResponse(status="ok", version=__version__)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    settings = config.ApiConfig.from_env()
+    return gate.handle(app.resolve, event, context, api_key=config.api_key(),
+                       max_body_bytes=settings.max_body_bytes)

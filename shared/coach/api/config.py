@@ -1,0 +1,69 @@
+"""The critique API's configuration, read from the environment (the same names in Lambda and locally)."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from coach.errors import ConfigError, describe_validation_error
+from coach.settings import Settings
+
+DEFAULT_MAX_STORY_CHARS = 100_000
+DEFAULT_MODEL_CACHE_SECONDS = 60.0
+# API Gateway gives up on an integration after 29 s; leave room for one retry of a rejected draft.
+DEFAULT_COMPLETION_TIMEOUT = 12.0
+# JSON may escape every character of a story (\\uXXXX, 12 bytes for an emoji's surrogate pair), so the raw
+# body may be this many times longer than the story limit before it is refused unread.
+BODY_BYTES_PER_STORY_CHAR = 12
+BODY_ALLOWANCE_BYTES = 64 * 1024
+
+
+class ApiConfig(BaseModel):
+    """Frozen, so a service built from one configuration can be cached and compared with the next."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: str = "offline"
+    model: str | None = None
+    openai_base_url: str | None = None
+    openai_secret: str | None = None
+    model_parameter: str | None = None
+    model_cache_seconds: float = Field(DEFAULT_MODEL_CACHE_SECONDS, ge=0)
+    max_story_chars: int = Field(DEFAULT_MAX_STORY_CHARS, ge=1)
+    min_story_words: int = Field(20, ge=1)
+    max_story_tokens: int = Field(1_500, ge=50)
+    max_feedback_tokens: int = Field(800, ge=50)
+    completion_timeout: float = Field(DEFAULT_COMPLETION_TIMEOUT, gt=0)
+    max_style_notes: int = Field(5, ge=0)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_story_chars * BODY_BYTES_PER_STORY_CHAR + BODY_ALLOWANCE_BYTES
+
+    @classmethod
+    def from_env(cls) -> ApiConfig:
+        env = os.environ.get
+        base = Settings.from_env()
+        try:
+            return cls(
+                provider=base.provider,
+                model=base.model,
+                openai_base_url=base.openai_base_url,
+                openai_secret=base.openai_secret,
+                model_parameter=(base.model_parameter or "").strip() or None,
+                model_cache_seconds=float(env("COACH_MODEL_CACHE_SECONDS", DEFAULT_MODEL_CACHE_SECONDS)),
+                max_story_chars=int(env("COACH_MAX_STORY_CHARS", DEFAULT_MAX_STORY_CHARS)),
+                min_story_words=int(env("COACH_MIN_STORY_WORDS", 20)),
+                max_story_tokens=base.max_story_tokens,
+                max_feedback_tokens=base.max_feedback_tokens,
+                completion_timeout=float(env("COACH_API_COMPLETION_TIMEOUT", DEFAULT_COMPLETION_TIMEOUT)),
+            )
+        except ValueError as exc:  # pydantic's ValidationError is one too
+            raise ConfigError(f"invalid critique API setting: {describe_validation_error(exc)}",
+                              code="invalid_configuration") from None
+
+
+def api_key() -> str | None:
+    """The key `coach serve` checks locally (in the cloud API Gateway checks keys and this is unset)."""
+    return os.environ.get("COACH_API_KEY") or None

@@ -1,0 +1,122 @@
+"""Which model writes critiques: the published fine-tune, or the configured base model.
+
+The fine-tune stage publishes {"model", "prompt_version", "build_id", "trained_at"} to an SSM parameter.
+A fine-tuned model is served with exactly the compact layout it was trained on; before one is published
+(no parameter, empty, or "none") the base model gets the full editor prompt. The decision is cached for
+a short time so a request does not read SSM, and a parameter that cannot be read or parsed falls back to
+the base model with a warning rather than failing the writer's request.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger
+
+from coach.domain.prompt import COMPACT_PROMPT_VERSION, Layout
+
+logger = Logger(child=True)
+
+UNPUBLISHED = ("", "none", "null")
+
+ParameterReader = Callable[[str, float], Any]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    provider: str
+    model: str | None
+    layout: Layout
+    source: Literal["published", "configured"]
+    build_id: str | None = None
+    note: str = ""
+
+
+def read_ssm_parameter(name: str, max_age: float) -> Any:
+    """The parameter's raw value through Powertools Parameters (cached for max_age seconds)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    return parameters.get_parameter(name, max_age=int(max_age))
+
+
+def parse_published(raw: Any) -> dict[str, Any] | None:
+    """The published-model record, or None when nothing is published. Raises ValueError when malformed."""
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8")
+    if isinstance(raw, str):
+        if raw.strip().lower() in UNPUBLISHED:
+            return None
+        raw = json.loads(raw)
+    if not isinstance(raw, dict):
+        raise ValueError("the value is not a JSON object")
+    model = raw.get("model")
+    if model is None or (isinstance(model, str) and model.strip().lower() in UNPUBLISHED):
+        return None
+    if not isinstance(model, str):
+        raise ValueError("'model' is not a string")
+    return raw
+
+
+class ModelSelector:
+    def __init__(
+        self,
+        *,
+        parameter_name: str | None,
+        base_provider: str,
+        base_model: str | None,
+        max_age: float,
+        reader: ParameterReader = read_ssm_parameter,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.parameter_name = parameter_name
+        self.base = ModelChoice(provider=base_provider, model=base_model, layout="full", source="configured")
+        self.max_age = max_age
+        self._reader = reader
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: ModelChoice | None = None
+        self._expires = 0.0
+
+    def current(self) -> ModelChoice:
+        if not self.parameter_name:
+            return self.base
+        with self._lock:
+            now = self._clock()
+            if self._cached is None or now >= self._expires:
+                self._cached = self._choose()
+                self._expires = now + self.max_age
+            return self._cached
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cached = None
+
+    def _choose(self) -> ModelChoice:
+        name = self.parameter_name or ""
+        try:
+            published = parse_published(self._reader(name, self.max_age))
+        except Exception as exc:  # not found, no permission, emulator down, malformed JSON: serve the base
+            note = f"cannot use model parameter {name}: {type(exc).__name__}: {str(exc)[:200]}"
+            if "ParameterNotFound" in f"{type(exc).__name__} {exc}":
+                note = f"model parameter {name} does not exist"
+            logger.warning("serving the base model", extra={"reason": note})
+            return ModelChoice(**{**self.base.__dict__, "note": note})
+        if published is None:
+            return self.base
+        version = str(published.get("prompt_version") or "")
+        if version and version != COMPACT_PROMPT_VERSION:
+            # The served layout must be the one the model learned from; a different one degrades it silently.
+            note = (f"published model {published['model']} was trained on prompt {version}, but this "
+                    f"service sends {COMPACT_PROMPT_VERSION}: serving the base model until a matching "
+                    "model is published")
+            logger.warning("serving the base model", extra={"reason": note})
+            return ModelChoice(**{**self.base.__dict__, "note": note})
+        return ModelChoice(provider="openai", model=str(published["model"]).strip(), layout="compact",
+                           source="published", build_id=published.get("build_id"))
