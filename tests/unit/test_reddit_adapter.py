@@ -93,17 +93,24 @@ def _prompts() -> list[FakePost]:
 
 
 @pytest.fixture(autouse=True)
-def only_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any attempt to reach the real internet (Reddit, PyPI's update check) fails the test."""
+def only_loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail the test if anything tries to reach beyond this machine (Reddit itself, PyPI's update check).
+
+    prawcore turns a refused connection into its own error, so attempts are recorded and checked after.
+    """
+    outside: list[object] = []
     real_connect = socket.socket.connect
 
     def connect(self: socket.socket, address: object) -> None:
         host = address[0] if isinstance(address, tuple) else address
         if host not in ("127.0.0.1", "::1", "localhost"):
-            raise AssertionError(f"test tried to reach {address!r}")
+            outside.append(address)
+            raise OSError(f"test tried to reach {address!r}")
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", connect)
+    yield
+    assert outside == [], f"connections beyond loopback: {outside}"
 
 
 @pytest.fixture(autouse=True)

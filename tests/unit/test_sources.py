@@ -113,6 +113,18 @@ def test_a_folder_of_awkward_files(awkward_folder: Path) -> None:
     assert result.skipped == {"empty_file": 2, "too_short": 1}
 
 
+@pytest.mark.parametrize(("text", "title", "starts"), [
+    ("# The Lift\n\nBody.", "The Lift", "Body."),
+    ("\n\nGoing Up\n--------\nBody.", "Going Up", "Body."),
+    ("The doors closed.\n---\nBody.", None, "The doors closed."),
+    ("No heading here.\nBody.", None, "No heading here."),
+])
+def test_titles_come_from_a_leading_heading_only(text: str, title: str | None, starts: str) -> None:
+    found, rest = sources.split_title(text)
+    assert found == title
+    assert rest.strip().startswith(starts)
+
+
 def test_file_ids_follow_the_text(tmp_path: Path) -> None:
     (tmp_path / "My Story!.txt").write_text(STORY, encoding="utf-8")
     first = load_stories(_spec("directory", tmp_path)).stories[0].story_id

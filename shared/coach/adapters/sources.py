@@ -155,8 +155,11 @@ def split_title(text: str) -> tuple[str | None, str]:
     heading = _ATX_HEADING.match(lines[first])
     if heading:
         return heading.group(1).strip(), "\n".join(lines[first + 1:])
-    if first + 1 < len(lines) and _SETEXT_UNDERLINE.match(lines[first + 1]) and len(lines[first]) < 120:
-        return lines[first].strip(), "\n".join(lines[first + 2:])
+    candidate = lines[first].strip()
+    underlined = first + 1 < len(lines) and _SETEXT_UNDERLINE.match(lines[first + 1])
+    # "Title\n=====" is a heading; a sentence over a dash line is the end of a scene, not a title.
+    if underlined and len(candidate) <= 80 and not candidate.endswith((".", ",", ";", ":", "!", "?", '"', "”")):
+        return candidate, "\n".join(lines[first + 2:])
     return None, text
 
 
@@ -180,7 +183,11 @@ def _story_from_file(item: _TextFile, *, id_prefix: str, source: str, collector:
         # Over the limit whatever its encoding (a character is at most 4 bytes): skip without reading.
         collector.skipped["too_long"] += 1
         return
-    data = item.read()
+    try:
+        data = item.read()
+    except OSError as exc:  # unreadable (permissions, vanished): count it like an undecodable file
+        collector.decode_failed(item.name, f"cannot be read ({exc.strerror or type(exc).__name__})")
+        return
     if not data.strip():
         collector.skipped["empty_file"] += 1
         return
