@@ -1,0 +1,359 @@
+"""The StyleReport: measured figures of a story, plus short notes where a figure crosses a threshold.
+
+Notes report densities against thresholds rather than every hit, quote one to three real hits with
+their exact text, and each carries a severity the critique writer uses to pick what to raise first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from coach.domain.critic import wordlists as wl
+from coach.domain.critic.signals import (
+    Analysis,
+    Hit,
+    analyse,
+    dialogue_lines,
+    mean_and_cv,
+    phrase,
+    sentence_start,
+)
+
+# Thresholds: densities are per 1,000 narration words and need a minimum number of hits as well,
+# so a single adverb in a 60-word story does not count as a habit.
+ADVERBS_PER_1000 = 15.0
+FILTERS_PER_1000 = 10.0
+PASSIVES_PER_1000 = 8.0
+CRUTCHES_PER_1000 = 8.0
+REPEATS_PER_1000 = 20.0
+MIN_HITS = 3
+LONG_PARAGRAPH_WORDS = 200
+LONG_OPENING_WORDS = 40
+CHOPPY_MEAN = 7.0
+LONG_MEAN = 25.0
+MONOTONE_CV = 0.35
+MOSTLY_DIALOGUE = 0.8
+_CLICHE_OPENING_RES = tuple(re.compile(p, re.IGNORECASE) for p in wl.CLICHE_OPENINGS)
+
+
+class StyleNote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    message: str
+    examples: list[str] = Field(default_factory=list)
+
+
+class OpenerRunFigure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    word: str
+    length: int
+
+
+class RepeatedWord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    word: str
+    repeats: int  # times it came back within 50 narration words of its previous use
+
+
+class StyleReport(BaseModel):
+    """What the offline critic measured. Densities are per 1,000 narration words (dialogue removed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    words: int
+    sentences: int
+    paragraphs: int
+    narration_words: int
+    mean_words_per_sentence: float
+    sentence_length_cv: float | None = None  # None under five sentences
+    dialogue_share: float  # fraction of words inside quotations
+    adverbs_per_1000: float
+    dialogue_tag_adverbs: list[str] = Field(default_factory=list)
+    said_bookisms: list[str] = Field(default_factory=list)
+    filter_words_per_1000: float
+    telling_emotion: list[str] = Field(default_factory=list)
+    passive_voice_per_1000: float
+    crutch_words_per_1000: float
+    repeated_nearby: list[RepeatedWord] = Field(default_factory=list)
+    hard_sentences: int  # ARI 10-13, sentences of 14+ words
+    very_hard_sentences: int  # ARI 14+
+    opener_runs: list[OpenerRunFigure] = Field(default_factory=list)
+    opening_line: str = ""
+    longest_paragraph_words: int = 0
+    notes: list[StyleNote] = Field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RankedNote:
+    """A note with what the critique writer needs: how strong it is and phrases it may quote."""
+
+    note: StyleNote
+    severity: float
+    group: str  # notes of one group overlap (tag adverbs and adverbs); the writer raises one per group
+    quotes: list[str]  # exact, quotable spans of the story, best first
+    figures: dict[str, Any]
+
+
+def _num(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _texts(analysis: Analysis, hits: list[Hit], limit: int = 3) -> list[str]:
+    out: list[str] = []
+    for hit in hits:
+        text = analysis.doc.text[hit.start:hit.end]
+        if text not in out:
+            out.append(text)
+        if len(out) == limit:
+            break
+    return out
+
+
+def _phrases(analysis: Analysis, hits: list[Hit], limit: int = 3, **kwargs: Any) -> list[str]:
+    out: list[str] = []
+    for hit in hits:
+        span = phrase(analysis.doc, hit.start, hit.end, **kwargs)
+        if span and span not in out:
+            out.append(span)
+        if len(out) == limit:
+            break
+    return out
+
+
+def sentence_text(analysis: Analysis, index: int) -> str:
+    s = analysis.doc.sentences[index]
+    return analysis.doc.text[s.start:s.end]
+
+
+def opening_cliche(first_sentence: str) -> bool:
+    """A familiar opening (waking up, weather, "it was"), judged on the sentence's first twelve words."""
+    head = " ".join(first_sentence.split()[:12])
+    return any(p.search(head) for p in _CLICHE_OPENING_RES)
+
+
+def ranked_notes(analysis: Analysis) -> list[RankedNote]:
+    """Every note whose figure crosses its threshold, strongest first (ties keep a fixed order)."""
+    doc = analysis.doc
+    notes: list[RankedNote] = []
+    narration = analysis.narration_words
+
+    def add(code: str, message: str, examples: list[str], severity: float, group: str,
+            quotes: list[str], **figures: Any) -> None:
+        notes.append(RankedNote(StyleNote(code=code, message=message, examples=examples),
+                                round(severity, 3), group, quotes, dict(figures)))
+
+    if analysis.tag_adverbs:
+        n = len(analysis.tag_adverbs)
+        add("dialogue_tag_adverbs",
+            f"{_num(n, 'dialogue tag leans', 'dialogue tags lean')} on an adverb; let the line itself, "
+            "or a gesture, show how it is spoken.",
+            _texts(analysis, analysis.tag_adverbs), 1.2 + 0.3 * min(n, 6), "adverbs",
+            _texts(analysis, analysis.tag_adverbs), count=n)
+
+    non_speech = [h for h in analysis.bookisms if h.kind == "non_speech"]
+    if non_speech or len(analysis.bookisms) >= 2:
+        n = len(analysis.bookisms)
+        add("said_bookisms",
+            f"{_num(n, 'dialogue tag uses', 'dialogue tags use')} a showy speech verb or an action "
+            "(smiled, hissed) where said or asked would disappear.",
+            _texts(analysis, analysis.bookisms), 1.0 + 0.3 * min(n, 5), "tags",
+            _texts(analysis, non_speech + [h for h in analysis.bookisms if h.kind != "non_speech"]),
+            count=n, non_speech=len(non_speech))
+
+    adverbs = [h for h in analysis.adverbs
+               if doc.text[h.start:h.end].lower() not in wl.CRUTCH_WORDS]
+    density = round(1000.0 * len(adverbs) / narration, 1) if narration else 0.0
+    if density > ADVERBS_PER_1000 and len(adverbs) >= MIN_HITS:
+        add("adverbs",
+            f"Narration has {density:g} -ly adverbs per 1,000 words (above {ADVERBS_PER_1000:g}); "
+            "a sharper verb can often replace verb plus adverb.",
+            _texts(analysis, adverbs), density / ADVERBS_PER_1000, "adverbs",
+            _phrases(analysis, adverbs, target=3, prefer="left"), density=density, count=len(adverbs))
+
+    strong_filters = [h for h in analysis.filters if h.kind != "weak"]
+    density = analysis.per_1000(analysis.filters, skip_kind="weak")
+    if density > FILTERS_PER_1000 and len(strong_filters) >= MIN_HITS:
+        add("filter_words",
+            f"Filter words (saw, felt, noticed, realized) come {density:g} times per 1,000 narration words "
+            f"(above {FILTERS_PER_1000:g}); they keep the reader one step away from the scene.",
+            _texts(analysis, strong_filters), 1.1 * density / FILTERS_PER_1000, "filters",
+            _phrases(analysis, strong_filters, min_words=3, max_words=7, target=5), density=density,
+            count=len(strong_filters))
+
+    if len(analysis.telling) >= 2:
+        n = len(analysis.telling)
+        add("telling_emotion",
+            f"{_num(n, 'phrase names', 'phrases name')} an emotion outright; show it through action, "
+            "the body or dialogue instead.",
+            _texts(analysis, analysis.telling), 1.1 + 0.3 * min(n, 6), "telling",
+            _texts(analysis, analysis.telling), count=n)
+
+    density = analysis.per_1000(analysis.passives)
+    if density > PASSIVES_PER_1000 and len(analysis.passives) >= MIN_HITS:
+        add("passive_voice",
+            f"Passive constructions come {density:g} times per 1,000 narration words "
+            f"(above {PASSIVES_PER_1000:g}); naming who acts makes those sentences move.",
+            _texts(analysis, analysis.passives), 0.9 * density / PASSIVES_PER_1000, "passive",
+            _phrases(analysis, analysis.passives, min_words=3, max_words=6, target=4), density=density,
+            count=len(analysis.passives))
+
+    density = analysis.per_1000(analysis.crutches)
+    if density > CRUTCHES_PER_1000 and len(analysis.crutches) >= MIN_HITS:
+        words = Counter(doc.text[h.start:h.end].lower() for h in analysis.crutches)
+        top = ", ".join(w for w, _ in words.most_common(3))
+        add("crutch_words",
+            f"Crutch words ({top}) come {density:g} times per 1,000 narration words "
+            f"(above {CRUTCHES_PER_1000:g}); most sentences stand up better without them.",
+            _texts(analysis, analysis.crutches), 0.9 * density / CRUTCHES_PER_1000, "crutch",
+            _phrases(analysis, analysis.crutches, min_words=3, max_words=6), density=density,
+            count=len(analysis.crutches), top=top)
+
+    density = analysis.per_1000(analysis.repeats)
+    if density > REPEATS_PER_1000 and len(analysis.repeats) >= 5:
+        counts = Counter(h.kind for h in analysis.repeats)
+        word, times = counts.most_common(1)[0]
+        listed = ", ".join(f"{w} ({c + 1} times)" for w, c in counts.most_common(3))
+        hits = [h for h in analysis.repeats if h.kind == word]
+        add("repeated_words",
+            f"Words come back within a few lines {len(analysis.repeats)} times, most often {listed}.",
+            _texts(analysis, hits, 1) + [w for w, _ in counts.most_common(3)][1:],
+            0.7 * density / REPEATS_PER_1000, "repetition",
+            _phrases(analysis, hits, min_words=3, max_words=6), word=word, times=times + 1)
+
+    total_sentences = len(doc.sentences)
+    hard_total = len(analysis.hard) + len(analysis.very_hard)
+    if len(analysis.very_hard) >= 3 or (hard_total >= 3 and hard_total > 0.2 * total_sentences):
+        longest = max(analysis.very_hard + analysis.hard, key=lambda i: len(doc.sentences[i].words))
+        start = sentence_start(analysis, longest, 7)
+        add("hard_sentences",
+            f"{hard_total} of {total_sentences} sentences are hard to read (ARI 10 or more), "
+            f"{len(analysis.very_hard)} of them very hard; the longest runs to "
+            f"{len(doc.sentences[longest].words)} words.",
+            [start] if start else [], min(2.0, 0.7 + 0.1 * len(analysis.very_hard)), "rhythm",
+            [start] if start else [], words=len(doc.sentences[longest].words))
+
+    mean, cv = mean_and_cv(analysis.sentence_lengths)
+    verse = any(p.verse for p in doc.paragraphs)
+    if total_sentences >= 15 and mean < CHOPPY_MEAN and not verse and analysis.dialogue_share < 0.5:
+        shorts = [i for i, s in enumerate(doc.sentences)
+                  if 3 <= len(s.words) <= 6 and not any(w.in_quote for w in s.words)]
+        quotes = [q for q in (sentence_start(analysis, i, 6) for i in shorts[1:4]) if q]
+        add("sentence_rhythm",
+            f"Sentences average {mean:.1f} words; so many short ones in a row give every beat the "
+            "same weight.",
+            quotes[:2], 1.6 + (CHOPPY_MEAN - mean) / 4, "rhythm", quotes, mean=round(mean, 1), kind="choppy")
+    elif total_sentences >= 5 and mean > LONG_MEAN:
+        longest = max(range(total_sentences), key=lambda i: len(doc.sentences[i].words))
+        start = sentence_start(analysis, longest, 7)
+        add("sentence_rhythm",
+            f"Sentences average {mean:.1f} words; a few short ones would let the key moments land.",
+            [start] if start else [], 1.2 + (mean - LONG_MEAN) / 10, "rhythm", [start] if start else [],
+            mean=round(mean, 1), kind="long")
+    elif cv is not None and total_sentences >= 8 and cv < MONOTONE_CV:
+        middle = total_sentences // 2
+        start = sentence_start(analysis, middle, 6)
+        add("sentence_rhythm",
+            f"Sentence lengths vary little (coefficient of variation {cv:.2f}, average {mean:.1f} words), "
+            "which gives the prose an even, lulling beat.",
+            [start] if start else [], 1.3, "rhythm", [start] if start else [],
+            mean=round(mean, 1), cv=round(cv, 2), kind="monotone")
+
+    if analysis.opener_runs:
+        longest_run = max(analysis.opener_runs, key=lambda r: r.length)
+        first = sentence_start(analysis, longest_run.sentence_index, 3)
+        runs = ", ".join(f"{doc.sentences[r.sentence_index].words[0].text} x{r.length}"
+                         for r in analysis.opener_runs[:4])
+        count = len(analysis.opener_runs)
+        add("repeated_openers",
+            f"{_num(count, 'run', 'runs')} of three or more sentences in a row "
+            f"{'begins' if count == 1 else 'begin'} with the same word ({runs}).",
+            [first] if first else [], 0.9 + 0.15 * min(longest_run.length, 8) + 0.1 * len(analysis.opener_runs),
+            "openers", [first] if first else [], length=longest_run.length, runs=len(analysis.opener_runs))
+
+    if doc.sentences:
+        first_text = sentence_text(analysis, 0)
+        first_words = len(doc.sentences[0].words)
+        opening = sentence_start(analysis, 0, min(first_words, 10))
+        if not doc.sentences[0].words[0].in_quote and opening_cliche(first_text):
+            add("opening_line",
+                "The opening line starts in a familiar way (weather, waking up, a plain 'it was'); "
+                "readers decide quickly whether to stay.",
+                [opening] if opening else [], 1.4, "opening", [opening] if opening else [], kind="cliche")
+        elif first_words > LONG_OPENING_WORDS:
+            start = sentence_start(analysis, 0, 7)
+            add("opening_line",
+                f"The first sentence runs to {first_words} words before the reader has a foothold.",
+                [start] if start else [], 1.1, "opening", [start] if start else [], kind="long",
+                words=first_words)
+
+    if doc.paragraphs:
+        longest_p = max(doc.paragraphs, key=lambda p: p.words)
+        if longest_p.words > LONG_PARAGRAPH_WORDS:
+            inside = [i for i, s in enumerate(doc.sentences) if longest_p.start <= s.start < longest_p.end]
+            # The paragraph's first words, else a sentence from its middle (a natural place to break).
+            candidates = [sentence_start(analysis, i, 6) for i in (inside[0], inside[len(inside) // 2])]
+            quotes = [q for q in candidates if q]
+            add("long_paragraph",
+                f"The longest paragraph runs to {longest_p.words} words without a break.",
+                quotes[:1], min(2.2, longest_p.words / LONG_PARAGRAPH_WORDS), "paragraphs",
+                quotes, words=longest_p.words, paragraphs=len(doc.paragraphs))
+
+    total_words = len(doc.words)
+    if analysis.dialogue_share >= MOSTLY_DIALOGUE and total_words >= 100:
+        lines = dialogue_lines(analysis)
+        add("dialogue_balance",
+            f"{analysis.dialogue_share:.0%} of the words are dialogue; a few beats of action or setting "
+            "would anchor who speaks and where.",
+            lines[:2], 0.9, "dialogue", lines, share=analysis.dialogue_share, kind="mostly_dialogue")
+    elif analysis.dialogue_share == 0 and total_words >= 400 and not verse:
+        middle = len(doc.sentences) // 2
+        start = sentence_start(analysis, middle, 6)
+        add("dialogue_balance",
+            f"There is no dialogue in {total_words} words; a line or two of speech would let the "
+            "characters show themselves.",
+            [], 0.6, "dialogue", [start] if start else [], share=0.0, kind="no_dialogue")
+
+    notes.sort(key=lambda n: -n.severity)  # stable: equal severities keep the order above
+    return notes
+
+
+def build_report(analysis: Analysis) -> StyleReport:
+    doc = analysis.doc
+    mean, cv = mean_and_cv(analysis.sentence_lengths)
+    repeat_counts = Counter(h.kind for h in analysis.repeats)
+    return StyleReport(
+        words=len(doc.words),
+        sentences=len(doc.sentences),
+        paragraphs=len(doc.paragraphs),
+        narration_words=analysis.narration_words,
+        mean_words_per_sentence=round(mean, 1),
+        sentence_length_cv=round(cv, 2) if cv is not None else None,
+        dialogue_share=analysis.dialogue_share,
+        adverbs_per_1000=analysis.per_1000(analysis.adverbs),
+        dialogue_tag_adverbs=[doc.text[h.start:h.end] for h in analysis.tag_adverbs],
+        said_bookisms=[doc.text[h.start:h.end] for h in analysis.bookisms],
+        filter_words_per_1000=analysis.per_1000(analysis.filters, skip_kind="weak"),
+        telling_emotion=[doc.text[h.start:h.end] for h in analysis.telling],
+        passive_voice_per_1000=analysis.per_1000(analysis.passives),
+        crutch_words_per_1000=analysis.per_1000(analysis.crutches),
+        repeated_nearby=[RepeatedWord(word=w, repeats=c) for w, c in repeat_counts.most_common(10)],
+        hard_sentences=len(analysis.hard),
+        very_hard_sentences=len(analysis.very_hard),
+        opener_runs=[OpenerRunFigure(word=r.word, length=r.length) for r in analysis.opener_runs],
+        opening_line=sentence_text(analysis, 0).strip() if doc.sentences else "",
+        longest_paragraph_words=max((p.words for p in doc.paragraphs), default=0),
+        notes=[n.note for n in ranked_notes(analysis)],
+    )
+
+
+def analyse_style(text: str) -> StyleReport:
+    """Measure a story's style. Pure and deterministic; never raises on any string."""
+    return build_report(analyse(text))
