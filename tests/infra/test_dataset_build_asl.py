@@ -1,0 +1,109 @@
+"""Static checks of the dataset-build definition: every step retries and is caught, nothing dangles."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.infra.cfn_template import ASL_PATH, load_template, resources_of_type
+
+TRANSIENT_LAMBDA_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+
+
+@pytest.fixture(scope="module")
+def asl() -> dict:
+    return json.loads(ASL_PATH.read_text(encoding="utf-8"))
+
+
+def _next_states(state: dict) -> set[str]:
+    targets = {state[key] for key in ("Next", "Default") if key in state}
+    targets |= {choice["Next"] for choice in state.get("Choices", [])}
+    targets |= {catch["Next"] for catch in state.get("Catch", [])}
+    return targets
+
+
+def test_every_task_retries_transient_lambda_errors_and_catches_everything(asl):
+    tasks = {name: state for name, state in asl["States"].items() if state["Type"] == "Task"}
+    assert len(tasks) == 8
+    for name, state in tasks.items():
+        retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
+        assert retried >= TRANSIENT_LAMBDA_ERRORS, f"{name} does not retry transient Lambda errors"
+        assert "States.ALL" not in retried, f"{name} retries every error, including a handler's own"
+        catches = state.get("Catch", [])
+        assert any("States.ALL" in c["ErrorEquals"] and c["Next"] == "ExplainFailure" for c in catches), name
+        assert all(c.get("ResultPath") == "$.error" for c in catches), f"{name} loses its input on failure"
+
+
+def test_fine_tune_start_is_not_retried_on_upstream_errors(asl):
+    # A timed-out start may still have created a job; starting again could pay for two.
+    retried = {e for retrier in asl["States"]["StartFineTune"]["Retry"] for e in retrier["ErrorEquals"]}
+    assert "TransientUpstreamError" not in retried
+    check = {e for retrier in asl["States"]["CheckFineTune"]["Retry"] for e in retrier["ErrorEquals"]}
+    assert "TransientUpstreamError" in check
+
+
+def test_every_state_is_reachable_and_every_target_exists(asl):
+    states = asl["States"]
+    seen, todo = set(), [asl["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        assert name in states, f"a transition names a missing state: {name}"
+        seen.add(name)
+        todo.extend(_next_states(states[name]))
+    assert seen == set(states), f"unreachable states: {set(states) - seen}"
+
+
+def test_every_fail_state_has_an_error_and_a_cause(asl):
+    fails = {name: s for name, s in asl["States"].items() if s["Type"] == "Fail"}
+    assert fails
+    for name, state in fails.items():
+        assert "Error" in state or "ErrorPath" in state, name
+        assert "Cause" in state or "CausePath" in state, name
+
+
+def test_loops_wait_between_checks_and_are_bounded(asl):
+    states = asl["States"]
+    for wait, check, decide, limit in (
+        ("WaitForGeneration", "CheckGeneration", "GenerationFinished", "$.settings.generation_max_checks"),
+        ("WaitForFineTune", "CheckFineTune", "FineTuneFinished", "$.settings.fine_tune_max_checks"),
+    ):
+        assert states[wait]["Type"] == "Wait" and states[wait]["Next"] == check
+        assert states[decide]["Default"] == wait
+        limits = [c for c in states[decide]["Choices"] if c.get("NumericGreaterThanEqualsPath") == limit]
+        assert limits and states[limits[0]["Next"]]["Type"] == "Fail", f"{decide} has no time limit"
+
+
+def test_placeholders_match_the_templates_substitutions():
+    placeholders = set(re.findall(r"\$\{([A-Za-z0-9]+)\}", ASL_PATH.read_text(encoding="utf-8")))
+    template = load_template()
+    (machine,) = resources_of_type(template, "AWS::Serverless::StateMachine").values()
+    props = machine["Properties"]
+    assert props["DefinitionUri"] == "infra/statemachine/dataset_build.asl.json"
+    assert placeholders == set(props["DefinitionSubstitutions"])
+
+
+def test_state_machine_may_invoke_exactly_the_functions_it_calls():
+    template = load_template()
+    (machine,) = resources_of_type(template, "AWS::Serverless::StateMachine").values()
+    props = machine["Properties"]
+    called = {
+        value["Fn::GetAtt"][0]
+        for name, value in props["DefinitionSubstitutions"].items()
+        if name.endswith("FunctionArn")
+    }
+    invocable = {
+        policy["LambdaInvokePolicy"]["FunctionName"]["Ref"]
+        for policy in props["Policies"]
+        if isinstance(policy, dict) and "LambdaInvokePolicy" in policy
+    }
+    assert called == invocable
+    assert called <= set(resources_of_type(template, "AWS::Serverless::Function"))

@@ -1,0 +1,210 @@
+"""template.yaml describes what is really in the repository, with the limits the pipeline relies on."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+
+from coach.domain.records import BuildRequest
+from tests.infra.cfn_template import (
+    ROOT,
+    function_environment,
+    function_property,
+    load_template,
+    resources_of_type,
+    serverless_functions,
+)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return load_template()
+
+
+def _defines(path, name: str) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return True
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return True
+    return False
+
+
+def test_every_handler_and_code_uri_resolves_to_a_real_function(template):
+    problems = []
+    for logical_id in serverless_functions(template):
+        code_uri = function_property(template, logical_id, "CodeUri")
+        module, _, attribute = function_property(template, logical_id, "Handler").rpartition(".")
+        source = ROOT / code_uri / (module.replace(".", "/") + ".py")
+        if not source.is_file():
+            problems.append(f"{logical_id}: {source.relative_to(ROOT)} does not exist")
+        elif not _defines(source, attribute):
+            problems.append(f"{logical_id}: {source.relative_to(ROOT)} defines no {attribute}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_function_folder_is_deployed(template):
+    deployed = {function_property(template, f, "CodeUri").rstrip("/") for f in serverless_functions(template)}
+    folders = {f"functions/{p.parent.name}" for p in (ROOT / "functions").glob("*/app.py")}
+    assert folders <= deployed, f"handlers missing from template.yaml: {sorted(folders - deployed)}"
+
+
+def test_functions_run_on_python_313_arm64_with_the_coach_layer(template):
+    (layer_id, layer), = resources_of_type(template, "AWS::Serverless::LayerVersion").items()
+    assert layer["Properties"]["ContentUri"] == "shared/"
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert (ROOT / "shared" / "requirements.txt").is_file()
+    assert (ROOT / "shared" / "coach" / "__init__.py").is_file()
+    for logical_id in serverless_functions(template):
+        assert function_property(template, logical_id, "Runtime") == "python3.13", logical_id
+        assert function_property(template, logical_id, "Architectures") == ["arm64"], logical_id
+        assert function_property(template, logical_id, "Layers") == [{"Ref": layer_id}], logical_id
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_story_queue_outlasts_six_generator_timeouts_and_redrives_to_the_dlq(template):
+    resources = template["Resources"]
+    (mapping,) = resources_of_type(template, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    generator = props["FunctionName"]["Ref"]
+    queue = resources[props["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
+
+    assert queue["VisibilityTimeout"] >= 6 * function_property(template, generator, "Timeout")
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "GeneratorMaxConcurrency"}
+    assert props["BatchSize"] == {"Ref": "GeneratorBatchSize"}
+    dlq = resources[queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]]["Properties"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert queue["SqsManagedSseEnabled"] and dlq["SqsManagedSseEnabled"]
+    # The generator knows which delivery is the last one.
+    assert function_environment(template, generator)["COACH_MAX_RECEIVE_COUNT"] == {"Ref": "MaxReceiveCount"}
+
+
+def test_functions_get_every_setting_the_handlers_read(template):
+    wanted = {"COACH_BUCKET", "COACH_STORY_QUEUE_URL", "COACH_STORY_DLQ_URL", "COACH_IDEMPOTENCY_TABLE",
+              "COACH_MODEL_PARAMETER", "COACH_OPENAI_SECRET", "COACH_REDDIT_SECRET", "OPENAI_BASE_URL",
+              "COACH_PROVIDER", "COACH_MODEL", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
+              "POWERTOOLS_LOG_LEVEL"}
+    for logical_id in serverless_functions(template):
+        missing = wanted - set(function_environment(template, logical_id))
+        assert not missing, f"{logical_id} lacks {sorted(missing)}"
+
+
+def test_secrets_are_passed_by_name_and_read_only_by_their_users(template):
+    params = template["Parameters"]
+    env = function_environment(template, "CritiqueFunction")
+    # Names of Secrets Manager secrets, never the values: no parameter hides a value with NoEcho.
+    assert env["COACH_OPENAI_SECRET"] == {"Ref": "OpenAISecretName"}
+    assert env["COACH_REDDIT_SECRET"] == {"Ref": "RedditSecretName"}
+    assert not [name for name, p in params.items() if p.get("NoEcho")]
+    readers = {}
+    for logical_id, function in serverless_functions(template).items():
+        for policy in function["Properties"].get("Policies", []):
+            if isinstance(policy, dict) and "AWSSecretsManagerGetSecretValuePolicy" in policy:
+                arn = policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Fn::Sub"]
+                secret = "openai" if "${OpenAISecretName}-??????" in arn else "reddit"
+                assert arn.endswith("-??????"), arn  # that secret only, not every secret with the prefix
+                readers.setdefault(secret, set()).add(logical_id)
+    assert readers == {
+        "openai": {"GeneratorFunction", "FineTuneFunction", "CritiqueFunction"},
+        "reddit": {"ScraperFunction"},
+    }
+
+
+def _statements(template: dict):
+    holders = {**serverless_functions(template), **resources_of_type(template, "AWS::Serverless::StateMachine")}
+    for logical_id, resource in holders.items():
+        for policy in resource["Properties"].get("Policies", []):
+            if isinstance(policy, dict) and "Statement" in policy:
+                for statement in policy["Statement"]:
+                    yield logical_id, statement
+
+
+def test_no_inline_policy_allows_every_resource_where_a_narrower_one_exists(template):
+    wildcard = [(owner, s.get("Sid")) for owner, s in _statements(template) if s["Resource"] == "*"]
+    # Step Functions' log delivery actions accept no resource ARN; nothing else may use "*".
+    assert wildcard == [("DatasetBuildStateMachine", "DeliverExecutionLogs")]
+
+
+def test_writers_may_only_put_objects_under_builds(template):
+    for owner, statement in _statements(template):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if any(a.startswith("s3:") for a in actions):
+            assert actions == ["s3:PutObject"], owner
+            assert statement["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/builds/*"}, owner
+
+
+def test_bucket_is_private_encrypted_and_tls_only(template):
+    bucket = template["Resources"]["DataBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    (statement,) = template["Resources"]["DataBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_idempotency_table_expires_records(template):
+    table = template["Resources"]["IdempotencyTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_critiques_need_the_api_key_and_the_key_is_throttled(template):
+    api = template["Resources"]["CritiqueApi"]["Properties"]
+    assert api["Auth"]["ApiKeyRequired"] is True
+    events = template["Resources"]["CritiqueFunction"]["Properties"]["Events"]
+    keyed = {(e["Properties"]["Path"], e["Properties"]["Method"]):
+             e["Properties"].get("Auth", {}).get("ApiKeyRequired", True) for e in events.values()}
+    assert keyed == {("/critiques", "POST"): True, ("/health", "GET"): False, ("/swagger", "GET"): False}
+    plan = template["Resources"]["CritiqueUsagePlan"]["Properties"]
+    assert plan["ApiStages"] == [{"ApiId": {"Ref": "CritiqueApi"}, "Stage": {"Ref": "CritiqueApi.Stage"}}]
+    assert plan["Throttle"] == {"RateLimit": {"Ref": "ApiRateLimit"}, "BurstLimit": {"Ref": "ApiBurstLimit"}}
+    assert plan["Quota"]["Period"] == "DAY"
+    key = template["Resources"]["CritiqueUsagePlanKey"]["Properties"]
+    assert key["KeyId"] == {"Ref": "CritiqueApiKey"} and key["UsagePlanId"] == {"Ref": "CritiqueUsagePlan"}
+
+
+def test_alarms_watch_the_dlq_functions_and_builds(template):
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+    watched = set()
+    for alarm in alarms.values():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        for metric in [props] + [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]:
+            if "MetricName" in metric:
+                watched.add(metric["MetricName"])
+    assert {"ApproximateNumberOfMessagesVisible", "Errors", "ExecutionsFailed", "5XXError"} <= watched
+    errors_alarm = template["Resources"]["FunctionErrorsAlarm"]["Properties"]["Metrics"]
+    alarmed = {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"] for m in errors_alarm if "MetricStat" in m}
+    assert alarmed == set(serverless_functions(template))
+
+
+def test_every_function_has_a_log_group_with_retention(template):
+    groups = resources_of_type(template, "AWS::Logs::LogGroup")
+    named = {g["Properties"]["LogGroupName"]["Fn::Sub"] for g in groups.values()}
+    for logical_id in serverless_functions(template):
+        assert f"/aws/lambda/${{{logical_id}}}" in named, logical_id
+    assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
+
+
+def test_outputs_tell_how_to_reach_everything(template):
+    outputs = template["Outputs"]
+    assert {"CritiqueApiUrl", "GetApiKeyCommand", "DatasetBuildStateMachineArn", "DataBucketName"} <= set(outputs)
+    assert "--include-value" in outputs["GetApiKeyCommand"]["Value"]["Fn::Sub"]
+
+
+def test_sample_build_request_is_a_valid_build_request():
+    sample = json.loads((ROOT / "infra" / "events" / "build_request.json").read_text(encoding="utf-8"))
+    request = BuildRequest.model_validate(sample)
+    assert request.fine_tune.enabled
+
+
+def test_sample_events_are_json():
+    events = sorted((ROOT / "infra" / "events").glob("*.json"))
+    assert events
+    for path in events:
+        json.loads(path.read_text(encoding="utf-8"))
