@@ -6,6 +6,7 @@ without writing the rewrite into the writer's story for them.
 
 from __future__ import annotations
 
+from coach.domain.critic import wordlists as wl
 from coach.domain.critic.chooser import Chooser, number_word, per_1000
 from coach.domain.critic.report import RankedNote
 from coach.domain.critic.signals import WORD_RE, Analysis, dialogue_lines, phrase, sentence_start
@@ -50,7 +51,7 @@ def issue_text(note: RankedNote, quote: str | None, chooser: Chooser) -> str | N
             f'The narration leans on -ly adverbs, {density}. In "{quote}", a more exact verb could carry the '
             "manner on its own; go through the draft once looking only for -ly words and keep just the "
             "ones that earn their place.",
-            f'You use a lot of adverbs in the narration ({density}). Take "{quote}": ask what the adverb adds '
+            f'You use a lot of adverbs in the narration ({density}). In "{quote}", ask what the adverb adds '
             "that a sharper verb or a concrete detail could not, and let the verb do the work.",
         ))
     if code == "filter_words":
@@ -104,8 +105,8 @@ def issue_text(note: RankedNote, quote: str | None, chooser: Chooser) -> str | N
             f'A few long sentences ask a lot of the reader. The one beginning "{quote}" runs to {f["words"]} '
             "words; consider splitting it where the thought turns, so the clauses that matter land on "
             "their own.",
-            f'Some sentences are very hard to read in one breath, such as the one that begins "{quote}" '
-            f'({f["words"]} words). Break it at its natural hinge and the pacing will improve at once.',
+            f'Some sentences are very hard to read in one breath, such as the {f["words"]}-word one that '
+            f'begins "{quote}". Break it at its natural hinge and the pacing will improve at once.',
         ))
     if code == "sentence_rhythm":
         kind = f.get("kind")
@@ -198,7 +199,22 @@ def soft_suggestions(analysis: Analysis, chooser: Chooser) -> list[tuple[str, st
     total = len(doc.words)
     first_quote = sentence_start(analysis, 0, 8)
     middle_quote = sentence_start(analysis, len(sentences) // 2, 8)
-    if total < 150 and middle_quote:
+    verse = [i for i, s in enumerate(sentences)
+             if i > 0 and doc.paragraphs[s.paragraph].verse and len(s.words) >= 2]
+    if verse:
+        # A line ending on a function word is the first place to look; else the longest line.
+        weak = [i for i in verse if sentences[i].words[-1].lower in wl.DANGLING]
+        pick = weak[0] if weak else max(verse, key=lambda i: len(sentences[i].words))
+        line = sentence_start(analysis, pick, 8)
+        if line:
+            out.append(("lines", line, chooser.pick("soft-verse", (
+                "Read the piece aloud and listen to where each line ends: a break after a strong noun or verb "
+                f'gives that word weight, while a break after a small word lets the line sag. Try the line "{line}" '
+                "both ways and keep whichever lands harder.",
+                f'Look at your line breaks. In "{line}", ask whether the break falls on the word you most want '
+                "the reader to hold; moving it by one word can change the whole rhythm of the stanza.",
+            ))))
+    if total < 150 and middle_quote and not verse:
         out.append(("short", middle_quote, chooser.pick("soft-short", (
             f'At {total} words, this reads more as a moment than a story. Starting from "{middle_quote}", '
             "try building one full scene: a place the reader can see, a character who wants something, "
@@ -220,7 +236,7 @@ def soft_suggestions(analysis: Analysis, chooser: Chooser) -> list[tuple[str, st
         if quote:
             out.append(("habits", quote, chooser.pick(f"soft-{name}", (
                 f'The habits that remain are few, but "{quote}" is worth a second look; {advice}.',
-                f'One small thing: in "{quote}", {advice}.',
+                f'It is a small thing, but in "{quote}", {advice}.',
             ))))
             break
     optional: list[tuple[str, str, str]] = []

@@ -250,14 +250,14 @@ def ranked_notes(analysis: Analysis) -> list[RankedNote]:
             f"Sentences average {mean:.1f} words; so many short ones in a row give every beat the "
             "same weight.",
             quotes[:2], 1.6 + (CHOPPY_MEAN - mean) / 4, "rhythm", quotes, mean=round(mean, 1), kind="choppy")
-    elif total_sentences >= 5 and mean > LONG_MEAN:
+    elif not verse and total_sentences >= 5 and mean > LONG_MEAN:
         longest = max(range(total_sentences), key=lambda i: len(doc.sentences[i].words))
         start = sentence_start(analysis, longest, 7)
         add("sentence_rhythm",
             f"Sentences average {mean:.1f} words; a few short ones would let the key moments land.",
             [start] if start else [], 1.2 + (mean - LONG_MEAN) / 10, "rhythm", [start] if start else [],
             mean=round(mean, 1), kind="long")
-    elif cv is not None and total_sentences >= 8 and cv < MONOTONE_CV:
+    elif not verse and cv is not None and total_sentences >= 8 and cv < MONOTONE_CV:
         middle = total_sentences // 2
         start = sentence_start(analysis, middle, 6)
         add("sentence_rhythm",

@@ -265,12 +265,13 @@ def mean_and_cv(lengths: list[int]) -> tuple[float, float | None]:
 
 
 def phrase(doc: Document, start: int, end: int, *, min_words: int = 2, max_words: int = 7,
-           target: int | None = None, prefer: str = "right") -> str | None:
+           target: int | None = None, prefer: str = "right", exhaust: bool = False) -> str | None:
     """An exact, quotable span of the story around [start, end): whole words within one sentence, all
     narration or all inside one quotation, never crossing a quotation mark or a line break.
 
     The hit grows to `target` words, alternating sides starting with `prefer` ("right" suits a verb
-    whose object follows, "left" an adverb or a number whose noun comes before)."""
+    whose object follows, "left" an adverb or a number whose noun comes before); with `exhaust`, the
+    preferred side grows as far as it can before the other side is tried."""
     sentence = next((s for s in doc.sentences if s.start <= start < s.end), None)
     if sentence is None:
         return None
@@ -296,6 +297,7 @@ def phrase(doc: Document, start: int, end: int, *, min_words: int = 2, max_words
     hit_last = last
     right = prefer == "right"
     stuck = 0
+    hit_first = first
     while last - first + 1 < target and stuck < 2:
         if right and last + 1 < len(words) and ok(first, last + 1):
             last += 1
@@ -305,10 +307,15 @@ def phrase(doc: Document, start: int, end: int, *, min_words: int = 2, max_words
             stuck = 0
         else:
             stuck += 1
-        right = not right
+            right = not right
+            continue
+        if not exhaust:
+            right = not right
     # A fragment ending on "the" or "and" reads as cut off: trim it, then make up the length on the left.
     while last > hit_last and words[last].lower in wl.DANGLING:
         last -= 1
+    while first < hit_first and words[first].lower in wl.WEAK_STARTS:
+        first += 1
     while last - first + 1 < min_words and first > 0 and ok(first - 1, last):
         first -= 1
     if last - first + 1 < min_words:
@@ -324,11 +331,17 @@ def quotable(span: str) -> bool:
 def sentence_start(analysis: Analysis, index: int, count: int = 6) -> str | None:
     """The first words of a sentence (up to `count`, at least two) as an exact quotable span that does
     not end on a function word."""
+    text = analysis.doc.text
     words = analysis.doc.sentences[index].words
+    # Prefer to stop at a clause boundary ("On a hill above the barley fields," not "... fields there").
+    for n in range(min(count, len(words) - 1), 3, -1):
+        span = text[words[0].start:words[n - 1].end]
+        if text[words[n - 1].end:words[n - 1].end + 1] in (",", ";", ":", "—") and quotable(span):
+            return span
     for n in range(min(count, len(words)), 1, -1):
         if n < len(words) and words[n - 1].lower in wl.DANGLING:
             continue
-        span = analysis.doc.text[words[0].start:words[n - 1].end]
+        span = text[words[0].start:words[n - 1].end]
         if quotable(span):
             return span
     return None
@@ -340,7 +353,8 @@ def dialogue_lines(analysis: Analysis) -> list[str]:
     doc = analysis.doc
     out: list[str] = []
     for q_start, q_end in doc.quotes:
-        inner = doc.text[q_start + 1:q_end - 1] if q_end - q_start > 2 else ""
+        closed = doc.text[q_end - 1] in '"”»“’'
+        inner = doc.text[q_start + 1:q_end - 1 if closed else q_end]
         inner = inner.strip().rstrip(".,;:!?…—–- ")
         if inner and quotable(inner) and inner not in out:
             out.append(inner)

@@ -83,8 +83,8 @@ STRENGTH_TEMPLATES: dict[str, tuple[str, ...]] = {
     "figurative": (
         'Your figurative language earns its place. "{q}" makes the reader see something familiar from a '
         "new angle, and it does so in a few plain words instead of a flourish.",
-        'I admire the comparison in "{q}": it is specific to this story rather than borrowed, and it '
-        "tells us how the narrator sees the world.",
+        'I admire the comparison in "{q}", because it is specific to this story rather than borrowed, and '
+        "it tells us how the narrator sees the world.",
     ),
     "verse": (
         'You let each line carry a single image or beat, and "{q}" shows how much weight a short line '
@@ -95,8 +95,14 @@ STRENGTH_TEMPLATES: dict[str, tuple[str, ...]] = {
     "committed": (
         'You commit to your idea from the first words, "{q}", and say what you mean plainly, which is a '
         "real strength to build on.",
-        'There is a clear, direct voice in "{q}": you trust plain words, and plain statement is a sound '
-        "foundation for everything else.",
+        'You begin plainly and directly with "{q}", without decoration, and that confidence in simple '
+        "statement is a sound foundation for everything else.",
+    ),
+    "voice": (
+        'There is a clear, direct voice in "{q}", where you trust plain words, and plain statement is a '
+        "sound foundation for everything else.",
+        'Your plainest sentences are among your best. "{q}" says exactly what it needs to, with no '
+        "padding, and that economy is a real strength to build on.",
     ),
 }
 
@@ -145,6 +151,8 @@ def _narration_sentences(analysis: Analysis) -> list[int]:
 def _complete(analysis: Analysis, index: int) -> bool:
     """A whole sentence, not a heading-like line ("Skellan Island, 3rd September 1889") or a fragment."""
     s = analysis.doc.sentences[index]
+    if analysis.doc.paragraphs[s.paragraph].verse:
+        return True  # in verse the line is the unit, with or without punctuation
     return bool(_COMPLETE_RE.search(analysis.doc.text[s.start:s.end]))
 
 
@@ -194,6 +202,8 @@ def find_strengths(analysis: Analysis, chooser: Chooser) -> list[Strength]:
 
     if 0.05 <= analysis.dialogue_share <= 0.85:
         lines = [q for q in dialogue_lines(analysis) if 3 <= len(WORD_RE.findall(q)) <= 10]
+        # Whole lines read best: ones that start with a capital, not the tail of an interrupted line.
+        lines = [q for q in lines if q[:1].isupper()] or lines
         if lines:
             found.append(Strength("dialogue", chooser.pick("dialogue-line", lines), {}))
 
@@ -211,7 +221,8 @@ def find_strengths(analysis: Analysis, chooser: Chooser) -> list[Strength]:
         s = sentences[i]
         digit = next((w for w in s.words if any(c.isdigit() for c in w.text)), None)
         if digit is not None and len(s.words) >= 6:
-            quote = phrase(doc, digit.start, digit.end, min_words=3, max_words=6, target=4, prefer="left")
+            quote = phrase(doc, digit.start, digit.end, min_words=3, max_words=6, target=4, prefer="left",
+                           exhaust=True)
             if quote and any(w.islower() for w in WORD_RE.findall(quote)):
                 found.append(Strength("specifics", quote, {}))
                 break
@@ -235,12 +246,22 @@ def find_strengths(analysis: Analysis, chooser: Chooser) -> list[Strength]:
             if quote:
                 found.append(Strength("verse", quote, {}))
 
-    # Always last: a plain, true remark about the first full sentence of prose, for stories where
-    # nothing above applies (or was ruled out by an issue it would contradict).
-    first_prose = narration[0] if narration else 0
-    quote = sentence_start(analysis, first_prose, 8)
-    if quote:
-        found.append(Strength("committed", quote, {}))
+    # Always last: plain, true remarks about a clean sentence of prose, for stories where nothing above
+    # applies (or was ruled out by an issue it would contradict).
+    clean = [i for i in narration if not _hits_in(flaws + analysis.crutches + analysis.passives,
+                                                  sentences[i].start, sentences[i].end)]
+    if clean and clean[0] == 0:
+        quote = sentence_start(analysis, 0, 8)
+        if quote:
+            found.append(Strength("committed", quote, {}))
+    if clean:
+        quote = sentence_start(analysis, clean[len(clean) // 2], 8)
+        if quote:
+            found.append(Strength("voice", quote, {}))
+    if not found:
+        quote = sentence_start(analysis, 0, 8)
+        if quote:
+            found.append(Strength("voice", quote, {}))
     return found
 
 
@@ -267,6 +288,8 @@ def _imagery(analysis: Analysis, narration: list[int], flaws: list[Hit]) -> str 
     words = doc.sentences[i].words
     while hi - lo + 1 < 4 and lo > 0:
         lo -= 1  # take in the words before (usually the noun or verb the image belongs to)
+    if lo > 0 and words[lo - 1].lower in wl.DETERMINERS and hi - lo + 1 < 8:
+        lo -= 1  # "a door from one street", not "door from one street"
     while lo < hi and words[lo].lower in {"and", "or", "but", "of", "with", "to"}:
         lo += 1
     return _span_of_words(analysis, i, lo, hi)

@@ -202,8 +202,12 @@ def parse(text: str) -> Document:
     paragraphs: list[Paragraph] = []
     sentences: list[Sentence] = []
     words: list[Word] = []
-    for lines in blocks:
-        verse = _is_verse(text, lines)
+    verse_flags = [_is_verse(text, lines) for lines in blocks]
+    if any(verse_flags):
+        # In a poem, a short stanza of two lines is verse too.
+        verse_flags = [v or (len(lines) >= 2 and _is_verse(text, lines * 2)) for v, lines in zip(verse_flags, blocks,
+                                                                                                strict=True)]
+    for lines, verse in zip(blocks, verse_flags, strict=True):
         p_start, p_end = _trimmed(text, lines[0][0], lines[-1][1])
         index = len(paragraphs)
         paragraph = Paragraph(start=p_start, end=p_end, verse=verse)

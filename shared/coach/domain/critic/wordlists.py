@@ -197,8 +197,11 @@ NON_SPEECH_TAGS: frozenset[str] = _set(
 # Words a quoted fragment should not end on: it would read as cut off mid-thought.
 DANGLING: frozenset[str] = _set(
     "a an the and or but of to in on at for with from by as that which who whose than so if my his her "
-    "their our your its"
+    "their our your its other"
 )
+
+# Words a quoted fragment should not start on when it could start at the word that matters.
+WEAK_STARTS: frozenset[str] = _set("and or but so then of to with that which")
 
 # Pronouns that can stand as the subject right before a verb.
 SUBJECT_PRONOUNS: frozenset[str] = _set("he she they it i we you who")

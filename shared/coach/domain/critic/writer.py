@@ -23,6 +23,13 @@ from coach.domain.critic.strengths import (
 OFFLINE_MODEL = "coach-offline-critic-v1"
 MAX_QUOTES = 4
 MAX_WORDS = 350
+MIN_WORDS = 90
+
+_EXTRA_ADVICE = (
+    "Reading the draft aloud is the quickest test of rhythm: wherever you stumble, the reader will too.",
+    "When you revise, ask of every sentence what it adds that the reader does not already know.",
+    "Let one concrete detail (a sound, a texture, an object in someone's hand) carry the feeling you want.",
+)
 
 _ENCOURAGEMENTS = (
     "The foundations are here, and a focused revision pass will make them much easier to see.",
@@ -68,6 +75,7 @@ _CONFLICTS: dict[str, frozenset[str]] = {
     "opening": frozenset({"opening", "committed"}),
     "dialogue": frozenset({"dialogue"}),
     "longest": frozenset({"rhythm"}),
+    "lines": frozenset({"verse"}),
 }
 _SUGGESTION_CONFLICTS: dict[str, frozenset[str]] = {
     "ending": frozenset({"ending"}),
@@ -153,17 +161,23 @@ def write_critique(text: str, *, title: str = "") -> str:
     if not analysis.doc.words:
         return _empty_critique(chooser)
 
-    used: list[str] = []
+    used: list[tuple[int, int]] = []  # story offsets of the passages quoted so far
 
-    def take(quote: str | None) -> str | None:
+    def fits(quote: str | None) -> bool:
         if quote is None or len(used) >= MAX_QUOTES or not quotable(quote):
-            return None
-        if any(quote in q or q in quote for q in used):  # one passage is quoted once
-            return None
-        if quote not in text:  # the guarantee every quote relies on: an exact span of the story
-            return None
-        used.append(quote)
-        return quote
+            return False
+        start = text.find(quote)  # the guarantee every quote relies on: an exact span of the story
+        if start < 0:
+            return False
+        end = start + len(quote)
+        return not any(start < b and a < end for a, b in used)  # one passage is quoted once
+
+    def take(quote: str | None) -> bool:
+        if quote is None or not fits(quote):
+            return False
+        start = text.find(quote)
+        used.append((start, start + len(quote)))
+        return True
 
     notes = ranked_notes(analysis)
     excluded: set[str] = set()
@@ -181,11 +195,12 @@ def write_critique(text: str, *, title: str = "") -> str:
     if opening is not None:
         first_paragraph = _strength_sentence(opening, chooser, "open")
     else:
-        kind = chooser.pick("plain-open", [k for k in plain_strengths(analysis) if k not in excluded])
+        kinds = [k for k in plain_strengths(analysis) if k not in excluded] or ["committed"]
+        kind = chooser.pick("plain-open", kinds)
         first_paragraph = chooser.pick(f"plain-{kind}", PLAIN_STRENGTHS[kind])
         excluded.add(kind)
-    bridge = chooser.pick("bridge", _BRIDGES)
-    first_paragraph = f"{first_paragraph} {bridge}".strip()
+    if opening is not None:
+        first_paragraph = f"{first_paragraph} {chooser.pick('bridge', _BRIDGES)}".strip()
 
     # Paragraph 2: what to improve, from the measured notes; or finer suggestions for a clean story.
     issue_texts: list[str] = []
@@ -193,7 +208,7 @@ def write_critique(text: str, *, title: str = "") -> str:
         # Keep one quote for the closing praise unless a third issue is strong enough to need it.
         if len(used) >= MAX_QUOTES - (1 if len(issue_texts) < 2 else 0):
             break
-        quote = next((q for q in note.quotes if q not in used and quotable(q) and q in text), None)
+        quote = next((q for q in note.quotes if fits(q)), None)
         sentence = issue_text(note, quote, chooser)
         if sentence and take(quote):
             issue_texts.append(sentence)
@@ -238,5 +253,13 @@ def write_critique(text: str, *, title: str = "") -> str:
         middle = _middle(issue_texts, lead, chooser) if issue_texts else lead
         critique = "\n\n".join((first_paragraph, middle, closing))
         if _word_count(critique) <= MAX_WORDS or len(issue_texts) <= 1:
-            return critique
+            break
         issue_texts.pop()
+    # A very short story can leave the critique thin: add general advice until it reaches the minimum.
+    extras = list(_EXTRA_ADVICE)
+    start = chooser.index("extra", len(extras))
+    extras = extras[start:] + extras[:start]
+    while _word_count(critique) < MIN_WORDS and extras:
+        middle = f"{middle} {extras.pop(0)}"
+        critique = "\n\n".join((first_paragraph, middle, closing))
+    return critique
