@@ -11,6 +11,8 @@ from coach.settings import Settings
 
 DEFAULT_MAX_STORY_CHARS = 100_000
 DEFAULT_MODEL_CACHE_SECONDS = 60.0
+# Below this there is nothing for an editor to say (and a model asked anyway tends to invent a story).
+DEFAULT_MIN_STORY_WORDS = 10
 # API Gateway gives up on an integration after 29 s; leave room for one retry of a rejected draft.
 DEFAULT_COMPLETION_TIMEOUT = 12.0
 # JSON may escape every character of a story (\\uXXXX, 12 bytes for an emoji's surrogate pair), so the raw
@@ -31,7 +33,7 @@ class ApiConfig(BaseModel):
     model_parameter: str | None = None
     model_cache_seconds: float = Field(DEFAULT_MODEL_CACHE_SECONDS, ge=0)
     max_story_chars: int = Field(DEFAULT_MAX_STORY_CHARS, ge=1)
-    min_story_words: int = Field(20, ge=1)
+    min_story_words: int = Field(DEFAULT_MIN_STORY_WORDS, ge=1)
     max_story_tokens: int = Field(1_500, ge=50)
     max_feedback_tokens: int = Field(800, ge=50)
     completion_timeout: float = Field(DEFAULT_COMPLETION_TIMEOUT, gt=0)
@@ -54,7 +56,7 @@ class ApiConfig(BaseModel):
                 model_parameter=(base.model_parameter or "").strip() or None,
                 model_cache_seconds=float(env("COACH_MODEL_CACHE_SECONDS", DEFAULT_MODEL_CACHE_SECONDS)),
                 max_story_chars=int(env("COACH_MAX_STORY_CHARS", DEFAULT_MAX_STORY_CHARS)),
-                min_story_words=int(env("COACH_MIN_STORY_WORDS", 20)),
+                min_story_words=int(env("COACH_MIN_STORY_WORDS", DEFAULT_MIN_STORY_WORDS)),
                 max_story_tokens=base.max_story_tokens,
                 max_feedback_tokens=base.max_feedback_tokens,
                 completion_timeout=float(env("COACH_API_COMPLETION_TIMEOUT", DEFAULT_COMPLETION_TIMEOUT)),

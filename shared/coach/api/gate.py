@@ -87,7 +87,28 @@ def admit(event: Mapping[str, Any], *, api_key: str | None, max_body_bytes: int)
     check_api_key(event, api_key)
     check_media_type(event)
     text = decoded_body(event, max_body_bytes)
-    return {**event, "body": text, "isBase64Encoded": False}
+    return {**_with_canonical_media_type(event), "body": text, "isBase64Encoded": False}
+
+
+def _with_canonical_media_type(event: Mapping[str, Any]) -> dict[str, Any]:
+    # Media types are case-insensitive, but the resolver's body parser compares "application/json" as is.
+    out = dict(event)
+    for field in ("headers", "multiValueHeaders"):
+        headers = event.get(field)
+        if not headers:
+            continue
+        rewritten = {}
+        for name, value in headers.items():
+            if str(name).lower() == "content-type":
+                value = [_canonical(v) for v in value] if isinstance(value, list) else _canonical(value)
+            rewritten[name] = value
+        out[field] = rewritten
+    return out
+
+
+def _canonical(value: Any) -> str:
+    media_type, sep, params = str(value).partition(";")
+    return media_type.strip().lower() + (sep + params if sep else "")
 
 
 def handle(resolve: Callable[[dict[str, Any], Any], dict[str, Any]], event: Mapping[str, Any],

@@ -44,7 +44,10 @@ REQUEST_BUDGET_S = 26.0
 # The style notes come from the offline analysis; its cost grows with length, and the first part of a
 # very long story says as much about its habits as the whole.
 STYLE_SAMPLE_CHARS = 30_000
-_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+# Words for the minimum-length check: runs of letters, except that Chinese and Japanese characters
+# (written without spaces) count one each.
+_IDEOGRAPHS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(rf"[{_IDEOGRAPHS}]|[^\W\d_{_IDEOGRAPHS}]+(?:['’-][^\W\d_{_IDEOGRAPHS}]+)*")
 
 
 def default_provider_factory(config: ApiConfig, choice: ModelChoice) -> Any:
