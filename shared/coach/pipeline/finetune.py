@@ -252,6 +252,7 @@ def _keep_job_record(job: Any, client: Any, store: BuildStore, build_id: str) ->
     """Store the job's events (oldest first), checkpoints and result file; return (events key, metrics)."""
     events = [e.model_dump(mode="json") for e in
               _call("reading fine-tuning events", client.fine_tuning.jobs.list_events, job.id, limit=100)]
+    events.reverse()  # the API lists newest first; events of one second keep their order when sorted
     events.sort(key=lambda e: (e.get("created_at") or 0))
     store.put_text(events_key(build_id), "".join(json.dumps(e) + "\n" for e in events), "application/x-ndjson")
     checkpoints: list[dict[str, Any]] = []
