@@ -313,3 +313,44 @@ def test_status_of_an_unknown_job_is_a_clear_upstream_error(lifecycle):
     with pytest.raises(CoachError) as failed:
         invoke("finetune", {"action": "status", "job_id": "ftjob-missing"})
     assert failed.value.code == "fine_tune_job_not_found" and "HTTP 404" in failed.value.message
+
+
+def test_a_cancelled_job_ends_the_wait_with_a_cancelled_error(lifecycle):
+    import openai
+
+    seed_build(lifecycle.store)
+    invoke("assembler", {"request": _request()})
+    started = invoke("finetune", {"action": "start", "request": _request()})
+    openai.OpenAI(api_key="sk-test", base_url=lifecycle.fake.base_url).fine_tuning.jobs.cancel(started["job_id"])
+    out = invoke("finetune", {"action": "status", "job_id": started["job_id"]})  # build id from the job's metadata
+    assert out["status"] == "cancelled" and out["error"]["code"] == "cancelled"
+    assert _manifest(lifecycle.store).fine_tune.status == "cancelled"
+
+
+def test_follow_polls_to_the_end_and_publishes(lifecycle):
+    from coach.pipeline import finetune
+
+    seed_build(lifecycle.store)
+    invoke("assembler", {"request": _request()})
+    started = invoke("finetune", {"action": "start", "request": _request()})
+    naps: list[float] = []
+    seen: list[str] = []
+    result = finetune.follow(started["job_id"], client_factory=runtime.openai_client, store=lifecycle.store,
+                             ssm_client=lifecycle.ssm, parameter=PARAMETER, interval_s=5, sleep=naps.append,
+                             on_poll=lambda s: seen.append(s.status))
+    assert seen == ["queued", "running", "succeeded"] and naps == [5, 5] and result.polls == 3
+    assert result.published is not None and result.published["model"] == result.job.fine_tuned_model
+    value = json.loads(lifecycle.ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"])
+    assert value["model"] == result.job.fine_tuned_model
+
+
+def test_follow_gives_up_waiting_with_a_clear_error(lifecycle):
+    from coach.pipeline import finetune
+
+    lifecycle.fake.configure(fine_tune_polls_per_state=50)
+    seed_build(lifecycle.store)
+    invoke("assembler", {"request": _request()})
+    started = invoke("finetune", {"action": "start", "request": _request()})
+    with pytest.raises(CoachError) as waiting:
+        finetune.follow(started["job_id"], client_factory=runtime.openai_client, max_polls=3, sleep=lambda _: None)
+    assert waiting.value.code == "fine_tune_still_running"
