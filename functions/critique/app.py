@@ -16,7 +16,8 @@ from coach.api.models import CritiqueRequest, CritiqueResponse, HealthResponse
 logger = Logger()
 tracer = Tracer()
 
-app = APIGatewayRestResolver(enable_validation=True)
+# Every body parser failure must surface as a 400 (see errors.parse_json_body).
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=errors.parse_json_body)
 app.enable_swagger(
     path="/swagger",
     title="Creative Writing Coach: critique API",

@@ -93,6 +93,9 @@ def from_validation_errors(errors: Sequence[Mapping[str, Any]]) -> ApiError:
         return ApiError(400, "malformed_json", f"the request body is not valid JSON ({detail}{at})")
     if kind in ("empty_story", "invalid_text"):
         return ApiError(400, kind, str(first.get("msg", kind)))
+    if kind == "string_unicode":  # JSON escapes such as "\ud800" decode to half a surrogate pair
+        return ApiError(400, "invalid_text", f"{_where(loc) or 'body'} contains an unpaired surrogate escape "
+                        "(\\ud800-\\udfff), which is not text")
     if kind == "missing" and not _where(loc):
         return ApiError(400, "missing_body", 'send a JSON object such as {"story": "..."}')
     if kind in ("model_attributes_type", "dict_type", "model_type") and not _where(loc):
@@ -186,3 +189,27 @@ def documented(*statuses: int) -> dict[int, dict[str, Any]]:
                                                 "schema": {"type": "integer"}}}
         out[status] = entry
     return out
+
+
+# ------------------------------------------------------------------ the body parser
+
+def parse_json_body(text: str) -> Any:
+    """json.loads for request bodies: every failure is a JSONDecodeError, so it becomes a 400.
+
+    The standard parser raises other errors for hostile input (RecursionError for deep nesting,
+    ValueError for integers over 4,300 digits) and accepts NaN and Infinity, which are not JSON.
+    """
+
+    def reject_constant(name: str) -> Any:
+        raise json.JSONDecodeError(f"{name} is not valid JSON", text, text.find(name))
+
+    if text.startswith("\ufeff"):  # a byte order mark may precede JSON text (RFC 8259 lets parsers skip it)
+        text = text[1:]
+    try:
+        return json.loads(text, parse_constant=reject_constant)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+    except ValueError as exc:
+        raise json.JSONDecodeError(str(exc).split(":")[0], text, 0) from None

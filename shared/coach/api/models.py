@@ -19,9 +19,6 @@ MAX_TITLE_CHARS = 300
 # C0 controls other than tab, line feed, form feed and carriage return, plus DEL: no story contains
 # them, and a body full of them is binary data sent by mistake.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
-# JSON allows escapes such as "\ud800" that decode to half a surrogate pair: not text in any encoding.
-_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
 _EXAMPLE_STORY = (
     "The lighthouse keeper counted the ships that did not come back. Forty-one, by her tally, since the "
     "winter her brother left on the Marigold.\n\n\"You'll wear out the glass,\" the inspector said, and "
@@ -30,11 +27,6 @@ _EXAMPLE_STORY = (
 
 
 def _check_text(value: str, field: str) -> str:
-    if _LONE_SURROGATE.search(value):
-        raise PydanticCustomError(
-            "invalid_text",
-            f"{field} contains an unpaired surrogate escape (\\ud800-\\udfff), which is not text",
-        )
     found = _CONTROL.search(value)
     if found:
         raise PydanticCustomError(

@@ -30,6 +30,8 @@ ProxyHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 # API Gateway's own payload limit.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+# An oversized body up to this size is read and dropped before the 413; a bigger one is cut off.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
@@ -221,7 +223,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return _error(400, "bad_content_length", "the Content-Length header is negative")
         if length > MAX_PAYLOAD_BYTES:
-            self.close_connection = True  # the unread body must not be parsed as the next request
+            self._discard(length)
             return _error(413, "request_too_large",
                           f"the request body is {length:,} bytes; API Gateway accepts at most "
                           f"{MAX_PAYLOAD_BYTES:,}")
@@ -229,6 +231,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         event = self.gateway.event_for(self.command, self.path, list(self.headers.items()), body,
                                        self.client_address[0])
         return self.gateway.invoke(event)
+
+    def _discard(self, length: int) -> None:
+        """Read and drop an oversized body, so the client sees the 413 instead of a broken pipe."""
+        self.close_connection = True  # whatever is left unread must not be parsed as the next request
+        remaining = length if length <= DRAIN_LIMIT_BYTES else 0
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 20))
+            if not chunk:
+                break
+            remaining -= len(chunk)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the gateway's access_log reports requests; http.server's stderr lines would duplicate it
