@@ -291,3 +291,15 @@ def test_encoding_and_token_limit_follow_the_base_model():
     assert example_token_limit("gpt-4o-mini-2024-07-18") == 65_536
     assert example_token_limit("gpt-3.5-turbo-0125") == 16_385
     assert example_token_limit("gpt-4o-mini", override=8_000) == 8_000
+
+
+def test_the_split_keeps_enough_training_examples_for_openai():
+    from coach.domain.dataset import split_ids
+
+    ids = [f"s{i:02}" for i in range(11)]
+    train, validation = split_ids(ids, 0.3, seed=1, min_train=10)
+    assert len(train) == 10 and len(validation) == 1
+    assert split_ids(ids, 0.3, seed=1, min_train=10) == (train, validation)
+    assert sorted(train + validation) == ids
+    # Without the minimum, the same split would leave fewer than 10 for training.
+    assert len(split_ids(ids, 0.3, seed=1)[0]) < 10

@@ -24,11 +24,18 @@ def split_bucket(story_id: str, seed: int = 0) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def split_ids(story_ids: list[str], fraction: float, seed: int = 0) -> tuple[list[str], list[str]]:
-    """(train, validation) ids. With 10+ stories and a non-zero fraction, validation is never empty."""
+def split_ids(story_ids: list[str], fraction: float, seed: int = 0, *, min_train: int = 0) -> tuple[
+        list[str], list[str]]:
+    """(train, validation) ids. With 10+ stories and a non-zero fraction, validation is never empty.
+
+    `min_train` keeps at least that many ids in training when there are enough (OpenAI refuses a training
+    file under 10 examples): validation ids go back to training, highest bucket first, until it holds.
+    """
     ordered = sorted(set(story_ids))
     validation = [s for s in ordered if split_bucket(s, seed) < fraction]
     if fraction > 0 and not validation and len(ordered) >= 10:
         validation = [min(ordered, key=lambda s: split_bucket(s, seed))]
+    while validation and len(ordered) - len(validation) < min(min_train, len(ordered)):
+        validation.remove(max(validation, key=lambda s: split_bucket(s, seed)))
     chosen = set(validation)
     return [s for s in ordered if s not in chosen], validation

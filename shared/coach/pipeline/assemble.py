@@ -192,7 +192,8 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
         })
         del examples[duplicate.story_id]
 
-    train_ids, validation_ids = split_ids(list(examples), request.validation_fraction, options.seed)
+    train_ids, validation_ids = split_ids(list(examples), request.validation_fraction, options.seed,
+                                          min_train=min_examples)
     train_rows = [examples[s] for s in train_ids]
     validation_rows = [examples[s] for s in validation_ids]
     train_text, validation_text = _jsonl(train_rows), _jsonl(validation_rows)
