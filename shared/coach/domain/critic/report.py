@@ -38,7 +38,7 @@ CHOPPY_MEAN = 7.0
 LONG_MEAN = 25.0
 MONOTONE_CV = 0.35
 MOSTLY_DIALOGUE = 0.8
-_CLICHE_OPENING_RES = tuple(re.compile(p, re.IGNORECASE) for p in wl.CLICHE_OPENINGS)
+_CLICHE_OPENING_RES = tuple((re.compile(p, re.IGNORECASE), label) for p, label in wl.CLICHE_OPENINGS)
 
 
 class StyleNote(BaseModel):
@@ -133,10 +133,11 @@ def sentence_text(analysis: Analysis, index: int) -> str:
     return analysis.doc.text[s.start:s.end]
 
 
-def opening_cliche(first_sentence: str) -> bool:
-    """A familiar opening (waking up, weather, "it was"), judged on the sentence's first twelve words."""
+def opening_cliche(first_sentence: str) -> str | None:
+    """What makes an opening familiar (waking up, the weather, "it was"), judged on the sentence's first
+    twelve words; None for an opening that is not one of those."""
     head = " ".join(first_sentence.split()[:12])
-    return any(p.search(head) for p in _CLICHE_OPENING_RES)
+    return next((label for pattern, label in _CLICHE_OPENING_RES if pattern.search(head)), None)
 
 
 def ranked_notes(analysis: Analysis) -> list[RankedNote]:
@@ -168,13 +169,15 @@ def ranked_notes(analysis: Analysis) -> list[RankedNote]:
             _texts(analysis, non_speech + [h for h in analysis.bookisms if h.kind != "non_speech"]),
             count=n, non_speech=len(non_speech))
 
+    # Adverbs in dialogue tags and crutch words have notes of their own; this one is about the rest.
     adverbs = [h for h in analysis.adverbs
-               if doc.text[h.start:h.end].lower() not in wl.CRUTCH_WORDS]
+               if doc.text[h.start:h.end].lower() not in wl.CRUTCH_WORDS
+               and not any(t.start <= h.start < t.end for t in analysis.tag_adverbs)]
     density = round(1000.0 * len(adverbs) / narration, 1) if narration else 0.0
     if density > ADVERBS_PER_1000 and len(adverbs) >= MIN_HITS:
         add("adverbs",
-            f"Narration has {density:g} -ly adverbs per 1,000 words (above {ADVERBS_PER_1000:g}); "
-            "a sharper verb can often replace verb plus adverb.",
+            f"Outside dialogue tags, narration has {density:g} -ly adverbs per 1,000 words "
+            f"(above {ADVERBS_PER_1000:g}); a sharper verb can often replace verb plus adverb.",
             _texts(analysis, adverbs), density / ADVERBS_PER_1000, "adverbs",
             _phrases(analysis, adverbs, target=3, prefer="left"), density=density, count=len(adverbs))
 
@@ -282,10 +285,11 @@ def ranked_notes(analysis: Analysis) -> list[RankedNote]:
         first_text = sentence_text(analysis, 0)
         first_words = len(doc.sentences[0].words)
         opening = sentence_start(analysis, 0, min(first_words, 10))
-        if not doc.sentences[0].words[0].in_quote and opening_cliche(first_text):
+        cliche = None if doc.sentences[0].words[0].in_quote else opening_cliche(first_text)
+        if cliche:
             add("opening_line",
-                "The opening line starts in a familiar way (weather, waking up, a plain 'it was'); "
-                "readers decide quickly whether to stay.",
+                f"The opening line starts with a familiar move ({cliche}) in its first {min(first_words, 12)} "
+                "words; readers decide quickly whether to stay.",
                 [opening] if opening else [], 1.4, "opening", [opening] if opening else [], kind="cliche")
         elif first_words > LONG_OPENING_WORDS:
             start = sentence_start(analysis, 0, 7)

@@ -254,14 +254,17 @@ def find_strengths(analysis: Analysis, chooser: Chooser) -> list[Strength]:
         quote = sentence_start(analysis, 0, 8)
         if quote:
             found.append(Strength("committed", quote, {}))
-    if clean:
-        quote = sentence_start(analysis, clean[len(clean) // 2], 8)
+    # Several candidates, middle first: the writer skips any that another remark has already quoted.
+    middle = len(clean) // 2
+    for i in (clean[middle:] + clean[:middle])[:4]:
+        quote = sentence_start(analysis, i, 8)
         if quote:
             found.append(Strength("voice", quote, {}))
-    if not found:
-        quote = sentence_start(analysis, 0, 8)
-        if quote:
-            found.append(Strength("voice", quote, {}))
+    if not clean:
+        for i in range(min(len(sentences), 4)):
+            quote = sentence_start(analysis, i, 8)
+            if quote:
+                found.append(Strength("voice", quote, {}))
     return found
 
 
@@ -295,7 +298,10 @@ def _imagery(analysis: Analysis, narration: list[int], flaws: list[Hit]) -> str 
     return _span_of_words(analysis, i, lo, hi)
 
 
-_FIGURE_RE = re.compile(r"\b(?:like a|like an|like the|as if|as though)\b", re.IGNORECASE)
+_FIGURE_RE = re.compile(r"\b(?:like|as if|as though)\s+(\w+)", re.IGNORECASE)
+# "like" that is a verb or a filler, not a comparison: "I like it", "would like to", "like that".
+_NOT_FIGURE_BEFORE = wl.NOT_SIMILE_BEFORE
+_NOT_FIGURE_AFTER = wl.NOT_SIMILE_AFTER
 
 
 def _figurative(analysis: Analysis, narration: list[int], flaws: list[Hit]) -> str | None:
@@ -305,11 +311,18 @@ def _figurative(analysis: Analysis, narration: list[int], flaws: list[Hit]) -> s
         s = doc.sentences[i]
         if _hits_in(flaws, s.start, s.end):
             continue
-        m = _FIGURE_RE.search(doc.text, s.start, s.end)
-        if m:
-            quote = phrase(doc, m.start(), m.end(), min_words=4, max_words=8, target=7)
-            if quote and quote.lower().startswith(("like", "as")):
-                return quote
+        for m in _FIGURE_RE.finditer(doc.text, s.start, s.end):
+            before = next((w.lower for w in reversed(s.words) if w.end <= m.start()), "")
+            if before in _NOT_FIGURE_BEFORE or m.group(1).lower() in _NOT_FIGURE_AFTER:
+                continue
+            first = next(k for k, w in enumerate(s.words) if w.start >= m.start())
+            last = min(first + 6, len(s.words) - 1)
+            while last > first + 2 and s.words[last].lower in wl.DANGLING:
+                last -= 1
+            if last - first >= 3:  # the comparison word and at least three more
+                quote = _span_of_words(analysis, i, first, last)
+                if quote:
+                    return quote
     return None
 
 

@@ -163,6 +163,8 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     token = text[start:dot].lower()
     if not token:
         return False
+    if token == "no":  # "No. 7", not "No." as an answer
+        return text[dot + 1:dot + 3].strip()[:1].isdigit()
     return token in ABBREVIATIONS or (len(token) == 1 and text[start].isupper())
 
 
@@ -179,8 +181,8 @@ def _sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
             nxt += 1
         if nxt < end and text[nxt].islower():
             continue  # '"Wait," she said' or '... and then' continues the sentence
-        single_dot = match.group().rstrip("\"'”’»)]*_") == "."
-        if single_dot and _is_abbreviation(text, match.start()):
+        # "Mr." is an abbreviation; "No." closing a line of dialogue is not.
+        if match.group() == "." and _is_abbreviation(text, match.start()):
             continue
         spans.append((seg_start, stop))
         seg_start = nxt

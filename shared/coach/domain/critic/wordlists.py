@@ -171,16 +171,16 @@ VIVID_VERBS: frozenset[str] = _set(
 )
 
 # Openings that editors see too often (matched against the first words of the first sentence).
-CLICHE_OPENINGS: tuple[str, ...] = (
-    r"\b(?:woke|wakes|awoke|awake|waking)\b",
-    r"\balarm(?:\s+clock)?\b",
-    r"\bdark and stormy\b",
-    r"\bonce upon a time\b",
-    r"\bmy name is\b",
-    r"\b(?:dictionary|webster'?s?)\b.*\bdefin",
-    r"\bmirror\b",
-    r"^(?:the )?(?:sun|rain|wind|snow|weather)\b",
-    r"^it was\b",
+CLICHE_OPENINGS: tuple[tuple[str, str], ...] = (
+    (r"\b(?:woke|wakes|awoke|awake|waking)\b", "waking up"),
+    (r"\balarm(?:\s+clock)?\b", "an alarm going off"),
+    (r"\bdark and stormy\b", "a dark and stormy night"),
+    (r"\bonce upon a time\b", "once upon a time"),
+    (r"\bmy name is\b", "the narrator giving their name"),
+    (r"\b(?:dictionary|webster'?s?)\b.*\bdefin", "a dictionary definition"),
+    (r"\bmirror\b", "a look in the mirror"),
+    (r"^(?:the )?(?:sun|rain|wind|snow|weather)\b", "the weather"),
+    (r"^it was\b", "a plain 'it was'"),
 )
 
 # Abbreviations whose trailing period does not end a sentence.
@@ -205,3 +205,7 @@ WEAK_STARTS: frozenset[str] = _set("and or but so then of to with that which")
 
 # Pronouns that can stand as the subject right before a verb.
 SUBJECT_PRONOUNS: frozenset[str] = _set("he she they it i we you who")
+
+# "like" as a verb or a filler, not a comparison: "I like it", "would like to", "like that".
+NOT_SIMILE_BEFORE: frozenset[str] = _set("i you we they would 'd not don't didn't do does did")
+NOT_SIMILE_AFTER: frozenset[str] = _set("to it that this me him her them you us i he she they we what so")

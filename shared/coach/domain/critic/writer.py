@@ -8,6 +8,8 @@ always gets the same critique while many stories do not read as one template.
 
 from __future__ import annotations
 
+import re
+
 from coach.domain.critic.advice import issue_text, soft_suggestions
 from coach.domain.critic.chooser import Chooser
 from coach.domain.critic.report import RankedNote, ranked_notes
@@ -24,6 +26,8 @@ OFFLINE_MODEL = "coach-offline-critic-v1"
 MAX_QUOTES = 4
 MAX_WORDS = 350
 MIN_WORDS = 90
+_THIRD_PERSON_RE = re.compile(r"\b(?:the|this|that|our)\s+(?:author|writer)s?\b", re.IGNORECASE)
+_TRUNCATION_RE = re.compile(r"\[\s*story truncated[^\]\n]*\]\s*\Z", re.IGNORECASE)
 
 _EXTRA_ADVICE = (
     "Reading the draft aloud is the quickest test of rhythm: wherever you stumble, the reader will too.",
@@ -157,7 +161,9 @@ def write_critique(text: str, *, title: str = "") -> str:
     honest critique saying there is no prose to respond to yet.
     """
     chooser = Chooser(text, title)
-    analysis = analyse(text)
+    # A story cut for length may carry a closing notice; its ending is then not the writer's ending.
+    notice = _TRUNCATION_RE.search(text)
+    analysis = analyse(text[:notice.start()] if notice else text)
     if not analysis.doc.words:
         return _empty_critique(chooser)
 
@@ -165,6 +171,8 @@ def write_critique(text: str, *, title: str = "") -> str:
 
     def fits(quote: str | None) -> bool:
         if quote is None or len(used) >= MAX_QUOTES or not quotable(quote):
+            return False
+        if _THIRD_PERSON_RE.search(quote):  # even quoted, "the author" reads as talk about the writer
             return False
         start = text.find(quote)  # the guarantee every quote relies on: an exact span of the story
         if start < 0:
@@ -180,7 +188,7 @@ def write_critique(text: str, *, title: str = "") -> str:
         return True
 
     notes = ranked_notes(analysis)
-    excluded: set[str] = set()
+    excluded: set[str] = {"ending"} if notice else set()
     for note in notes:
         excluded |= _CONFLICTS.get(note.note.code, frozenset())
 
@@ -215,6 +223,8 @@ def write_critique(text: str, *, title: str = "") -> str:
     soft = not issue_texts
     if soft:
         blocked = _SUGGESTION_CONFLICTS.get(opening.kind, frozenset()) if opening else frozenset()
+        if notice:
+            blocked |= {"ending"}
         for kind, quote, sentence in soft_suggestions(analysis, chooser):
             if kind in blocked or len(used) >= MAX_QUOTES - 1 or not take(quote):
                 continue
