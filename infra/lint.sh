@@ -31,8 +31,13 @@ ensure_venv() {  # dir, requirement lines...
 
 pin() { grep -E "^$1==" "$REQUIREMENTS"; }
 
+# One installer at a time (parallel test workers may all start here on a fresh checkout).
+mkdir -p "$LINT_VENV"
+exec 9>"$LINT_VENV/.install.lock"
+flock 9
 ensure_venv "$SAM_VENV" "$(pin cfn-lint)" "$(pin aws-sam-cli)"
 ensure_venv "$CHECKOV_VENV" "$(pin checkov)"
+flock -u 9
 
 # Offline and quiet: no telemetry, no update checks, no downloads of extra checks.
 export SAM_CLI_TELEMETRY=0
