@@ -7,6 +7,7 @@ something. A cleaner never invents text; it only removes.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -36,13 +37,14 @@ _BANNER_WORDS = (
 # A whole line that is a banner: rule characters with an optional banner word, "END STORY" on its own,
 # the end-of-feedback marker, or a copied "Title:" line from the story block.
 _DELIMITER_LINE_RE = re.compile(
-    rf"^[ \t]*(?:[=*#~_\-<>\[\]]{{3,}}[ \t]*(?:{_BANNER_WORDS})?[ \t]*[=*#~_\-<>\[\]]*"
+    rf"[ \t]*(?:[=*#~_\-<>\[\]]{{3,}}[ \t]*(?:{_BANNER_WORDS})?[ \t]*[=*#~_\-<>\[\]]*"
     rf"|[=#<\[]{{1,}}[ \t]*{_BANNER_WORDS}[ \t]*[=#>\]]*"
     r"|END(?:\s+OF)?\s+(?:THE\s+)?(?:STORY|FEEDBACK)\.?"
     r"|<<\s*END\s+OF\s+FEEDBACK\s*>>"
-    r"|Title:[^\n]*)[ \t]*$",
-    re.IGNORECASE | re.MULTILINE,
+    r"|Title:[^\n]*)[ \t]*",
+    re.IGNORECASE,
 )
+_MAX_BANNER_LINE = 120
 # Banners copied into the middle of a line ("... === END STORY === Your opening ...").
 _DELIMITER_INLINE_RE = re.compile(
     rf"[ \t]*(?:[=#]{{2,}}[ \t]*{_BANNER_WORDS}[ \t]*[=#]{{2,}}|<<\s*END\s+OF\s+FEEDBACK\s*>>"
@@ -50,20 +52,30 @@ _DELIMITER_INLINE_RE = re.compile(
 )
 
 
+_INLINE_HINTS = ("==", "##", "<<", "END")
+
+
 def strip_delimiters(text: str) -> Cleaning:
     removed: list[Span] = []
+    kept: list[str] = []
+    # Whole banner lines first (only short lines can be banners), then banners left inside a line.
+    pos = 0
+    for line in text.split("\n"):
+        if len(line) <= _MAX_BANNER_LINE and line.strip() and _DELIMITER_LINE_RE.fullmatch(line):
+            removed.append(Span(pos, pos + len(line), line))
+        else:
+            kept.append(line)
+        pos += len(line) + 1
+    first = "\n".join(kept) if removed else text
+    line_removed = list(removed)
+    removed.clear()
 
     def cut(match: re.Match[str]) -> str:
         if match.group().strip():
             removed.append(Span(match.start(), match.end(), match.group()))
         return ""
 
-    # Whole banner lines first, then banners left inside a line; offsets of the second pass are mapped
-    # back to the original text.
-    first = _DELIMITER_LINE_RE.sub(cut, text)
-    line_removed = list(removed)
-    removed.clear()
-    second = _DELIMITER_INLINE_RE.sub(cut, first)
+    second = _DELIMITER_INLINE_RE.sub(cut, first) if any(h in first for h in _INLINE_HINTS) else first
     inline_removed = [_locate(text, span) for span in removed]
     if not line_removed and not inline_removed:
         return Cleaning(text)
@@ -146,33 +158,87 @@ _METHOD_RES = (
 RESIDUAL_METHOD_RES = _METHOD_RES[:4]
 
 
+# Every method pattern needs one of these (lowercase) substrings, or opens like a preamble ("Here is my
+# feedback", "Sure!"): a plain substring test rules out most sentences before any pattern runs.
+METHOD_HINTS = (
+    "sandwich", "i'll", "i’ll", "i will", "i am going", "i'm going", "i’m going", "i want", "i would like",
+    "i'd like", "i’d like", "let me", "we'll", "we will", "my feedback", "my critique", "method", "technique",
+    "approach", "format", "framework", "structure",
+)
+_PREAMBLE_START_RE = re.compile(
+    r"(?:\A|\n)[^\w\n]*(?:here|below|what follows|the following|sure|certainly|of course|okay|ok|absolutely"
+    r"|happy to)\b",
+    re.IGNORECASE,
+)
+
+
+def has_method_hint(text: str, *, preamble: bool = True) -> bool:
+    low = text.lower()
+    return any(hint in low for hint in METHOD_HINTS) or (preamble and bool(_PREAMBLE_START_RE.search(text)))
+
+
 def is_method_sentence(sentence: str) -> bool:
     sentence = sentence.strip()
+    if not has_method_hint(sentence):
+        return False
     return any(pattern.search(sentence) for pattern in _METHOD_RES)
 
 
-def drop_method_paragraph(text: str) -> Cleaning:
+# What ties a sentence to this particular story: a quotation, "your opening" and the like, or a name.
+_STORY_REFERENCE_RE = re.compile(
+    r"[\"“‘]|\b(?:story|stories|piece|tale|opening|endings?|dialogue|narrator|characters?|protagonist|scenes?"
+    r"|prose|title|premise|plot|twist|climax|sentences?|paragraphs?|lines?|images?|imagery|voice|tone|pacing"
+    r"|metaphors?|descriptions?|details?|moments?)\b",
+    re.IGNORECASE,
+)
+_NAME_RE = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]{2,}")
+
+
+@functools.lru_cache(maxsize=256)
+def story_names(story: str) -> frozenset[str]:
+    """Capitalised words that appear mid-sentence in the story: its characters and places."""
+    return frozenset(_NAME_RE.findall(story))
+
+
+def _about_the_story(sentence: str, names: frozenset[str]) -> bool:
+    if _STORY_REFERENCE_RE.search(sentence):
+        return True
+    return any(word in names for word in re.findall(r"[A-Z][a-z]{2,}", sentence))
+
+
+def _method_sentences(sents: list[Span], names: frozenset[str]) -> int:
+    """How many sentences at the start of a paragraph explain the method: a method sentence, and the
+    general talk about feedback that follows it until the critique of this story begins."""
+    cut = 0
+    while cut < len(sents) and is_method_sentence(sents[cut].text):
+        cut += 1
+    if cut:
+        while cut < len(sents) and not _about_the_story(sents[cut].text, names):
+            cut += 1
+    return cut
+
+
+def drop_method_paragraph(text: str, story: str = "") -> Cleaning:
     """Drop leading sentences that explain the feedback method, and paragraphs made only of such talk."""
+    if not has_method_hint(text):
+        return Cleaning(text)
+    names = story_names(story)
     removed: list[Span] = []
     kept: list[str] = []
     leading = True
     for para in paragraphs(text):
         sents = sentences(para.text)
-        if all(is_method_sentence(s.text) for s in sents):
+        cut = _method_sentences(sents, names) if leading else 0
+        if cut == len(sents) or all(is_method_sentence(s.text) for s in sents):
             removed.append(Span(para.start, para.end, para.text))
             continue
-        if leading:
-            cut = 0
-            while cut < len(sents) and is_method_sentence(sents[cut].text):
-                cut += 1
-            if cut:
-                end = sents[cut].start
-                removed.append(Span(para.start, para.start + end, para.text[:end]))
-                kept.append(para.text[end:])
-                leading = False
-                continue
+        if cut:
+            end = sents[cut].start
+            removed.append(Span(para.start, para.start + end, para.text[:end]))
+            kept.append(para.text[end:])
+        else:
+            kept.append(para.text)
         leading = False
-        kept.append(para.text)
     if not removed:
         return Cleaning(text)
     return Cleaning(normalise_whitespace("\n\n".join(kept)), removed)

@@ -15,7 +15,7 @@ class ValidatorConfig(BaseModel):
 
     # Length, in words of the cleaned text.
     min_words: int = Field(40, ge=1, description="fewer words than this is too short to be useful")
-    max_words: int = Field(650, ge=1, description="more words than this is far longer than a critique")
+    max_words: int = Field(450, ge=1, description="more words than this is far longer than a critique")
 
     # A critique that ends on a comma or a dangling function word was cut off mid-sentence.
     flag_unterminated_ending: bool = True

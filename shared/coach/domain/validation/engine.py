@@ -67,7 +67,7 @@ def validate_feedback(
     ):
         if code == DROP_METHOD_PARAGRAPH:
             before_method = text
-        result = cleaner(text)
+        result = drop_method_paragraph(text, story or "") if code == DROP_METHOD_PARAGRAPH else cleaner(text)
         if result.changed:
             text = result.text
             cleaned.append(code)
@@ -86,8 +86,9 @@ def validate_feedback(
         else:
             for _, rule in CONTENT_RULES:
                 rule_evidence += rule(ctx)
-            too_short = any(e.reason == R.TOO_SHORT for e in rule_evidence)
-            rule_evidence += rule_third_person(ctx, check_second_person=not too_short)
+            # A missing "you" is only worth reporting when nothing else explains it (a retelling, a list
+            # of quotations, a one-liner all lack one too).
+            rule_evidence += rule_third_person(ctx, check_second_person=not rule_evidence)
 
     # Nothing worth keeping after the method explanation went: that is the reason, not the length.
     if DROP_METHOD_PARAGRAPH in cleaned and _word_count(before_method) >= config.min_words:

@@ -16,22 +16,30 @@ from dataclasses import dataclass
 
 from coach.domain.records import Evidence
 from coach.domain.validation import reasons as R
-from coach.domain.validation.cleaners import RESIDUAL_METHOD_RES
+from coach.domain.validation.cleaners import RESIDUAL_METHOD_RES, has_method_hint
 from coach.domain.validation.config import DEFAULT_CONFIG, ValidatorConfig
 from coach.domain.validation.text import (
     SECOND_PERSON_RE,
+    WORD_RE,
     Span,
+    count_words,
     excerpt,
+    fold,
     mask_spans,
-    ngrams,
     paragraphs,
     quotations,
     sentences,
+    story_flat,
     story_lower,
     story_ngrams,
-    word_keys,
-    words,
 )
+
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_BLOCKQUOTE_RE = re.compile(r"^[ \t]*>[ \t]*\S.*$", re.MULTILINE)
 
 
 @dataclass
@@ -43,7 +51,27 @@ class Context:
 
     @functools.cached_property
     def quotes(self) -> list[Span]:
-        return quotations(self.text)
+        # Quotation marks, and "> " blockquote lines, which quote just as surely.
+        quotes = quotations(self.text)
+        blocks = [Span(m.start(), m.end(), m.group()) for m in _BLOCKQUOTE_RE.finditer(self.text)]
+        if blocks:
+            quotes = sorted(quotes + [b for b in blocks if not any(q.start < b.end and b.start < q.end
+                                                                     for q in quotes)], key=lambda q: q.start)
+        return quotes
+
+    @functools.cached_property
+    def story_quotes(self) -> list[Span]:
+        """Quotations whose words come from the story (the rest are the critic's own, or invented)."""
+        return [q for q in self.quotes if quote_in_story(q.text, self.story)]
+
+    @functools.cached_property
+    def tail_loop(self) -> tuple[int, int, int] | None:
+        return find_tail_loop(self.text, self.config)
+
+    @functools.cached_property
+    def loop_free_end(self) -> int:
+        """Where a trailing repetition loop starts (or the end): overlap is not counted twice in a loop."""
+        return self.tail_loop[0] if self.tail_loop else len(self.text)
 
     @functools.cached_property
     def masked(self) -> str:
@@ -51,8 +79,18 @@ class Context:
         return mask_spans(self.text, self.quotes)
 
     @functools.cached_property
-    def words(self) -> list[Span]:
-        return words(self.text)
+    def folded(self) -> str:
+        """The masked text, lowercased with straight apostrophes (same offsets)."""
+        return fold(self.masked)
+
+    @functools.cached_property
+    def word_count(self) -> int:
+        return count_words(self.text)
+
+    @functools.cached_property
+    def sentence_words(self) -> list[list[str]]:
+        """The critic's own words (quotations left out) of each sentence, folded."""
+        return [WORD_RE.findall(self.folded, s.start, s.end) for s in self.sentences]
 
     @functools.cached_property
     def sentences(self) -> list[Span]:
@@ -65,10 +103,25 @@ class Context:
 
     @functools.cached_property
     def second_person_story(self) -> bool:
-        """A story told in the second person, whose "you" is no sign of a critique."""
-        told = mask_spans(self.story, quotations(self.story))
-        count = len(SECOND_PERSON_RE.findall(told))
-        return count >= 5 and count / max(len(words(told)), 1) >= 0.02
+        return is_second_person_story(self.story)
+
+
+@functools.lru_cache(maxsize=512)
+def is_second_person_story(story: str) -> bool:
+    """A story told in the second person, whose "you" is no sign of a critique."""
+    told = mask_spans(story, quotations(story))
+    count = len(SECOND_PERSON_RE.findall(told))
+    return count >= 3 and count / max(count_words(told), 1) >= 0.02
+
+
+_QUOTE_TRIM = " \t\n\"'“”‘’>.,;:!?…-–—"
+
+
+def quote_in_story(quote: str, story: str) -> bool:
+    inner = " ".join(quote.strip(_QUOTE_TRIM).split()).lower().replace("’", "'")
+    if not inner:
+        return True
+    return inner in story_flat(story)
 
 
 def evidence(ctx: Context, rule: str, reason: str, start: int, end: int, detail: str = "") -> Evidence:
@@ -83,6 +136,11 @@ def _first(ctx: Context, items: list[Evidence]) -> list[Evidence]:
 
 # --- error text and refusals --------------------------------------------------------------------------
 
+# Every error pattern contains one of these; most critiques contain none, so a substring test decides.
+_ERROR_HINTS = ("error", "exception", "traceback", "rate limit", "quota", "server", "gateway", "unavailable",
+                "status", "http", "{", "connection", "timed out", "retries", "context length", "api key")
+_BARE_VALUE_RE = re.compile(r"\A\s*(?:none|null|undefined|nan|n/a|\[\]|\{\})\s*\Z", re.IGNORECASE)
+
 _ERROR_RES = (
     re.compile(r"\A\s*(?:[\w.-]+\s+){0,2}(?:error|exception)\b\s*[:\-–(]", re.IGNORECASE),
     re.compile(
@@ -94,32 +152,45 @@ _ERROR_RES = (
         r"|\b(?:Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)\b"
         r"|\b(?:status code|HTTP(?: status)?|error code)[: ]+[45]\d\d\b"
         r"|\A\s*\{\s*\"error\"|\bconnection (?:error|refused|reset|aborted|timed out)\b"
+        r"|\b(?:an|unexpected) error (?:occurred|has occurred|was encountered)|\bencountered an error\b"
         r"|\brequest timed out\b|\bmax(?:imum)? retries exceeded\b|\bmaximum context length\b"
         r"|\b(?:invalid|incorrect) api key\b|\bthe server had an error\b",
         re.IGNORECASE,
     ),
-    re.compile(r"\A\s*(?:none|null|undefined|nan|n/a|\[\]|\{\})\s*\Z", re.IGNORECASE),
+    _BARE_VALUE_RE,
 )
 
+_ERROR_HEAD_CHARS = 400
 _REFUSAL_ANYWHERE_RE = re.compile(
     r"\bas an ai\b|\bas a (?:large )?language model\b|\bI(?:'m| am) (?:just |only )?an? (?:AI|language model)\b"
     r"|\bagainst (?:my|openai's|the) (?:usage |content )?polic(?:y|ies)\b"
     r"|\bI(?:'m| am) (?:unable|not able) to (?:help|assist|comply)\b|\bI must (?:respectfully )?decline\b",
     re.IGNORECASE,
 )
+# Every refusal pattern contains one of these.
+_REFUSAL_HINTS = (" ai", "language model", "polic", "unable", "not able", "decline", "sorry", "apolog",
+                  "unfortunately", "can't", "can’t", "cannot", "can not", "won't", "will not", "comfortable")
+_REFUSE_VERBS = (
+    r"(?:provide|give|offer|write|create|produce|assist|comply|fulfil|fulfill|critique|review|evaluate|assess"
+    r"|complete|generate|continue|help(?: you)? with|do that|do this|engage|share|comment)"
+)
+# A refusal opens the reply: "I'm sorry, but I can't provide ...", "I cannot critique ...".
+_REFUSE = r"I(?:'m|’m| am)?\s+(?:can't|can’t|cannot|can not|won't|will not|unable to|not able to|not comfortable)"
 _REFUSAL_OPENING_RE = re.compile(
-    r"^(?:(?:I'm|I am|I’m) sorry|sorry|apologies|unfortunately|I apologi[sz]e)\b[^.!?]{0,80}?"
-    r"\b(?:can't|cannot|can’t|won't|unable|not able|not comfortable)\b"
-    r"|^I (?:can't|can’t|cannot|can not|won't|will not|am unable to|'m unable to|am not able to)\s+"
-    r"(?:provide|give|offer|write|create|produce|assist|comply|fulfil|fulfill|critique|review|evaluate|"
-    r"complete|generate|continue|help(?: you)? with|do that|engage)\b",
+    r"^(?:(?:(?:I'm|I am|I’m) sorry|sorry|apologies|unfortunately|I apologi[sz]e)\b[,.!]?\s*(?:but\s+)?)?"
+    + _REFUSE + r"\s+(?:\w+\s+){0,2}?" + _REFUSE_VERBS + r"\b",
     re.IGNORECASE,
 )
 
 
 def rule_error_text(ctx: Context) -> list[Evidence]:
+    # Error text leads the output (a failure written in place of a critique): look at the head only.
+    head = ctx.text[:_ERROR_HEAD_CHARS]
+    low = head.lower()
+    if not any(hint in low for hint in _ERROR_HINTS) and not _BARE_VALUE_RE.match(head):
+        return []
     for pattern in _ERROR_RES:
-        m = pattern.search(ctx.text)
+        m = pattern.search(head)
         if m:
             end = ctx.text.find("\n", m.start())
             return [evidence(ctx, "error_text", R.ERROR_TEXT, m.start(), end if end > 0 else len(ctx.text),
@@ -128,6 +199,9 @@ def rule_error_text(ctx: Context) -> list[Evidence]:
 
 
 def rule_refusal(ctx: Context) -> list[Evidence]:
+    low = ctx.text.lower()
+    if not any(hint in low for hint in _REFUSAL_HINTS):
+        return []
     m = _REFUSAL_ANYWHERE_RE.search(ctx.text)
     if m:
         return [evidence(ctx, "refusal", R.REFUSAL, m.start(), m.end(), "the model declined or spoke as an AI")]
@@ -149,17 +223,20 @@ _DANGLING_WORDS = frozenset((
 ))
 
 
+_LAST_WORD_RE = re.compile(r"[^\W_]+\Z")
+
+
 def rule_truncated(ctx: Context) -> list[Evidence]:
     if (ctx.finish_reason or "").lower() == "length":
         tail = max(len(ctx.text) - 80, 0)
         return [evidence(ctx, "finish_reason_length", R.TRUNCATED_OUTPUT, tail, len(ctx.text),
                          "generation stopped at the token limit (finish_reason=length)")]
-    if not ctx.config.flag_unterminated_ending or not ctx.words:
+    if not ctx.config.flag_unterminated_ending or not ctx.word_count:
         return []
     stripped = ctx.text.rstrip()
-    last = ctx.words[-1]
-    dangling_mark = stripped[-1] in ",;:-–—(\u2014"
-    dangling_word = last.end == len(stripped) and last.text.lower() in _DANGLING_WORDS
+    last = _LAST_WORD_RE.search(stripped[-40:])
+    dangling_mark = stripped[-1] in ",;:-–—("
+    dangling_word = last is not None and last.group().lower() in _DANGLING_WORDS
     if dangling_mark or dangling_word:
         start = max(len(stripped) - 80, 0)
         return [evidence(ctx, "unterminated_ending", R.TRUNCATED_OUTPUT, start, len(stripped),
@@ -168,7 +245,7 @@ def rule_truncated(ctx: Context) -> list[Evidence]:
 
 
 def rule_too_short(ctx: Context) -> list[Evidence]:
-    count = len(ctx.words)
+    count = ctx.word_count
     if count < ctx.config.min_words:
         return [evidence(ctx, "too_short", R.TOO_SHORT, 0, len(ctx.text),
                          f"{count} words, fewer than {ctx.config.min_words}")]
@@ -176,9 +253,9 @@ def rule_too_short(ctx: Context) -> list[Evidence]:
 
 
 def rule_too_long(ctx: Context) -> list[Evidence]:
-    count = len(ctx.words)
+    count = ctx.word_count
     if count > ctx.config.max_words:
-        cut = ctx.words[ctx.config.max_words].start
+        cut = next(itertools.islice(WORD_RE.finditer(ctx.text), ctx.config.max_words, None)).start()
         return [evidence(ctx, "too_long", R.TOO_LONG, cut, len(ctx.text),
                          f"{count} words, more than {ctx.config.max_words}")]
     return []
@@ -225,7 +302,8 @@ def rule_list_format(ctx: Context) -> list[Evidence]:
     if headings:
         return _first(ctx, [evidence(ctx, "headings", R.LIST_FORMAT, m.start(), m.end(), "a heading")
                             for m in headings])
-    labels = [(m, label) for m, label in _label_lines(ctx) if not _ANNOTATION_LABEL_RE.match(label)]
+    labels = [(m, label) for m, label in _label_lines(ctx)
+              if not _ANNOTATION_LABEL_RE.match(label) and not _LINE_REFERENCE_RE.match(m.group())]
     if len(labels) >= cfg.min_label_lines:
         return _first(ctx, [evidence(ctx, "section_labels", R.LIST_FORMAT, m.start(), m.end(),
                                      f"{len(labels)} lines start with a 'Label:'") for m, _ in labels])
@@ -263,7 +341,6 @@ def rule_annotation_labels(ctx: Context) -> list[Evidence]:
 # --- line-by-line quoting -----------------------------------------------------------------------------
 
 _LINE_LEAD_RE = re.compile(r"^[ \t]*(?:[-*•>]|\d{1,2}[.)])?[ \t]*", re.MULTILINE)
-_BLOCKQUOTE_RE = re.compile(r"^[ \t]*>[ \t]*\S.*$", re.MULTILINE)
 _LINE_REFERENCE_RE = re.compile(
     r"^[ \t]*(?:[-*•]\s*)?(?:line|sentence|paragraph|para|stanza)\s+\d+\s*[:.)\-–—]", re.IGNORECASE | re.MULTILINE
 )
@@ -274,7 +351,7 @@ _OPEN_QUOTES = "\"“‘'"
 def rule_line_by_line_quoting(ctx: Context) -> list[Evidence]:
     cfg = ctx.config
     text = ctx.text
-    quote_starts = {q.start: q for q in ctx.quotes}
+    quote_starts = {q.start: q for q in ctx.story_quotes}
     # Lines (and paragraphs) that open with a quotation of three or more words.
     led: list[Span] = []
     for m in _LINE_LEAD_RE.finditer(text):
@@ -290,21 +367,20 @@ def rule_line_by_line_quoting(ctx: Context) -> list[Evidence]:
         hits = blocks if len(blocks) >= 2 else refs
         return _first(ctx, [evidence(ctx, "quoted_lines", R.LINE_BY_LINE_QUOTING, m.start(), m.end(),
                                      "the story is taken line by line") for m in hits])
-    pairs = [q for q in ctx.quotes if _AFTER_QUOTE_COMMENT_RE.match(text, q.end)]
+    pairs = [q for q in ctx.story_quotes if _AFTER_QUOTE_COMMENT_RE.match(text, q.end)]
     if len(pairs) >= cfg.min_quote_comment_pairs:
         return _first(ctx, [evidence(ctx, "quote_comment_pairs", R.LINE_BY_LINE_QUOTING, q.start, q.end,
                                      f"{len(pairs)} quotations each followed by a comment") for q in pairs])
-    if len(ctx.quotes) >= cfg.min_quotes_for_fraction and ctx.words:
-        quoted = sum(len(word_keys(q.text)) for q in ctx.quotes)
-        share = quoted / len(ctx.words)
+    quotes = ctx.story_quotes
+    if len(quotes) >= cfg.min_quotes_for_fraction and ctx.word_count:
+        share = sum(count_words(q.text) for q in quotes) / ctx.word_count
         if share >= cfg.max_quoted_fraction:
-            q = ctx.quotes[0]
-            return [evidence(ctx, "quoted_share", R.LINE_BY_LINE_QUOTING, q.start, ctx.quotes[-1].end,
-                             f"{share:.0%} of the words are quotations")]
-    long_quotes = [q for q in ctx.quotes if len(word_keys(q.text)) > cfg.max_copied_run]
+            return [evidence(ctx, "quoted_share", R.LINE_BY_LINE_QUOTING, quotes[0].start, quotes[-1].end,
+                             f"{share:.0%} of the words are quotations of the story")]
+    long_quotes = [q for q in quotes if count_words(q.text) > cfg.max_copied_run]
     if long_quotes:
         return _first(ctx, [evidence(ctx, "long_quotation", R.LINE_BY_LINE_QUOTING, q.start, q.end,
-                                     f"quotes {len(word_keys(q.text))} words of the story at once")
+                                     f"quotes {count_words(q.text)} words of the story at once")
                             for q in long_quotes])
     return []
 
@@ -314,6 +390,12 @@ def rule_line_by_line_quoting(ctx: Context) -> list[Evidence]:
 _THIRD_PERSON_RE = re.compile(
     r"\b(?:the|this|our|its|that)\s+(?:story'?s\s+|piece'?s\s+)?(?:author|writer|storyteller|poet|novelist)s?"
     r"(?:['’]s|s['’])?\b",
+    re.IGNORECASE,
+)
+# Imperatives ("Try cutting ...", "Consider ...") address the writer as directly as "you" does.
+_IMPERATIVE_RE = re.compile(
+    r"[\W_]*(?:try|consider|cut|keep|let|give|trust|think about|look at|read|make|use|replace|remove|delete"
+    r"|add|show|move|drop|start|open|end|resist|avoid|vary|trim|tighten|break|combine|save|lean|slow|speed)\b",
     re.IGNORECASE,
 )
 # "As the writer, you ..." and "you, the author," address the writer directly.
@@ -339,37 +421,44 @@ def rule_third_person(ctx: Context, *, check_second_person: bool = True) -> list
         return _first(ctx, found)
     if check_second_person and cfg.min_second_person:
         count = len(SECOND_PERSON_RE.findall(ctx.masked))
+        count += sum(1 for s in ctx.sentences if _IMPERATIVE_RE.match(ctx.masked, s.start, s.end))
         if count < cfg.min_second_person:
             first = ctx.sentences[0] if ctx.sentences else Span(0, len(ctx.text), ctx.text)
             return [evidence(ctx, "no_second_person", R.THIRD_PERSON, first.start, first.end,
-                             f"addresses the writer as 'you' {count} times")]
+                             "never addresses the writer as 'you'")]
     return []
 
 
 # --- story continuation or retelling ------------------------------------------------------------------
 
-_CRAFT_RE = re.compile(
-    r"\b(?:story|stories|tale|piece|prose|sentences?|paragraphs?|lines?|dialogue|dialog|pac(?:e|ing)|scenes?"
-    r"|characters?|characteri[sz]ation|narrat(?:or|ors|ion|ive)|readers?|reader's|opening|endings?|beginning"
-    r"|climax|tension|voice|tone|images?|imagery|metaphors?|similes?|details?|descriptions?|descriptive"
-    r"|words?|wording|verbs?|adverbs?|adjectives?|tenses?|point of view|pov|perspective|rhythm|structure|plot"
-    r"|premise|themes?|title|draft|revis(?:e|ion|ing)|rewrit(?:e|ing)|beats?|tags?|exposition|backstory"
-    r"|conflict|arcs?|stakes|reveal|twist|subtext|showing|telling|show|tell|moments?|chapters?|sections?"
-    r"|passages?|phras(?:e|es|ing)|syntax|clauses?|repetition|clich[eé]s?|genre|motifs?|symbol\w*|humou?r"
-    r"|payoff|set-?up|world-?building|epistolary|format|poem|poetic|lyrical|cadence|register|diction|mood"
-    r"|atmosphere|protagonist|reveals?|resolution|conclusion|closing|final (?:line|image|paragraph)|punchline"
-    r"|understatement|restraint|specificity|concrete|abstract|sensory|emotional|emotion)\b",
-    re.IGNORECASE,
+# Words that show a sentence is about the writing (craft) or judges it (evaluation, advice). A sentence
+# with none of them, and no "you", is narrating rather than critiquing.
+_CRITIQUE_WORDS = _word_set("""
+    story stories tale piece prose sentence sentences paragraph paragraphs line lines dialogue dialog pace
+    pacing scene scenes character characters characterisation characterization narrator narrators narration
+    narrative reader readers reader's opening ending endings beginning climax tension voice tone image images
+    imagery metaphor metaphors simile similes detail details description descriptions descriptive word words
+    wording verb verbs adverb adverbs adjective adjectives tense tenses pov perspective rhythm structure plot
+    premise theme themes title draft revise revision revising rewrite rewriting beat beats tag tags exposition
+    backstory conflict arc arcs stakes reveal reveals twist subtext showing telling show tell moment moments
+    chapter chapters section sections passage passages phrase phrases phrasing syntax clause clauses
+    repetition cliche cliché cliches clichés genre motif motifs symbol symbols symbolism symbolic humour humor
+    payoff setup set-up worldbuilding world-building epistolary format poem poetic lyrical cadence register
+    diction mood atmosphere protagonist resolution conclusion closing punchline understatement restraint
+    specificity concrete abstract sensory emotional emotion
+    works worked effective effectively strong stronger strongest strongly weak weaker weakens weaken vivid
+    vividly clear clearer clearly confusing confused powerful compelling memorable lovely beautiful
+    beautifully great nice well better best favourite favorite enjoy enjoyed brilliant clever subtle precise
+    precisely earn earns earned land lands shine shines sings drag drags sag sags rushed overdone overwritten
+    gorgeous deft deftly skill skilful skillful skilfully skillfully impressive impressed impresses suggest
+    suggests suggested suggestion suggestions consider try perhaps maybe instead recommend recommended trust
+    cut trim tighten sharpen vary reads i'd
+""")
+_CRITIQUE_PHRASE_RE = re.compile(
+    r"\b(?:point of view|i think|i would|i found|i love|i loved|i liked|i wanted|i wish|as a reader|for me"
+    r"|heavy-handed)\b"
 )
-_JUDGEMENT_RE = re.compile(
-    r"\b(?:works?|worked|effective(?:ly)?|strong(?:er|est|ly)?|weak(?:er|ens?)?|vivid(?:ly)?|clear(?:er|ly)?"
-    r"|confus(?:ing|ed)|powerful|compelling|memorable|lovely|beautiful(?:ly)?|great|nice|well|better|best"
-    r"|favou?rite|enjoy(?:ed)?|brilliant|clever|subtle|precise(?:ly)?|earn(?:s|ed)|lands?|shines?|sings|drags?"
-    r"|sags?|rushed|overdone|overwritten|heavy-handed|gorgeous|deft(?:ly)?|skil(?:l|lful|fully)|impress\w*"
-    r"|suggest\w*|consider|try|perhaps|maybe|instead|recommend\w*|trust|cut|trim|tighten|sharpen|vary"
-    r"|I think|I'd|I would|I found|I love|I loved|I liked|I wanted|I wish|as a reader|for me|reads)\b",
-    re.IGNORECASE,
-)
+_SECOND_PERSON_WORDS = _word_set("you your yours yourself yourselves you're you've you'll you'd")
 _WRITER_DIRECTED_RE = re.compile(
     r"\b(?:your (?:story|prose|writing|draft|opening|ending|dialogue|narrator|use|choice|sentences?|lines?|"
     r"title|piece|reader|characters?|protagonist|voice)|you (?:could|might|should|may|can|write|wrote|"
@@ -384,75 +473,104 @@ _TAG_RE = re.compile(
 )
 
 
-def _is_critique_sentence(ctx: Context, span: Span) -> bool:
-    masked = ctx.masked[span.start:span.end]
-    if _CRAFT_RE.search(masked) or _JUDGEMENT_RE.search(masked):
+def _is_critique_sentence(ctx: Context, index: int) -> bool:
+    own = ctx.sentence_words[index]
+    if not _CRITIQUE_WORDS.isdisjoint(own):
+        return True
+    span = ctx.sentences[index]
+    if _CRITIQUE_PHRASE_RE.search(ctx.folded, span.start, span.end):
         return True
     if ctx.second_person_story:
-        return bool(_WRITER_DIRECTED_RE.search(masked))
-    return bool(SECOND_PERSON_RE.search(masked))
+        return bool(_WRITER_DIRECTED_RE.search(ctx.folded, span.start, span.end))
+    return not _SECOND_PERSON_WORDS.isdisjoint(own)
 
 
-def rule_story_continuation(ctx: Context) -> list[Evidence]:
+def _copied_from_story(ctx: Context) -> Evidence | None:
+    """Wording copied from the story outside quotation marks: a long run of it, or a large share."""
     cfg = ctx.config
-    found: list[Evidence] = []
-    # 1. Wording copied from the story, outside quotation marks.
     n = cfg.overlap_ngram
-    keys_spans = words(ctx.masked)
-    keys = [w.text.lower().replace("’", "'") for w in keys_spans]
     story_set = story_ngrams(ctx.story, n)
-    if len(keys) >= n and story_set:
-        copied = [False] * len(keys)
-        for i, gram in enumerate(ngrams(keys, n)):
-            if gram in story_set:
-                for j in range(i, i + n):
-                    copied[j] = True
-        best_run, best_end, run = 0, 0, 0
-        for i, flag in enumerate(copied):
-            run = run + 1 if flag else 0
+    keys = WORD_RE.findall(ctx.folded, 0, ctx.loop_free_end)
+    if len(keys) < n or not story_set:
+        return None
+    hits = [gram in story_set for gram in zip(*(keys[i:] for i in range(n)), strict=False)]
+    last_hit, run, best_run, best_end, copied = -n, 0, 0, 0, 0
+    for j in range(len(keys)):
+        if j < len(hits) and hits[j]:
+            last_hit = j
+        # Word j is copied when an n-gram starting at or before it (and reaching it) is in the story.
+        if j - last_hit < n:
+            copied += 1
+            run += 1
             if run > best_run:
-                best_run, best_end = run, i
-        share = sum(copied) / max(len(ctx.words), 1)
-        if best_run > cfg.max_copied_run or share >= cfg.max_copied_fraction:
-            start = keys_spans[best_end - best_run + 1].start
-            found.append(evidence(ctx, "story_overlap", R.STORY_CONTINUATION, start, keys_spans[best_end].end,
-                                  f"{share:.0%} of the words copied from the story, longest run {best_run}"))
-    # 2. Runs of narrative: sentences with no sign of a critique in them.
-    long_sentences = [s for s in ctx.sentences if len(s.text.split()) >= 4]
-    narrative = [not _is_critique_sentence(ctx, s) for s in long_sentences]
+                best_run, best_end = run, j
+        else:
+            run = 0
+    total = ctx.word_count if ctx.loop_free_end == len(ctx.text) else count_words(ctx.text[:ctx.loop_free_end])
+    share = copied / max(total, 1)
+    if best_run <= cfg.max_copied_run and share < cfg.max_copied_fraction:
+        return None
+    spans = list(WORD_RE.finditer(ctx.folded, 0, ctx.loop_free_end))
+    start, end = spans[best_end - best_run + 1].start(), spans[best_end].end()
+    return evidence(ctx, "story_overlap", R.STORY_CONTINUATION, start, end,
+                    f"{share:.0%} of the words copied from the story, longest run {best_run}")
+
+
+def _narrative_run(ctx: Context) -> Evidence | None:
+    """Sentences in a row with no sign of a critique in them: the story continued or retold."""
+    cfg = ctx.config
+    indexes = [i for i, s in enumerate(ctx.sentences)
+               if s.end <= ctx.loop_free_end and len(ctx.sentence_words[i]) >= 4]
+    narrative = [not _is_critique_sentence(ctx, i) for i in indexes]
     run_start, best = None, None
-    for i, is_narrative in enumerate([*narrative, False]):
+    for k, is_narrative in enumerate([*narrative, False]):
         if is_narrative and run_start is None:
-            run_start = i
+            run_start = k
         elif not is_narrative and run_start is not None:
-            run = long_sentences[run_start:i]
-            run_words = sum(len(s.text.split()) for s in run)
+            run = indexes[run_start:k]
+            run_words = sum(len(ctx.sentence_words[i]) for i in run)
             if len(run) >= cfg.min_narrative_run and run_words >= cfg.min_narrative_run_words and (
                 best is None or run_words > best[2]
             ):
-                best = (run[0].start, run[-1].end, run_words, len(run))
+                best = (ctx.sentences[run[0]].start, ctx.sentences[run[-1]].end, run_words, len(run))
             run_start = None
     if best is not None:
-        found.append(evidence(ctx, "narrative_run", R.STORY_CONTINUATION, best[0], best[1],
-                              f"{best[3]} sentences in a row tell a story instead of critiquing one"))
-    elif len(long_sentences) >= cfg.min_sentences_for_fraction and narrative:
+        return evidence(ctx, "narrative_run", R.STORY_CONTINUATION, best[0], best[1],
+                        f"{best[3]} sentences in a row tell a story instead of critiquing one")
+    if len(indexes) >= cfg.min_sentences_for_fraction and narrative:
         share = sum(narrative) / len(narrative)
         if share >= cfg.max_narrative_fraction:
-            first = next(s for s, flag in zip(long_sentences, narrative, strict=True) if flag)
-            found.append(evidence(ctx, "narrative_share", R.STORY_CONTINUATION, first.start, first.end,
-                                  f"{share:.0%} of the sentences narrate"))
-    # 3. New dialogue with speech tags, in sentences that do not read as critique.
-    story = story_lower(ctx.story)
+            first = ctx.sentences[next(i for i, flag in zip(indexes, narrative, strict=True) if flag)]
+            return evidence(ctx, "narrative_share", R.STORY_CONTINUATION, first.start, first.end,
+                            f"{share:.0%} of the sentences narrate")
+    return None
+
+
+def _invented_dialogue(ctx: Context) -> Evidence | None:
+    """New dialogue: tagged lines the story never had, or a critique made mostly of invented quotations."""
+    cfg = ctx.config
+    from_story = {q.start for q in ctx.story_quotes}
+    invented_quotes = [q for q in ctx.quotes if q.start not in from_story and q.end <= ctx.loop_free_end]
+    if not invented_quotes:
+        return None
     invented = []
-    for s in ctx.sentences:
-        if not _TAG_RE.search(ctx.text, s.start, s.end) or _is_critique_sentence(ctx, s):
-            continue
-        inside = [q for q in ctx.quotes if s.start <= q.start < s.end]
-        if inside and all(q.text[1:-1].strip().lower().replace("’", "'") not in story for q in inside):
+    for i, s in enumerate(ctx.sentences):
+        if (any(s.start <= q.start < s.end for q in invented_quotes)
+                and _TAG_RE.search(ctx.text, s.start, s.end) and not _is_critique_sentence(ctx, i)):
             invented.append(s)
     if len(invented) >= cfg.min_invented_dialogue:
-        found.append(evidence(ctx, "invented_dialogue", R.STORY_CONTINUATION, invented[0].start,
-                              invented[-1].end, f"{len(invented)} lines of new dialogue"))
+        return evidence(ctx, "invented_dialogue", R.STORY_CONTINUATION, invented[0].start, invented[-1].end,
+                        f"{len(invented)} lines of new dialogue")
+    invented_words = sum(count_words(q.text) for q in invented_quotes)
+    if (len(invented_quotes) >= cfg.min_quotes_for_fraction and ctx.word_count
+            and invented_words / ctx.word_count >= cfg.max_quoted_fraction):
+        return evidence(ctx, "invented_dialogue", R.STORY_CONTINUATION, invented_quotes[0].start,
+                        invented_quotes[-1].end, f"{invented_words / ctx.word_count:.0%} of the words are new dialogue")
+    return None
+
+
+def rule_story_continuation(ctx: Context) -> list[Evidence]:
+    found = [e for e in (_copied_from_story(ctx), _narrative_run(ctx), _invented_dialogue(ctx)) if e is not None]
     return _first(ctx, found)
 
 
@@ -463,25 +581,40 @@ _SENTENCE_END_RE = re.compile(r"[.!?…][\"'”’)\]*]*$")
 _PUNCT_STRIP = "\"'“”‘’()[]*_.,;:!?…-–—"
 
 
-def find_tail_loop(text: str, config: ValidatorConfig) -> tuple[int, int, int] | None:
-    """(keep_until, loop_start, repeats) for a unit repeated at the end of the text, or None."""
-    tokens = list(_TOKEN_RE.finditer(text))
-    keys = [t.group().lower().strip(_PUNCT_STRIP) for t in tokens]
+def _best_period(keys: list[str], config: ValidatorConfig) -> tuple[int, int] | None:
+    """(tokens covered, period) of the longest unit repeated enough times at the end of keys."""
     n = len(keys)
-    best: tuple[int, int] | None = None  # (covered tokens, period)
+    best: tuple[int, int] | None = None
     for p in range(1, min(config.loop_max_period, n // 2) + 1):
-        length = 0
+        if keys[n - 1] != keys[n - 1 - p]:
+            continue
         j = n - 1
         while j - p >= 0 and keys[j] == keys[j - p]:
-            length += 1
             j -= 1
-        covered = length + p
-        repeats = covered // p
+        covered = (n - 1 - j) + p
         needed = config.loop_min_repeats_long if p >= config.loop_long_unit else config.loop_min_repeats_short
-        if repeats >= needed and (best is None or covered > best[0]):
+        if covered // p >= needed and (best is None or covered > best[0]):
             best = (covered, p)
+    return best
+
+
+def _loop_key(token: str) -> str:
+    return token.lower().strip(_PUNCT_STRIP)
+
+
+def find_tail_loop(text: str, config: ValidatorConfig) -> tuple[int, int, int] | None:
+    """(keep_until, loop_start, repeats) for a unit repeated at the end of the text, or None."""
+    # Any loop the rule accepts shows within the last 2 * loop_max_period tokens: look there first.
+    window = text.rsplit(maxsplit=2 * config.loop_max_period + 2)
+    if len(window) > 2 * config.loop_max_period + 2:
+        window = window[1:]
+    if _best_period([_loop_key(t) for t in window], config) is None:
+        return None
+    tokens = list(_TOKEN_RE.finditer(text))
+    best = _best_period([_loop_key(t.group()) for t in tokens], config)
     if best is None:
         return None
+    n = len(tokens)
     covered, p = best
     start = n - covered
     cut = start + p - 1
@@ -505,29 +638,31 @@ def trim_repetition_loop(text: str, config: ValidatorConfig | None = None) -> tu
 
 def rule_repetition_loop(ctx: Context) -> list[Evidence]:
     cfg = ctx.config
-    loop = find_tail_loop(ctx.text, cfg)
+    loop = ctx.tail_loop
     if loop is not None:
         _, start, repeats = loop
         return [evidence(ctx, "tail_loop", R.REPETITION_LOOP, start, len(ctx.text),
                          f"the ending repeats {repeats} times")]
-    keyed = [(" ".join(word_keys(s.text)), s) for s in ctx.sentences]
+    keyed = [(tuple(own), s) for own, s in zip(ctx.sentence_words, ctx.sentences, strict=True)]
     for (key, s), (next_key, t) in itertools.pairwise(keyed):
-        if key and key == next_key and len(key.split()) >= cfg.min_consecutive_sentence_words:
+        if key and key == next_key and len(key) >= cfg.min_consecutive_sentence_words:
             return [evidence(ctx, "repeated_sentence", R.REPETITION_LOOP, s.start, t.end,
                              "the same sentence twice in a row")]
-    counts = Counter(key for key, _ in keyed if len(key.split()) >= 3)
+    counts = Counter(key for key, _ in keyed if len(key) >= 3)
     for key, count in counts.most_common(1):
         if count >= cfg.min_sentence_repeats:
             spans = [s for k, s in keyed if k == key]
             return [evidence(ctx, "repeated_sentence", R.REPETITION_LOOP, spans[0].start, spans[-1].end,
                              f"the same sentence {count} times")]
-    grams = Counter(ngrams(word_keys(ctx.masked), cfg.phrase_ngram))
+    own_words = WORD_RE.findall(ctx.folded)
+    n = cfg.phrase_ngram
+    grams = Counter(zip(*(own_words[i:] for i in range(n)), strict=False))
     for gram, count in grams.most_common(1):
         if count >= cfg.min_phrase_repeats:
-            first_word = gram.split()[0]
-            at = max(ctx.text.lower().find(first_word), 0)
-            return [evidence(ctx, "repeated_phrase", R.REPETITION_LOOP, at, at + len(first_word),
-                             f"the phrase '{gram}' {count} times")]
+            phrase = re.search(r"\W+".join(map(re.escape, gram)), ctx.folded)
+            start, end = (phrase.start(), phrase.end()) if phrase else (0, 0)
+            return [evidence(ctx, "repeated_phrase", R.REPETITION_LOOP, start, end,
+                             f"the phrase '{' '.join(gram)}' {count} times")]
     return []
 
 
@@ -535,8 +670,11 @@ def rule_repetition_loop(ctx: Context) -> list[Evidence]:
 
 
 def rule_method_explanation(ctx: Context) -> list[Evidence]:
+    if not has_method_hint(ctx.text, preamble=False):
+        return []
     found = [evidence(ctx, "method_talk", R.METHOD_EXPLANATION, s.start, s.end, "explains the feedback method")
-             for s in ctx.sentences if any(p.search(s.text.strip()) for p in RESIDUAL_METHOD_RES)]
+             for s in ctx.sentences
+             if has_method_hint(s.text, preamble=False) and any(p.search(s.text.strip()) for p in RESIDUAL_METHOD_RES)]
     return _first(ctx, found)
 
 

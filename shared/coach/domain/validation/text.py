@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 # Quotations: straight and curly double quotes, curly single quotes, and straight single quotes that
@@ -17,13 +17,15 @@ QUOTE_RE = re.compile(
     r"\"[^\"\n]{1,600}\"|“[^”\n]{1,600}”|(?<!\w)‘(?:[^’\n]|’(?=\w)){1,300}’(?!\w)"
     r"|(?<![\w'])'(?=\S)(?:[^'\n]|'(?=\w)){1,300}(?<=\S)'(?!\w)"
 )
-SENTENCE_RE = re.compile(r"\S(?:.*?)(?:[.!?…]+[\"'”’)\]*_]*(?=\s|$)|(?=\n)|$)")
+# A sentence ends at terminal punctuation (with any closing quotes or brackets) before a space, or a line end.
+_SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'”’)\]*_]*(?=\s|\Z)|\n")
 PARAGRAPH_SPLIT_RE = re.compile(r"\n[ \t]*\n\s*")
 SECOND_PERSON_RE = re.compile(r"\b(?:you|your|yours|yourself|yourselves)(?:['’](?:re|ve|ll|d))?\b", re.I)
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):
+    """A piece of text and where it sits. A tuple, because validation makes many of them."""
+
     start: int
     end: int
     text: str
@@ -40,13 +42,37 @@ def words(text: str) -> list[Span]:
     return [Span(m.start(), m.end(), m.group()) for m in WORD_RE.finditer(text)]
 
 
+def fold(text: str) -> str:
+    """Lowercase with curly apostrophes straightened; the same length, so offsets still line up."""
+    return text.lower().replace("’", "'")
+
+
 def word_keys(text: str) -> list[str]:
     """Lowercased words with curly apostrophes straightened: the unit of every overlap comparison."""
-    return [w.lower().replace("’", "'") for w in WORD_RE.findall(text)]
+    return WORD_RE.findall(fold(text))
+
+
+def count_words(text: str) -> int:
+    return len(WORD_RE.findall(text))
 
 
 def sentences(text: str) -> list[Span]:
-    return [Span(m.start(), m.end(), m.group()) for m in SENTENCE_RE.finditer(text)]
+    spans: list[Span] = []
+    start = 0
+    for m in _SENTENCE_END_RE.finditer(text):
+        end = m.start() if m.group() == "\n" else m.end()
+        lead = start
+        while lead < end and text[lead].isspace():
+            lead += 1
+        if lead < end:
+            spans.append(Span(lead, end, text[lead:end]))
+        start = m.end()
+    lead = start
+    while lead < len(text) and text[lead].isspace():
+        lead += 1
+    if lead < len(text):
+        spans.append(Span(lead, len(text), text[lead:]))
+    return spans
 
 
 def paragraphs(text: str) -> list[Span]:
@@ -79,19 +105,22 @@ def mask_spans(text: str, spans: list[Span]) -> str:
     return "".join(parts)
 
 
-def ngrams(keys: list[str], n: int) -> list[str]:
-    return [" ".join(keys[i:i + n]) for i in range(len(keys) - n + 1)]
-
-
 @functools.lru_cache(maxsize=512)
-def story_ngrams(story: str, n: int) -> frozenset[str]:
-    """Every word n-gram of a story; cached because one story is judged against many critiques."""
-    return frozenset(ngrams(word_keys(story), n))
+def story_ngrams(story: str, n: int) -> frozenset[tuple[str, ...]]:
+    """Every word n-gram of a story, as tuples; cached because one story is judged against many critiques."""
+    keys = word_keys(story)
+    return frozenset(zip(*(keys[i:] for i in range(n)), strict=False))
 
 
 @functools.lru_cache(maxsize=512)
 def story_lower(story: str) -> str:
     return story.lower().replace("’", "'")
+
+
+@functools.lru_cache(maxsize=512)
+def story_flat(story: str) -> str:
+    """The story lowercased on one line, for finding a quotation in it."""
+    return " ".join(story.split()).lower().replace("’", "'")
 
 
 def excerpt(text: str, start: int, end: int, limit: int = 160) -> str:
