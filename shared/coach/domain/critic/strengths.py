@@ -316,7 +316,7 @@ def _figurative(analysis: Analysis, narration: list[int], flaws: list[Hit]) -> s
             if before in _NOT_FIGURE_BEFORE or m.group(1).lower() in _NOT_FIGURE_AFTER:
                 continue
             first = next(k for k, w in enumerate(s.words) if w.start >= m.start())
-            last = min(first + 6, len(s.words) - 1)
+            last = min(first + 7, len(s.words) - 1)
             while last > first + 2 and s.words[last].lower in wl.DANGLING:
                 last -= 1
             if last - first >= 3:  # the comparison word and at least three more

@@ -27,10 +27,7 @@ class Word:
     end: int
     text: str
     in_quote: bool
-
-    @property
-    def lower(self) -> str:
-        return self.text.lower().replace("’", "'")
+    lower: str  # lowercased, curly apostrophe straightened: the form word lists are matched against
 
 
 @dataclass(slots=True)
@@ -61,13 +58,7 @@ class Document:
     words: list[Word]
     quotes: list[tuple[int, int]]  # spans including the quotation marks
     narration: str  # the text with every quotation blanked to spaces (same length, same offsets)
-
-    def span(self, start: int, end: int) -> str:
-        return self.text[start:end]
-
-    @property
-    def narration_word_count(self) -> int:
-        return sum(1 for w in self.words if not w.in_quote)
+    narration_word_count: int  # words outside quotations
 
 
 def _lines(text: str) -> list[tuple[int, int]]:
@@ -218,7 +209,9 @@ def parse(text: str) -> Document:
             for s_start, s_end in _sentence_spans(text, u_start, u_end):
                 sentence = Sentence(start=s_start, end=s_end, paragraph=index)
                 for m in WORD_RE.finditer(text, s_start, s_end):
-                    sentence.words.append(Word(m.start(), m.end(), m.group(), in_quote(m.start())))
+                    word = m.group()
+                    sentence.words.append(
+                        Word(m.start(), m.end(), word, in_quote(m.start()), word.lower().replace("’", "'")))
                 if sentence.words:
                     sentences.append(sentence)
                     words.extend(sentence.words)
@@ -232,4 +225,5 @@ def parse(text: str) -> Document:
         words=words,
         quotes=quotes,
         narration=_blank_quotes(text, quotes),
+        narration_word_count=sum(1 for w in words if not w.in_quote),
     )
