@@ -240,7 +240,7 @@ def find_strengths(analysis: Analysis, chooser: Chooser) -> list[Strength]:
             found.append(Strength("ending", quote, {}))
 
     if any(p.verse for p in doc.paragraphs):
-        lines = [i for i in range(len(sentences)) if 2 <= lengths[i] <= 8]
+        lines = [i for i, s in enumerate(sentences) if 2 <= lengths[i] <= 8 and doc.paragraphs[s.paragraph].verse]
         if lines:
             quote = _whole_sentence(analysis, chooser.pick("verse-line", lines))
             if quote:
@@ -254,10 +254,13 @@ def find_strengths(analysis: Analysis, chooser: Chooser) -> list[Strength]:
         quote = sentence_start(analysis, 0, 8)
         if quote:
             found.append(Strength("committed", quote, {}))
-    # Several candidates, middle first: the writer skips any that another remark has already quoted.
+    # Several candidates, short whole sentences first, from the middle of the story: the writer skips
+    # any that another remark has already quoted.
     middle = len(clean) // 2
-    for i in (clean[middle:] + clean[:middle])[:4]:
-        quote = sentence_start(analysis, i, 8)
+    ordered = clean[middle:] + clean[:middle]
+    ordered.sort(key=lambda i: not 3 <= lengths[i] <= 10)
+    for i in ordered[:4]:
+        quote = _whole_sentence(analysis, i, 10) or sentence_start(analysis, i, 8)
         if quote:
             found.append(Strength("voice", quote, {}))
     if not clean:

@@ -197,7 +197,8 @@ NON_SPEECH_TAGS: frozenset[str] = _set(
 # Words a quoted fragment should not end on: it would read as cut off mid-thought.
 DANGLING: frozenset[str] = _set(
     "a an the and or but of to in on at for with from by as that which who whose than so if my his her "
-    "their our your its other into onto over under through across toward towards upon about like"
+    "their our your its other into onto over under through across toward towards upon about like "
+    "is are was were be been being has have had"
 )
 
 # Words a quoted fragment should not start on when it could start at the word that matters.

@@ -86,6 +86,7 @@ _SUGGESTION_CONFLICTS: dict[str, frozenset[str]] = {
     "opening": frozenset({"opening", "committed"}),
     "dialogue": frozenset({"dialogue"}),
     "rhythm": frozenset({"longest"}),
+    "verse": frozenset({"lines"}),
 }
 
 _BRIDGES = (
