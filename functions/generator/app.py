@@ -1,46 +1,71 @@
-"""SQS batch -> one critique per story -> S3 feedback record; only failed messages return to the queue."""
+"""SQS batch -> one critique per story -> S3 feedback record; only failed messages return to the queue.
+
+A story is generated at most once per (build_id, story_id, prompt_version): Powertools idempotency on
+DynamoDB guards each record, so a redelivered message, a retried batch or a re-run build reuses the stored
+feedback, and a duplicate delivered while the first is still running is reported as failed (it returns
+later and finds the result).
+"""
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from coach import runtime
+from coach.adapters.budget import default_ledger
+from coach.adapters.idempotency import GenerationGuard, GenerationInProgressError, default_guard
 from coach.domain.records import GenerationTask
-from coach.pipeline.generate import generate
+from coach.pipeline.generate import generate_once
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@tracer.capture_method
-def record_handler(record: SQSRecord) -> dict:
+def _count(name: str, value: float) -> None:
+    # Disabled metrics are never flushed, so they would pile up (and print every 100th value) in a local run.
+    if not is_metrics_disabled():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def _record_handler(record: SQSRecord, guard: GenerationGuard) -> dict:
     task = GenerationTask.model_validate_json(record.body)
     cfg = runtime.settings()
-    result, reused = generate(
-        task,
-        store=runtime.store(),
-        provider_factory=runtime.provider_for_task,
-        receive_count=int(record.attributes.approximate_receive_count or 1),
-        max_receives=cfg.max_receive_count,
-        max_story_tokens=cfg.max_story_tokens,
-        max_feedback_tokens=cfg.max_feedback_tokens,
-    )
-    outcome = "reused" if reused else result.status
-    metrics.add_metric(name=f"Generation_{outcome}", unit=MetricUnit.Count, value=1)
-    if not reused:
-        metrics.add_metric(name="CompletionTokens", unit=MetricUnit.Count, value=result.usage.total_tokens)
+    try:
+        outcome = generate_once(
+            task,
+            guard=guard,
+            store=runtime.store(),
+            provider_factory=runtime.provider_for_task,
+            receive_count=int(record.attributes.approximate_receive_count or 1),
+            max_receives=cfg.max_receive_count,
+            max_story_tokens=cfg.max_story_tokens,
+            max_feedback_tokens=cfg.max_feedback_tokens,
+            ledger=default_ledger() if task.budget_usd is not None else None,
+        )
+    except GenerationInProgressError:
+        logger.info("story already in progress", extra={"build_id": task.build_id, "story_id": task.story_id})
+        raise
+    result = outcome.record
+    _count(f"Generation_{outcome.label}", 1)
+    if not outcome.reused and result.status == "generated":
+        _count("CompletionTokens", result.usage.total_tokens)
+        _count("CompletionCostMicroUSD", round(result.cost_usd * 1_000_000))
     logger.info("story processed", extra={"build_id": task.build_id, "story_id": task.story_id,
-                                          "outcome": outcome, "error": result.error and result.error.code})
-    return {"story_id": task.story_id, "status": outcome}
+                                          "outcome": outcome.label, "error": result.error and result.error.code})
+    return {"story_id": task.story_id, "status": outcome.label}
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                    context=context)
+    guard = default_guard()
+    guard.register_lambda_context(context)
+    # One processor per invocation: the local poller runs invocations on threads of one process. A batch
+    # whose every record failed still answers with the list, so SQS retries exactly those messages.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=lambda record: _record_handler(record, guard),
+                                    processor=processor, context=context)

@@ -96,6 +96,9 @@ class GenerationTask(_Record):
     budget_usd: float | None = None
     # Which run of the build enqueued it: a re-run (resume) gets a new run id.
     run_id: str = ""
+    # What earlier runs of the build had already spent when this run was enqueued: the run may spend
+    # budget_usd minus this.
+    budget_spent_usd: Annotated[float, Field(ge=0)] = 0.0
 
 
 class GenerationRecord(_Record):
@@ -117,6 +120,8 @@ class GenerationRecord(_Record):
     attempts: int = 1
     latency_ms: int = 0
     created_at: str = Field(default_factory=utc_now)
+    # The story's message used its last delivery on this failure and goes to the dead-letter queue.
+    dead_lettered: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> GenerationRecord:

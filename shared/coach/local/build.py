@@ -156,7 +156,13 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
                 mirror.save(store, state, request.build_id, known=known)
                 last_save[0] = time.monotonic()
 
-        drained = poller.run(on_tick=tick, timeout_s=options.generation_timeout_s) if scrape["enqueued"] else True
+        try:
+            drained = (poller.run(on_tick=tick, timeout_s=options.generation_timeout_s)
+                       if scrape["enqueued"] else True)
+        except BaseException:
+            # Interrupted (Ctrl-C): the workers have finished their batches; keep what they wrote for the re-run.
+            mirror.save(store, state, request.build_id, known=known)
+            raise
         bar.update(scrape["enqueued"] if drained else poller.stats.messages - poller.stats.failures)
         bar.close()
         mirror.save(store, state, request.build_id, known=known)

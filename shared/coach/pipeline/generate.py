@@ -2,29 +2,82 @@
 
 A failure is never written as feedback: a permanent upstream error becomes a `failed` record with its
 reason; a transient one is raised so the message returns to the queue, and on its last allowed receive
-a `failed` record with the cause is written first, so the build can account for it.
+a `failed` record with the cause (marked dead-lettered) is written first, so the build can account for it.
+
+Money: a story that already has feedback is never sent again (the S3 record is checked first, and
+`generate_once` adds Powertools idempotency so concurrent or repeated deliveries share one call). With a
+budget, each call first reserves its worst-case cost from the run's ledger; a story that no longer fits is
+recorded as `skipped_budget` without calling the API.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
+
+from coach.adapters.budget import BudgetLedger, Reservation
+from coach.adapters.idempotency import GenerationGuard, NotCached
 from coach.adapters.storage import BuildStore
-from coach.domain.pricing import cost_usd
+from coach.domain.budget import estimate_call
+from coach.domain.pricing import PriceTable, price_table
 from coach.domain.prompt import END_MARKER, build_messages
-from coach.domain.records import ErrorInfo, GenerationRecord, GenerationTask
+from coach.domain.records import ErrorInfo, GenerationRecord, GenerationStatus, GenerationTask
+from coach.domain.tokens import count_chat_tokens, get_counter
 from coach.errors import CoachError, PermanentUpstreamError, UpstreamError
 
 ProviderFactory = Callable[[GenerationTask], Any]
+log = logging.getLogger(__name__)
+
+
+class GenerationOutcome(BaseModel):
+    record: GenerationRecord
+    reused: bool = False  # the story already had feedback: nothing was called or paid
+    replayed: bool = False  # the idempotency store answered for an earlier delivery
+
+    @property
+    def label(self) -> str:
+        return "reused" if self.reused else self.record.status
+
+
+def _unsuccessful(task: GenerationTask, status: GenerationStatus, code: str, message: str,
+                  **extra: Any) -> GenerationRecord:
+    return GenerationRecord(
+        build_id=task.build_id, story_id=task.story_id, prompt_version=task.prompt_version,
+        provider=task.provider, model=task.model, status=status, run_id=task.run_id,
+        error=ErrorInfo(code=code, message=message[:500]), **extra,
+    )
 
 
 def _failed(task: GenerationTask, code: str, message: str, **extra: Any) -> GenerationRecord:
-    return GenerationRecord(
-        build_id=task.build_id, story_id=task.story_id, prompt_version=task.prompt_version,
-        provider=task.provider, model=task.model, status="failed", run_id=task.run_id,
-        error=ErrorInfo(code=code, message=message[:500]), **extra,
+    return _unsuccessful(task, "failed", code, message, **extra)
+
+
+def _reserve(task: GenerationTask, messages: list[dict[str, str]], *, ledger: BudgetLedger | None,
+             prices: PriceTable, max_feedback_tokens: int) -> Reservation | GenerationRecord | None:
+    """A reservation for this call, None when no budget applies, or the record of a story that cannot fit."""
+    if task.budget_usd is None or ledger is None:
+        return None
+    counter = get_counter()
+    call = estimate_call(task.model, count_chat_tokens(messages), max_feedback_tokens, prices,
+                         estimated_tokens=counter.estimated)
+    if not call.priced:
+        return _failed(task, "unpriced_model", f"the build has a budget but model '{task.model}' has no price: "
+                                               "add it to COACH_PRICE_TABLE")
+    if call.nanos == 0:
+        return None
+    allowance = task.budget_usd - task.budget_spent_usd
+    reservation = ledger.reserve(task.build_id, task.run_id, amount_usd=call.usd, allowance_usd=allowance)
+    if reservation is not None:
+        return reservation
+    state = ledger.state(task.build_id, task.run_id)
+    return _unsuccessful(
+        task, "skipped_budget", "budget_exceeded",
+        f"budget ${task.budget_usd:.4f} reached: ${task.budget_spent_usd + state.spent_usd:.4f} spent and "
+        f"${state.reserved_usd:.4f} reserved by calls in flight; this story needs up to ${call.usd:.4f}",
     )
 
 
@@ -37,6 +90,8 @@ def generate(
     max_receives: int = 3,
     max_story_tokens: int = 1_500,
     max_feedback_tokens: int = 800,
+    ledger: BudgetLedger | None = None,
+    prices: PriceTable | None = None,
 ) -> tuple[GenerationRecord, bool]:
     """Returns (record, reused). Raises UpstreamError when the message should be retried."""
     existing = store.get_feedback(task.build_id, task.story_id)
@@ -50,34 +105,87 @@ def generate(
         return record, False
 
     prompt = build_messages(story.text, story.title, layout="full", max_story_tokens=max_story_tokens)
+    prices = prices or price_table()
+    reserved = _reserve(task, prompt.messages, ledger=ledger, prices=prices, max_feedback_tokens=max_feedback_tokens)
+    if isinstance(reserved, GenerationRecord):
+        store.put_feedback(reserved)
+        return reserved, False
     started = time.monotonic()
     try:
         provider = provider_factory(task)
         completion = provider.complete(prompt.messages, max_tokens=max_feedback_tokens, stop=[END_MARKER])
+        text = completion.text.replace(END_MARKER, "").strip()
+        if not text:
+            raise UpstreamError("the completion API returned an empty critique", code="upstream_empty",
+                                retryable=True)
     except PermanentUpstreamError as exc:
+        _release(ledger, reserved)
         record = _failed(task, exc.code, exc.message, truncated=prompt.truncated)
         store.put_feedback(record)
         return record, False
     except UpstreamError as exc:
+        _release(ledger, reserved)
         if receive_count >= max_receives:
             # Last delivery before the DLQ: leave the cause where the build can count it.
             store.put_feedback(_failed(task, exc.code, f"gave up after {receive_count} deliveries: {exc.message}",
-                                       truncated=prompt.truncated, attempts=receive_count))
+                                       truncated=prompt.truncated, attempts=receive_count, dead_lettered=True))
         raise
     except CoachError as exc:  # configuration problems fail the story with a readable reason
+        _release(ledger, reserved)
         record = _failed(task, exc.code, exc.message)
         store.put_feedback(record)
         return record, False
+    except BaseException:
+        _release(ledger, reserved)
+        raise
 
-    text = completion.text.replace(END_MARKER, "").strip()
-    if not text:
-        raise UpstreamError("the completion API returned an empty critique", code="upstream_empty", retryable=True)
+    model = completion.model or task.model
     record = GenerationRecord(
         build_id=task.build_id, story_id=task.story_id, prompt_version=task.prompt_version,
-        provider=task.provider, model=completion.model or task.model, status="generated", feedback=text,
+        provider=task.provider, model=model, status="generated", feedback=text,
         finish_reason=completion.finish_reason, truncated=prompt.truncated, usage=completion.usage,
-        cost_usd=cost_usd(completion.model or task.model, completion.usage), run_id=task.run_id,
+        cost_usd=prices.cost_usd(model, completion.usage), run_id=task.run_id,
         attempts=completion.attempts, latency_ms=int((time.monotonic() - started) * 1000),
     )
-    store.put_feedback(record)
+    store.put_feedback(record)  # first: a paid critique must be kept even if the ledger update fails
+    if isinstance(reserved, Reservation) and ledger is not None:
+        try:
+            ledger.settle(reserved, record.cost_usd)
+        except Exception as exc:  # the reservation stays counted, so the budget errs on the safe side
+            log.warning("could not settle the budget reservation of %s: %s", task.story_id, exc)
     return record, False
+
+
+def _release(ledger: BudgetLedger | None, reserved: Reservation | GenerationRecord | None) -> None:
+    if ledger is None or not isinstance(reserved, Reservation):
+        return
+    try:
+        ledger.release(reserved)
+    except Exception as exc:  # an unreleased reservation only makes the budget stricter
+        log.warning("could not release a budget reservation: %s", exc)
+
+
+def generate_once(task: GenerationTask, *, guard: GenerationGuard, store: BuildStore,
+                  **options: Any) -> GenerationOutcome:
+    """`generate` behind the idempotency guard keyed by (build_id, story_id, prompt_version).
+
+    Only generated feedback is remembered; failures and budget skips are not, so a later delivery or a
+    re-run tries those stories again. Raises GenerationInProgressError while another delivery works on it.
+    """
+
+    def work() -> dict[str, Any]:
+        record, reused = generate(task, store=store, **options)
+        result = {"record": record.model_dump(mode="json"), "reused": reused}
+        if record.status != "generated":
+            raise NotCached(result)
+        return result
+
+    result, replayed = guard.run(task.model_dump(mode="json"), work)
+    record = GenerationRecord.model_validate(result["record"])
+    if replayed:
+        # The S3 record is the source of truth; put it back if it has gone missing since.
+        current = store.get_feedback(task.build_id, task.story_id)
+        if current is None or current.status != "generated":
+            store.put_feedback(record)
+        return GenerationOutcome(record=record, reused=True, replayed=True)
+    return GenerationOutcome(record=record, reused=bool(result.get("reused")))

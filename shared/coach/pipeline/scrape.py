@@ -9,9 +9,13 @@ from pydantic import BaseModel, Field
 
 from coach.adapters.queue import StoryQueue
 from coach.adapters.storage import BuildStore, request_key, scrape_key
-from coach.domain.prompt import PROMPT_VERSION
+from coach.domain.budget import BuildEstimate, check_fits, estimate_build
+from coach.domain.pricing import price_table
+from coach.domain.prompt import PROMPT_VERSION, build_messages
 from coach.domain.records import BuildRequest, GenerationTask, Story, utc_now
+from coach.domain.tokens import count_chat_tokens, get_counter
 from coach.errors import CoachError
+from coach.settings import Settings
 
 
 class NoStoriesError(CoachError):
@@ -30,6 +34,9 @@ class ScrapeResult(BaseModel):
     skipped: dict[str, int] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     enqueued_ids: list[str] = Field(default_factory=list)
+    # With a budget: what earlier runs spent, and the expected cost of the stories enqueued now.
+    spent_before_usd: float = 0.0
+    estimate: BuildEstimate | None = None
 
 
 def default_model(request: BuildRequest) -> str:
@@ -58,6 +65,16 @@ def collect(request: BuildRequest, store: BuildStore, **source_kwargs: Any) -> t
     return list(result.stories), info, False
 
 
+def estimate_pending(request: BuildRequest, stories: list[Story], *, settings: Settings | None = None) -> BuildEstimate:
+    """Expected cost of critiquing `stories`, from the prompts the generator will send for them."""
+    cfg = settings or Settings.from_env()
+    counts = [count_chat_tokens(build_messages(s.text, s.title, layout="full",
+                                               max_story_tokens=cfg.max_story_tokens).messages)
+              for s in stories]
+    return estimate_build(default_model(request), counts, price_table(),
+                          max_completion_tokens=cfg.max_feedback_tokens, estimated_tokens=get_counter().estimated)
+
+
 def scrape(request: BuildRequest, *, store: BuildStore, queue: StoryQueue, **source_kwargs: Any) -> ScrapeResult:
     started = utc_now()
     stories, info, resumed = collect(request, store, **source_kwargs)
@@ -67,24 +84,34 @@ def scrape(request: BuildRequest, *, store: BuildStore, queue: StoryQueue, **sou
     store.put_model(request_key(request.build_id), request)
     run_id = uuid.uuid4().hex[:12]
     model = default_model(request)
-    pending: list[GenerationTask] = []
+    pending: list[Story] = []
     reused = 0
+    spent = 0.0  # by earlier runs of this build: the cost their records carry
     for story in stories:
         existing = store.get_feedback(request.build_id, story.story_id)
+        spent += existing.cost_usd if existing else 0.0
         if existing and existing.status == "generated" and existing.prompt_version == PROMPT_VERSION:
             reused += 1
             continue
-        pending.append(GenerationTask(
-            build_id=request.build_id, story_id=story.story_id, prompt_version=PROMPT_VERSION,
-            provider=request.provider, model=model, budget_usd=request.budget_usd, run_id=run_id,
-        ))
+        pending.append(story)
+    estimate = None
+    if request.budget_usd is not None and pending:
+        # Refuse before anything is enqueued or paid: a build that cannot fit would be cut short.
+        estimate = estimate_pending(request, pending)
+        check_fits(estimate, budget_usd=request.budget_usd, spent_usd=spent)
+    tasks = [GenerationTask(
+        build_id=request.build_id, story_id=story.story_id, prompt_version=PROMPT_VERSION,
+        provider=request.provider, model=model, budget_usd=request.budget_usd, run_id=run_id,
+        budget_spent_usd=round(spent, 9),
+    ) for story in pending]
     result = ScrapeResult(
         build_id=request.build_id, run_id=run_id, started_at=started, stories=len(stories),
         enqueued=0, reused=reused, resumed=resumed, decode_errors=info["decode_errors"],
-        skipped=info["skipped"], warnings=info["warnings"], enqueued_ids=[t.story_id for t in pending],
+        skipped=info["skipped"], warnings=info["warnings"], enqueued_ids=[t.story_id for t in tasks],
+        spent_before_usd=round(spent, 9), estimate=estimate,
     )
     # Written before enqueueing: the progress check must know the run before any feedback arrives.
-    result.enqueued = len(pending)
+    result.enqueued = len(tasks)
     store.put_model(scrape_key(request.build_id), result)
-    queue.enqueue(pending)
+    queue.enqueue(tasks)
     return result

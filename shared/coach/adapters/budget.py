@@ -1,0 +1,113 @@
+"""A build run's spending, tracked atomically in DynamoDB so concurrent generators share one budget.
+
+One item per run of a build, `budget#{build_id}#{run_id}`, in the idempotency table (a prefix Powertools
+never uses). Amounts are integer nano-dollars:
+
+- `committed` = settled spending + outstanding reservations. A story *reserves* its call's worst case
+  before calling, with a conditional ADD that succeeds only while `committed` stays within the run's
+  allowance, so concurrent calls can never commit more than the budget between them;
+- after the call it *settles*: the reservation is swapped for the real cost; a failed call *releases* it.
+
+A run's allowance is the build's budget minus what earlier runs spent (their feedback records' cost, which
+the scraper sums into every task), so a resumed build keeps counting from where it stopped. Reservations
+left behind by a crashed run die with that run's item (which expires after 30 days).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from coach.domain.budget import to_nanos, to_usd
+
+ITEM_TTL_S = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Reservation:
+    key: str
+    nanos: int
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    committed_usd: float
+    spent_usd: float
+    reserved_usd: float
+    calls: int
+
+
+class BudgetLedger:
+    def __init__(self, table: str, dynamodb_client: Any) -> None:
+        self.table = table
+        self.ddb = dynamodb_client
+
+    @staticmethod
+    def key(build_id: str, run_id: str) -> str:
+        return f"budget#{build_id}#{run_id or '-'}"
+
+    def reserve(self, build_id: str, run_id: str, *, amount_usd: float, allowance_usd: float) -> Reservation | None:
+        """Reserve `amount_usd` if committed + amount stays within `allowance_usd`; None when it does not."""
+        nanos = to_nanos(amount_usd)
+        cap = to_nanos(allowance_usd) - nanos
+        key = self.key(build_id, run_id)
+        if cap < 0:
+            return None
+        try:
+            self.ddb.update_item(
+                TableName=self.table, Key={"id": {"S": key}},
+                UpdateExpression="ADD committed :n, reserved :n SET allowance = :allowance, expiration = :exp",
+                ConditionExpression="attribute_not_exists(committed) OR committed <= :cap",
+                ExpressionAttributeValues={
+                    ":n": {"N": str(nanos)}, ":cap": {"N": str(cap)},
+                    ":allowance": {"N": str(to_nanos(allowance_usd))},
+                    ":exp": {"N": str(int(time.time()) + ITEM_TTL_S)},
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise
+        return Reservation(key=key, nanos=nanos)
+
+    def settle(self, reservation: Reservation, cost_usd: float) -> None:
+        """Replace the reservation with what the call really cost (no condition: the money is spent)."""
+        spent = to_nanos(cost_usd)
+        self._add(reservation.key, committed=spent - reservation.nanos, reserved=-reservation.nanos,
+                  spent=spent, calls=1)
+
+    def release(self, reservation: Reservation) -> None:
+        """Give a reservation back: the call failed and was not paid for."""
+        self._add(reservation.key, committed=-reservation.nanos, reserved=-reservation.nanos)
+
+    def state(self, build_id: str, run_id: str) -> LedgerState:
+        item = self.ddb.get_item(TableName=self.table, Key={"id": {"S": self.key(build_id, run_id)}},
+                                 ConsistentRead=True).get("Item", {})
+
+        def value(name: str) -> int:
+            return int(item.get(name, {}).get("N", "0"))
+
+        return LedgerState(committed_usd=to_usd(value("committed")), spent_usd=to_usd(value("spent")),
+                           reserved_usd=to_usd(value("reserved")), calls=value("calls"))
+
+    def _add(self, key: str, **deltas: int) -> None:
+        names = [name for name, delta in deltas.items() if delta]
+        if not names:
+            return
+        self.ddb.update_item(
+            TableName=self.table, Key={"id": {"S": key}},
+            UpdateExpression="ADD " + ", ".join(f"{name} :{name}" for name in names),
+            ExpressionAttributeValues={f":{name}": {"N": str(deltas[name])} for name in names},
+        )
+
+
+def default_ledger() -> BudgetLedger:
+    """The ledger in the configured idempotency table, on the process's shared DynamoDB client."""
+    from coach import runtime
+
+    cfg = runtime.settings()
+    cfg.require("idempotency_table")
+    return BudgetLedger(cfg.idempotency_table or "", runtime.client("dynamodb"))
