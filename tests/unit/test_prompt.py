@@ -74,3 +74,17 @@ def test_extract_story_round_trip():
 def test_crlf_and_bom_are_normalised():
     build = build_messages("\ufeffLine one.\r\n\r\n\r\n\r\nLine two.\r\n")
     assert "Line one.\n\nLine two." in build.messages[1]["content"]
+
+
+def test_offline_critic_is_told_about_truncation_and_spares_the_ending():
+    from importlib.resources import files
+
+    from coach.adapters.completion import OfflineProvider
+
+    sample = (files("coach") / "samples" / "unit-seven.md").read_text(encoding="utf-8").split("\n", 2)[2]
+    build = build_messages(sample, max_story_tokens=600)
+    assert build.truncated
+    _, kept = extract_story(build.messages, keep_truncation_notice=True)
+    assert kept.endswith(TRUNCATION_NOTICE)
+    critique = OfflineProvider().complete(build.messages).text.lower()
+    assert "ending" not in critique and "last line" not in critique and "final line" not in critique

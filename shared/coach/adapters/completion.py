@@ -386,7 +386,7 @@ class OfflineProvider:
         from coach.domain.prompt import extract_story
 
         started = time.monotonic()
-        title, story = extract_story(messages)
+        title, story = extract_story(messages, keep_truncation_notice=True)
         if not story.strip():
             raise InputError("the request has no story text to critique", code="empty_story")
         text = str(write_critique(story, title=title))

@@ -145,8 +145,11 @@ def build_messages(
     )
 
 
-def extract_story(messages: list[dict[str, str]]) -> tuple[str, str]:
-    """(title, story text) from the last user message; used by the offline critic provider."""
+def extract_story(messages: list[dict[str, str]], *, keep_truncation_notice: bool = False) -> tuple[str, str]:
+    """(title, story text) from the last user message.
+
+    The offline critic keeps the truncation notice so that it, like a model, does not judge the ending.
+    """
     user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
     start = user.find(STORY_START)
     end = user.rfind(STORY_END)
@@ -157,5 +160,6 @@ def extract_story(messages: list[dict[str, str]]) -> tuple[str, str]:
     if inner.startswith("Title: "):
         first, _, inner = inner.partition("\n")
         title = first[len("Title: "):].strip()
-    inner = inner.replace(TRUNCATION_NOTICE, "").strip()
-    return title, inner
+    if not keep_truncation_notice:
+        inner = inner.replace(TRUNCATION_NOTICE, "")
+    return title, inner.strip()

@@ -133,8 +133,8 @@ PLAIN_STRENGTHS: dict[str, tuple[str, ...]] = {
         "You resist the urge to over-explain, and the brevity suits the idea.",
     ),
     "committed": (
-        "You commit to your premise and follow it through to the last line.",
-        "You stay with your idea from start to finish instead of drifting, which gives the piece focus.",
+        "You commit to your premise and never let go of it, scene after scene.",
+        "You stay with your idea instead of drifting, which gives the piece focus.",
     ),
 }
 
