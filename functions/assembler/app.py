@@ -5,20 +5,21 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from coach import runtime
 from coach.domain.records import BuildRequest
-from coach.pipeline.assemble import DatasetTooSmallError, assemble
-from coach.step_errors import DatasetTooSmall
+from coach.pipeline.assemble import DatasetInvalidError, DatasetTooSmallError, assemble
+from coach.step_errors import DatasetInvalid, DatasetTooSmall
 
 logger = Logger()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    """A dataset that fails the format checks raises DatasetInvalidError (code dataset_invalid)."""
     request = BuildRequest.model_validate(event["request"])
     try:
         result, manifest = assemble(request, store=runtime.store())
     except DatasetTooSmallError as exc:
         raise DatasetTooSmall(exc.message) from None
+    except DatasetInvalidError as exc:
+        raise DatasetInvalid(exc.message) from None
     logger.info("assembled", extra={"build_id": request.build_id, "counts": manifest.counts.model_dump(),
                                     "cost": manifest.cost.model_dump()})
     return result.model_dump()

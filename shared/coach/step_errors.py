@@ -23,5 +23,9 @@ class DatasetTooSmall(Exception):
     pass
 
 
+class DatasetInvalid(Exception):
+    pass
+
+
 class FineTuneFailed(Exception):
     pass

@@ -25,7 +25,7 @@ from coach.local import mirror
 from coach.local.emulator import LocalStack, start_local_stack
 from coach.local.lambda_runtime import invoke
 from coach.local.poller import SqsPoller
-from coach.step_errors import DatasetTooSmall, InvalidBuildRequest, NoStories, SourceFailed
+from coach.step_errors import DatasetInvalid, DatasetTooSmall, InvalidBuildRequest, NoStories, SourceFailed
 
 OUTPUT_FILES = ("train.jsonl", "validation.jsonl", "rejected.jsonl")
 
@@ -102,6 +102,8 @@ def _step(name: str, event: dict[str, Any]) -> Any:
         raise CoachError(message or code, code=code if message else "source_error") from None
     except DatasetTooSmall as exc:
         raise CoachError(str(exc), code="dataset_too_small") from None
+    except DatasetInvalid as exc:
+        raise CoachError(str(exc), code="dataset_invalid") from None
 
 
 def _publish_outputs(store: BuildStore, build_id: str, out: Path, manifest: BuildManifest) -> None:
