@@ -61,8 +61,7 @@ class LocalApiGateway:
         self.access_log = access_log
         self._invoke_lock = threading.Lock()
         bound = type("_BoundRequestHandler", (_RequestHandler,), {"gateway": self})
-        self._httpd = ThreadingHTTPServer((host, port), bound)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((host, port), bound)
         self._thread: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------------
@@ -186,9 +185,16 @@ class LocalApiGateway:
         return int(result["statusCode"]), headers, data
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 resets connections when many clients arrive at once
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     gateway: LocalApiGateway
     protocol_version = "HTTP/1.1"  # keep-alive, so clients reuse connections
+    # Headers and body go out in separate writes; with Nagle on, the body waits for the client's delayed ACK.
+    disable_nagle_algorithm = True
     server_version = "coach-local-gateway"
 
     def _handle(self) -> None:
