@@ -83,6 +83,36 @@ def test_openai_provider_runs_through_the_sdk(tmp_path):
         assert sent.params.get("stop")
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_fine_tune_is_started_followed_and_published(tmp_path, fails):
+    from tests.fakes.openai_server import FineTuneFailure
+
+    def reply(messages):
+        title, text = extract_story(messages)
+        return write_critique(text, title=title)
+
+    out = tmp_path / "out"
+    failure = FineTuneFailure(code="invalid_training_file", message="Line 3 has too many tokens.") if fails else None
+    with FakeOpenAIServer(api_key="sk-ft", reply=reply, fine_tune_failure=failure) as server:
+        result = coach("build", "--limit", "14", "--provider", "openai", "--build-id", "e2e-ft", "--out", str(out),
+                       "--fine-tune", "--wait", "--poll-seconds", "0.05", "--legacy-export",
+                       env={"OPENAI_API_KEY": "sk-ft", "OPENAI_BASE_URL": server.base_url})
+        [job] = server.jobs.values()
+    fine_tune = manifest(out)["fine_tune"]
+    assert job.metadata["build_id"] == "e2e-ft" and job.method["type"] == "supervised"
+    if fails:
+        assert result.returncode == 4, result.stderr
+        assert fine_tune["status"] == "failed"
+        assert fine_tune["error"]["code"] == "invalid_training_file"
+        assert "Line 3 has too many tokens." in result.stderr + result.stdout
+    else:
+        assert result.returncode == 0, result.stderr
+        assert fine_tune["status"] == "succeeded" and fine_tune["fine_tuned_model"].startswith("ft:")
+        assert "published ft:" in result.stderr
+        assert fine_tune["trained_tokens"] > 0 and (out / "fine-tune-events.jsonl").exists()
+    assert (out / "train_legacy.jsonl").exists()
+
+
 def test_directory_source_with_an_undecodable_file(tmp_path):
     stories = tmp_path / "stories"
     stories.mkdir()

@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fine-tune", action="store_true", help="start a fine-tuning job at the end")
     parser.add_argument("--base-model", default=FineTuneOptions().base_model, help="model to fine-tune")
     parser.add_argument("--epochs", type=int, help="fine-tuning epochs (default: OpenAI's rule)")
+    parser.add_argument("--wait", action="store_true",
+                        help="with --fine-tune: follow the job until it ends and publish the model")
+    parser.add_argument("--poll-seconds", type=float, default=30.0, help="fine-tune status poll interval")
+    parser.add_argument("--legacy-export", action="store_true",
+                        help="also write {prompt, completion} JSONL for completion-style trainers")
     parser.add_argument("--subreddit", default="WritingPrompts")
     parser.add_argument("--listing", default="top", help="top, hot or new (reddit)")
     parser.add_argument("--time-filter", default="month", help="hour, day, week, month, year, all (top)")
@@ -64,7 +69,8 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         return BuildRequest(
             build_id=build_id, source=spec, limit=args.limit, provider=args.provider, model=args.model,
             budget_usd=args.budget_usd, validation_fraction=args.validation_fraction,
-            fine_tune=FineTuneOptions(enabled=args.fine_tune, base_model=args.base_model, epochs=args.epochs),
+            fine_tune=FineTuneOptions(enabled=args.fine_tune, base_model=args.base_model, epochs=args.epochs,
+                                      legacy_export=args.legacy_export),
         )
     except ValidationError as exc:
         raise InputError(f"invalid option: {describe_validation_error(exc)}", code="invalid_option") from None
@@ -80,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
     result = run_local_build(LocalBuildOptions(
         request=request, out=out, state_dir=args.state_dir, endpoint_url=args.endpoint_url,
         concurrency=args.concurrency, batch_size=args.batch_size, verbose=args.verbose,
+        wait_for_fine_tune=args.wait, fine_tune_poll_s=args.poll_seconds,
     ))
     print(summary_table(result))
     print(f"\ndataset written to {out}/ (train.jsonl, validation.jsonl, rejected.jsonl, manifest.json)")
+    if result.manifest.fine_tune.status in ("failed", "cancelled"):
+        return 4
     return 0 if result.generation_complete else 3

@@ -25,9 +25,13 @@ from coach.local import mirror
 from coach.local.emulator import LocalStack, start_local_stack
 from coach.local.lambda_runtime import invoke
 from coach.local.poller import SqsPoller
+from coach.pipeline.assemble import cost_line
 from coach.step_errors import DatasetInvalid, DatasetTooSmall, InvalidBuildRequest, NoStories, SourceFailed
 
 OUTPUT_FILES = ("train.jsonl", "validation.jsonl", "rejected.jsonl")
+# Written only when the build produced them (legacy export, a followed fine-tune job).
+OPTIONAL_FILES = ("train_legacy.jsonl", "validation_legacy.jsonl", "checks.json", "fine-tune/events.jsonl",
+                  "fine-tune/metrics.json", "fine-tune/step_metrics.csv")
 
 
 class LocalBuildOptions(BaseModel):
@@ -38,6 +42,8 @@ class LocalBuildOptions(BaseModel):
     concurrency: int = 4
     batch_size: int = 5
     generation_timeout_s: float = 3_600
+    wait_for_fine_tune: bool = False
+    fine_tune_poll_s: float = 30.0
     verbose: bool = False
 
     @property
@@ -114,12 +120,33 @@ def _publish_outputs(store: BuildStore, build_id: str, out: Path, manifest: Buil
     staging.mkdir()
     for name in OUTPUT_FILES:
         (staging / name).write_text(store.get_text(dataset_key(build_id, name)) or "", encoding="utf-8")
+    for name in OPTIONAL_FILES:
+        text = store.get_text(dataset_key(build_id, name))
+        if text is not None:
+            (staging / name.replace("/", "-")).write_text(text, encoding="utf-8")
     (staging / "validation_report.json").write_text(json.dumps(manifest.validation_report, indent=2) + "\n")
     (out / "manifest.json").unlink(missing_ok=True)
     for path in staging.iterdir():
         path.replace(out / path.name)
     staging.rmdir()
     (out / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def _follow_fine_tune(job_id: str, store: BuildStore, stack: LocalStack, build_id: str,
+                      options: LocalBuildOptions, stream: TextIO) -> None:
+    """Poll the job as the state machine would, and publish the model into the emulated SSM parameter."""
+    from coach.pipeline.finetune import follow
+
+    def report(job: Any) -> None:
+        stream.write(f"fine-tune {job_id}: {job.status}\n")
+
+    result = follow(job_id, client_factory=runtime.openai_client, store=store, build_id=build_id,
+                    ssm_client=boto3.client("ssm", endpoint_url=stack.endpoint_url),
+                    parameter=stack.model_parameter, interval_s=options.fine_tune_poll_s, on_poll=report)
+    if result.job.error:
+        stream.write(f"fine-tune failed: {result.job.error.code}: {result.job.error.message}\n")
+    elif result.published:
+        stream.write(f"published {result.published['model']} to {stack.model_parameter}\n")
 
 
 def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) -> LocalBuildResult:
@@ -181,7 +208,9 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
             assembled = _step("assembler", {"request": normalised, "scrape": scrape})
         finally:
             mirror.save(store, state, request.build_id, known=known)
-        _step("finetune", {"action": "start", "request": normalised, "dataset": assembled})
+        started_job = _step("finetune", {"action": "start", "request": normalised, "dataset": assembled})
+        if options.wait_for_fine_tune and started_job.get("job_id"):
+            _follow_fine_tune(started_job["job_id"], store, stack, request.build_id, options, stream)
         mirror.save(store, state, request.build_id, known=known)
         manifest = store.get_model(assembled["manifest_key"], BuildManifest)
         if manifest is None:
@@ -217,8 +246,10 @@ def summary_table(result: LocalBuildResult) -> str:
         ("tokens (prompt / completion)", f"{m.tokens.prompt_tokens} / {m.tokens.completion_tokens}{estimate}"),
         ("dataset tokens", f"{m.tokens.dataset_tokens} [{m.tokens.method}]"),
         ("generation cost", f"${m.cost.generation_usd:.4f}"),
-        ("fine-tune estimate", f"${m.cost.fine_tune_usd:.4f} ({m.cost.fine_tune_epochs or 0} epochs)"),
-        ("fine-tune", m.fine_tune.status + (f": {m.fine_tune.reason}" if m.fine_tune.reason else "")),
+        ("fine-tune estimate", cost_line(m).removeprefix("fine-tune estimate: ")),
+        ("fine-tune", m.fine_tune.status + (f": {m.fine_tune.reason}" if m.fine_tune.reason else "")
+         + (f" ({m.fine_tune.fine_tuned_model})" if m.fine_tune.fine_tuned_model else "")
+         + (f": {m.fine_tune.error.code}: {m.fine_tune.error.message}" if m.fine_tune.error else "")),
         ("elapsed", f"{result.elapsed_s:.1f}s"),
     ]
     width = max(len(k) for k, _ in rows)
