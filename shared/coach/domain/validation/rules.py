@@ -39,7 +39,8 @@ def _word_set(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
 
-_BLOCKQUOTE_RE = re.compile(r"^[ \t]*>[ \t]*\S.*$", re.MULTILINE)
+# Line patterns are matched line by line (a MULTILINE "^" makes the engine try every character).
+_BLOCKQUOTE_RE = re.compile(r"[ \t]*>[ \t]*\S.*")
 
 
 @dataclass
@@ -53,11 +54,24 @@ class Context:
     def quotes(self) -> list[Span]:
         # Quotation marks, and "> " blockquote lines, which quote just as surely.
         quotes = quotations(self.text)
-        blocks = [Span(m.start(), m.end(), m.group()) for m in _BLOCKQUOTE_RE.finditer(self.text)]
+        blocks = match_lines(self, _BLOCKQUOTE_RE) if ">" in self.text else []
         if blocks:
             quotes = sorted(quotes + [b for b in blocks if not any(q.start < b.end and b.start < q.end
                                                                      for q in quotes)], key=lambda q: q.start)
         return quotes
+
+    @functools.cached_property
+    def lines(self) -> list[tuple[int, str]]:
+        """(offset, line) for every line of the critique."""
+        found, pos = [], 0
+        for line in self.text.split("\n"):
+            found.append((pos, line))
+            pos += len(line) + 1
+        return found
+
+    @functools.cached_property
+    def label_lines(self) -> list[tuple[Span, str]]:
+        return label_lines(self)
 
     @functools.cached_property
     def story_quotes(self) -> list[Span]:
@@ -91,6 +105,11 @@ class Context:
     def sentence_words(self) -> list[list[str]]:
         """The critic's own words (quotations left out) of each sentence, folded."""
         return [WORD_RE.findall(self.folded, s.start, s.end) for s in self.sentences]
+
+    @functools.cached_property
+    def own_words(self) -> list[str]:
+        """The critic's own words of the whole critique, folded, in order."""
+        return list(itertools.chain.from_iterable(self.sentence_words))
 
     @functools.cached_property
     def sentences(self) -> list[Span]:
@@ -130,6 +149,16 @@ def evidence(ctx: Context, rule: str, reason: str, start: int, end: int, detail:
     )
 
 
+def match_lines(ctx: Context, pattern: re.Pattern[str]) -> list[Span]:
+    """Matches of a pattern at the start of each line, with offsets into the whole critique."""
+    found = []
+    for start, line in ctx.lines:
+        m = pattern.match(line)
+        if m:
+            found.append(Span(start + m.start(), start + m.end(), m.group()))
+    return found
+
+
 def _first(ctx: Context, items: list[Evidence]) -> list[Evidence]:
     return items[: ctx.config.max_evidence_per_rule]
 
@@ -162,9 +191,10 @@ _ERROR_RES = (
 
 _ERROR_HEAD_CHARS = 400
 _REFUSAL_ANYWHERE_RE = re.compile(
-    r"\bas an ai\b|\bas a (?:large )?language model\b|\bI(?:'m| am) (?:just |only )?an? (?:AI|language model)\b"
+    r"(?=[aAiI])(?:\bas an ai\b|\bas a (?:large )?language model\b"
+    r"|\bI(?:'m| am) (?:just |only )?an? (?:AI|language model)\b"
     r"|\bagainst (?:my|openai's|the) (?:usage |content )?polic(?:y|ies)\b"
-    r"|\bI(?:'m| am) (?:unable|not able) to (?:help|assist|comply)\b|\bI must (?:respectfully )?decline\b",
+    r"|\bI(?:'m| am) (?:unable|not able) to (?:help|assist|comply)\b|\bI must (?:respectfully )?decline\b)",
     re.IGNORECASE,
 )
 # Every refusal pattern contains one of these.
@@ -264,9 +294,9 @@ def rule_too_long(ctx: Context) -> list[Evidence]:
 # --- lists, headings and labels -----------------------------------------------------------------------
 
 _LIST_ITEM_RE = re.compile(
-    r"^[ \t]*(?:[-*•●▪◦‣+]|\d{1,2}[.)]|\(\d{1,2}\)|\(?[a-hA-H]\)|[ivx]{1,4}[.)])[ \t]+\S.*$", re.MULTILINE
+    r"[ \t]*(?:[-*•●▪◦‣+]|\d{1,2}[.)]|\(\d{1,2}\)|\(?[a-hA-H]\)|[ivx]{1,4}[.)])[ \t]+\S.*"
 )
-_HEADING_RE = re.compile(r"^[ \t]*#{1,6}[ \t]+\S.*$", re.MULTILINE)
+_HEADING_RE = re.compile(r"[ \t]*#{1,6}[ \t]+\S.*")
 _ANNOTATION_WORDS = (
     r"(?:positives?|negatives?|praise|criticisms?|critique|compliments?|strengths?|weakness(?:es)?|pros?|cons?"
     r"|improvements?|areas? (?:for|of|to) improve(?:ment)?|what works|what (?:doesn't|does not|didn't) work"
@@ -274,38 +304,43 @@ _ANNOTATION_WORDS = (
     r"|the filling|good|bad|the good|the bad|likes|dislikes)"
 )
 # A short "Label:" at the start of a line (bold or not), followed by text or by nothing.
+_MAX_LABEL_WORDS = 4
 _LABEL_LINE_RE = re.compile(
-    r"^[ \t]*(?:\*\*|__)?(?P<label>[A-Z][\w'’ ,&/-]{0,38}?)(?:\*\*|__)?[ \t]*:(?:\*\*|__)?(?:[ \t]+\S.*)?[ \t]*$"
-    r"|^[ \t]*(?:\*\*|__)(?P<bold>[^*_\n]{1,50})(?:\*\*|__)[ \t]*$",
-    re.MULTILINE,
+    r"[ \t]*(?:\*\*|__)?(?P<label>[A-Z][\w'’ ,&/-]{0,38}?)(?:\*\*|__)?[ \t]*:(?:\*\*|__)?(?:[ \t]+\S.*)?[ \t]*$"
+    r"|[ \t]*(?:\*\*|__)(?P<bold>[^*_\n]{1,50})(?:\*\*|__)[ \t]*$",
 )
 _ANNOTATION_LABEL_RE = re.compile(rf"^{_ANNOTATION_WORDS}(?:\s*(?:#?\d+|one|two|three))?$", re.IGNORECASE)
-_INLINE_ENUM_RE = re.compile(r"(?:(?<=\s)|^)(?:\(\d{1,2}\)|\d{1,2}\)|\((?:i|ii|iii|iv|v|vi)\))(?=\s)")
+_INLINE_ENUM_RE = re.compile(r"(?=[(\d])(?:(?<=\s)|^)(?:\(\d{1,2}\)|\d{1,2}\)|\((?:i|ii|iii|iv|v|vi)\))(?=\s)")
 
 
-def _label_lines(ctx: Context) -> list[tuple[re.Match[str], str]]:
+def label_lines(ctx: Context) -> list[tuple[Span, str]]:
+    """Lines that open with a short "Label:" (or are a bold label alone), with the label."""
     found = []
-    for m in _LABEL_LINE_RE.finditer(ctx.text):
-        label = (m.group("label") or m.group("bold") or "").strip()
-        if label and len(label.split()) <= 6:
-            found.append((m, label))
+    for start, line in ctx.lines:
+        if ":" not in line and "**" not in line and "__" not in line:
+            continue
+        m = _LABEL_LINE_RE.match(line)
+        if m:
+            label = (m.group("label") or m.group("bold") or "").strip()
+            if label and len(label.split()) <= _MAX_LABEL_WORDS:
+                found.append((Span(start + m.start(), start + m.end(), m.group()), label))
     return found
 
 
 def rule_list_format(ctx: Context) -> list[Evidence]:
     cfg = ctx.config
-    items = list(_LIST_ITEM_RE.finditer(ctx.text))
+    items = match_lines(ctx, _LIST_ITEM_RE)
     if len(items) >= cfg.min_list_items:
-        return _first(ctx, [evidence(ctx, "list_items", R.LIST_FORMAT, m.start(), m.end(),
+        return _first(ctx, [evidence(ctx, "list_items", R.LIST_FORMAT, m.start, m.end,
                                      f"{len(items)} list items") for m in items])
-    headings = list(_HEADING_RE.finditer(ctx.text))
+    headings = match_lines(ctx, _HEADING_RE) if "#" in ctx.text else []
     if headings:
-        return _first(ctx, [evidence(ctx, "headings", R.LIST_FORMAT, m.start(), m.end(), "a heading")
+        return _first(ctx, [evidence(ctx, "headings", R.LIST_FORMAT, m.start, m.end, "a heading")
                             for m in headings])
-    labels = [(m, label) for m, label in _label_lines(ctx)
-              if not _ANNOTATION_LABEL_RE.match(label) and not _LINE_REFERENCE_RE.match(m.group())]
+    labels = [(m, label) for m, label in ctx.label_lines
+              if not _ANNOTATION_LABEL_RE.match(label) and not _LINE_REFERENCE_RE.match(m.text)]
     if len(labels) >= cfg.min_label_lines:
-        return _first(ctx, [evidence(ctx, "section_labels", R.LIST_FORMAT, m.start(), m.end(),
+        return _first(ctx, [evidence(ctx, "section_labels", R.LIST_FORMAT, m.start, m.end,
                                      f"{len(labels)} lines start with a 'Label:'") for m, _ in labels])
     for para in ctx.paragraphs:
         enums = list(_INLINE_ENUM_RE.finditer(ctx.masked, para.start, para.end))
@@ -321,18 +356,21 @@ _PAREN_ANNOTATION_RE = re.compile(
     re.IGNORECASE,
 )
 _TRAILING_ANNOTATION_RE = re.compile(
-    r"(?:[-–—:]\s*|\(\s*)(?:positive|negative)\b\s*\)?[.!]?[ \t]*$", re.IGNORECASE | re.MULTILINE
+    r"(?:[-–—:]\s*|\(\s*)(?:positive|negative)\b\s*\)?[.!]?[ \t]*$", re.IGNORECASE
 )
 
 
 def rule_annotation_labels(ctx: Context) -> list[Evidence]:
     found = [evidence(ctx, "annotation", R.ANNOTATION_LABELS, m.start(), m.end(), "an annotation label")
              for m in _PAREN_ANNOTATION_RE.finditer(ctx.masked)]
-    found += [evidence(ctx, "trailing_annotation", R.ANNOTATION_LABELS, m.start(), m.end(),
-                       "a line ends with a positive/negative label")
-              for m in _TRAILING_ANNOTATION_RE.finditer(ctx.masked)]
-    found += [evidence(ctx, "label_line", R.ANNOTATION_LABELS, m.start(), m.end(), f"labelled '{label}'")
-              for m, label in _label_lines(ctx) if _ANNOTATION_LABEL_RE.match(label)]
+    if "positive" in ctx.folded or "negative" in ctx.folded:
+        for start, line in ctx.lines:
+            m = _TRAILING_ANNOTATION_RE.search(ctx.masked, start, start + len(line))
+            if m:
+                found.append(evidence(ctx, "trailing_annotation", R.ANNOTATION_LABELS, m.start(), m.end(),
+                                      "a line ends with a positive/negative label"))
+    found += [evidence(ctx, "label_line", R.ANNOTATION_LABELS, m.start, m.end, f"labelled '{label}'")
+              for m, label in ctx.label_lines if _ANNOTATION_LABEL_RE.match(label)]
     if len(found) >= ctx.config.min_annotations:
         return _first(ctx, sorted(found, key=lambda e: e.start or 0))
     return []
@@ -340,9 +378,9 @@ def rule_annotation_labels(ctx: Context) -> list[Evidence]:
 
 # --- line-by-line quoting -----------------------------------------------------------------------------
 
-_LINE_LEAD_RE = re.compile(r"^[ \t]*(?:[-*•>]|\d{1,2}[.)])?[ \t]*", re.MULTILINE)
+_LINE_LEAD_RE = re.compile(r"[ \t]*(?:[-*•>]|\d{1,2}[.)])?[ \t]*")
 _LINE_REFERENCE_RE = re.compile(
-    r"^[ \t]*(?:[-*•]\s*)?(?:line|sentence|paragraph|para|stanza)\s+\d+\s*[:.)\-–—]", re.IGNORECASE | re.MULTILINE
+    r"[ \t]*(?:[-*•]\s*)?(?:line|sentence|paragraph|para|stanza)\s+\d+\s*[:.)\-–—]", re.IGNORECASE
 )
 _AFTER_QUOTE_COMMENT_RE = re.compile(r"\s*(?:[-–—:]|\(|->|=>)\s*\S")
 _OPEN_QUOTES = "\"“‘'"
@@ -354,18 +392,18 @@ def rule_line_by_line_quoting(ctx: Context) -> list[Evidence]:
     quote_starts = {q.start: q for q in ctx.story_quotes}
     # Lines (and paragraphs) that open with a quotation of three or more words.
     led: list[Span] = []
-    for m in _LINE_LEAD_RE.finditer(text):
-        q = quote_starts.get(m.end())
+    for start, line in ctx.lines if quote_starts else ():
+        q = quote_starts.get(start + _LINE_LEAD_RE.match(line).end())  # type: ignore[union-attr]
         if q is not None and len(q.text.split()) >= 3:
             led.append(q)
     if len(led) >= cfg.min_quote_led_lines:
         return _first(ctx, [evidence(ctx, "quote_led_lines", R.LINE_BY_LINE_QUOTING, q.start, q.end,
                                      f"{len(led)} lines open with a quotation") for q in led])
-    blocks = list(_BLOCKQUOTE_RE.finditer(text))
-    refs = list(_LINE_REFERENCE_RE.finditer(text))
+    blocks = match_lines(ctx, _BLOCKQUOTE_RE) if ">" in text else []
+    refs = match_lines(ctx, _LINE_REFERENCE_RE)
     if len(blocks) >= 2 or len(refs) >= 2:
         hits = blocks if len(blocks) >= 2 else refs
-        return _first(ctx, [evidence(ctx, "quoted_lines", R.LINE_BY_LINE_QUOTING, m.start(), m.end(),
+        return _first(ctx, [evidence(ctx, "quoted_lines", R.LINE_BY_LINE_QUOTING, m.start, m.end,
                                      "the story is taken line by line") for m in hits])
     pairs = [q for q in ctx.story_quotes if _AFTER_QUOTE_COMMENT_RE.match(text, q.end)]
     if len(pairs) >= cfg.min_quote_comment_pairs:
@@ -392,6 +430,7 @@ _THIRD_PERSON_RE = re.compile(
     r"(?:['’]s|s['’])?\b",
     re.IGNORECASE,
 )
+_AUTHOR_WORDS = ("author", "writer", "storyteller", "poet", "novelist")
 # Imperatives ("Try cutting ...", "Consider ...") address the writer as directly as "you" does.
 _IMPERATIVE_RE = re.compile(
     r"[\W_]*(?:try|consider|cut|keep|let|give|trust|think about|look at|read|make|use|replace|remove|delete"
@@ -407,7 +446,8 @@ def rule_third_person(ctx: Context, *, check_second_person: bool = True) -> list
     cfg = ctx.config
     found: list[Evidence] = []
     story = story_lower(ctx.story)
-    for m in _THIRD_PERSON_RE.finditer(ctx.masked):
+    mentions = _THIRD_PERSON_RE.finditer(ctx.masked) if any(w in ctx.folded for w in _AUTHOR_WORDS) else ()
+    for m in mentions:
         before = ctx.masked[max(m.start() - 12, 0):m.start()]
         after = ctx.masked[m.end():m.end() + 8]
         if _ADDRESSED_BEFORE_RE.search(before) or _ADDRESSED_AFTER_RE.match(after):
@@ -420,8 +460,9 @@ def rule_third_person(ctx: Context, *, check_second_person: bool = True) -> list
     if len(found) >= cfg.min_third_person_mentions:
         return _first(ctx, found)
     if check_second_person and cfg.min_second_person:
-        count = len(SECOND_PERSON_RE.findall(ctx.masked))
-        count += sum(1 for s in ctx.sentences if _IMPERATIVE_RE.match(ctx.masked, s.start, s.end))
+        count = sum(1 for ws in ctx.sentence_words for w in ws if w in _SECOND_PERSON_WORDS)
+        if count < cfg.min_second_person:
+            count += sum(1 for s in ctx.sentences if _IMPERATIVE_RE.match(ctx.masked, s.start, s.end))
         if count < cfg.min_second_person:
             first = ctx.sentences[0] if ctx.sentences else Span(0, len(ctx.text), ctx.text)
             return [evidence(ctx, "no_second_person", R.THIRD_PERSON, first.start, first.end,
@@ -455,7 +496,7 @@ _CRITIQUE_WORDS = _word_set("""
     cut trim tighten sharpen vary reads i'd
 """)
 _CRITIQUE_PHRASE_RE = re.compile(
-    r"\b(?:point of view|i think|i would|i found|i love|i loved|i liked|i wanted|i wish|as a reader|for me"
+    r"(?=[piafh])\b(?:point of view|i think|i would|i found|i love|i loved|i liked|i wanted|i wish|as a reader|for me"
     r"|heavy-handed)\b"
 )
 _SECOND_PERSON_WORDS = _word_set("you your yours yourself yourselves you're you've you'll you'd")
@@ -490,10 +531,15 @@ def _copied_from_story(ctx: Context) -> Evidence | None:
     cfg = ctx.config
     n = cfg.overlap_ngram
     story_set = story_ngrams(ctx.story, n)
-    keys = WORD_RE.findall(ctx.folded, 0, ctx.loop_free_end)
+    keys = ctx.own_words if ctx.tail_loop is None else WORD_RE.findall(ctx.folded, 0, ctx.loop_free_end)
     if len(keys) < n or not story_set:
         return None
     hits = [gram in story_set for gram in zip(*(keys[i:] for i in range(n)), strict=False)]
+    total = ctx.word_count if ctx.loop_free_end == len(ctx.text) else count_words(ctx.text[:ctx.loop_free_end])
+    # Each hit copies at most n words: few hits cannot add up to a long run or a large share.
+    bound = sum(hits) * n
+    if bound <= cfg.max_copied_run and bound < cfg.max_copied_fraction * max(total, 1):
+        return None
     last_hit, run, best_run, best_end, copied = -n, 0, 0, 0, 0
     for j in range(len(keys)):
         if j < len(hits) and hits[j]:
@@ -506,7 +552,6 @@ def _copied_from_story(ctx: Context) -> Evidence | None:
                 best_run, best_end = run, j
         else:
             run = 0
-    total = ctx.word_count if ctx.loop_free_end == len(ctx.text) else count_words(ctx.text[:ctx.loop_free_end])
     share = copied / max(total, 1)
     if best_run <= cfg.max_copied_run and share < cfg.max_copied_fraction:
         return None
@@ -654,8 +699,16 @@ def rule_repetition_loop(ctx: Context) -> list[Evidence]:
             spans = [s for k, s in keyed if k == key]
             return [evidence(ctx, "repeated_sentence", R.REPETITION_LOOP, spans[0].start, spans[-1].end,
                              f"the same sentence {count} times")]
-    own_words = WORD_RE.findall(ctx.folded)
+    own_words = ctx.own_words
     n = cfg.phrase_ngram
+    # A phrase said k times is made of words said at least k times: look for n such words in a row first.
+    frequent = {w for w, c in Counter(own_words).items() if c >= cfg.min_phrase_repeats}
+    run = longest = 0
+    for word in own_words:
+        run = run + 1 if word in frequent else 0
+        longest = max(longest, run)
+    if longest < n:
+        return []
     grams = Counter(zip(*(own_words[i:] for i in range(n)), strict=False))
     for gram, count in grams.most_common(1):
         if count >= cfg.min_phrase_repeats:
