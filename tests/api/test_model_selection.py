@@ -55,7 +55,7 @@ def test_without_a_parameter_the_base_model_gets_the_full_prompt():
     assert (choice.provider, choice.layout, choice.source) == ("offline", "full", "configured")
 
 
-@pytest.mark.parametrize("value", ["none", "None", " ", "null", '{"model": "none"}'])
+@pytest.mark.parametrize("value", ["none", "None", " ", "null"])
 def test_an_unpublished_placeholder_means_the_base_model(ssm, value):
     put(ssm, value)
     choice = selector(base_provider="openai", base_model="gpt-4o-mini").current()
@@ -77,7 +77,7 @@ def test_a_missing_parameter_falls_back_to_the_base_model_and_says_why(ssm):
     assert "does not exist" in choice.note
 
 
-@pytest.mark.parametrize("value", ["{not json", '["a list"]', '{"model": 42}'])
+@pytest.mark.parametrize("value", ["{not json", '["a list"]', '{"model": 42}', '{"model": "ft:x"}'])
 def test_a_malformed_value_falls_back_to_the_base_model(ssm, value):
     put(ssm, value)
     choice = selector().current()

@@ -9,7 +9,6 @@ the base model with a warning rather than failing the writer's request.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,8 @@ from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 
+from coach.adapters.model_registry import PublishedModel
+from coach.adapters.model_registry import parse_published as parse_registry_value
 from coach.domain.prompt import COMPACT_PROMPT_VERSION, Layout
 
 logger = Logger(child=True)
@@ -44,24 +45,24 @@ def read_ssm_parameter(name: str, max_age: float) -> Any:
     return parameters.get_parameter(name, max_age=int(max_age))
 
 
-def parse_published(raw: Any) -> dict[str, Any] | None:
-    """The published-model record, or None when nothing is published. Raises ValueError when malformed."""
+def parse_published(raw: Any) -> PublishedModel | None:
+    """The published model, or None for a placeholder. Raises ValueError for any other value.
+
+    What counts as published is the model registry's definition (the record `coach models` writes and
+    lists), so the API and the registry never disagree about which model is live.
+    """
     if raw is None:
         return None
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
-    if isinstance(raw, str):
-        if raw.strip().lower() in UNPUBLISHED:
-            return None
-        raw = json.loads(raw)
-    if not isinstance(raw, dict):
-        raise ValueError("the value is not a JSON object")
-    model = raw.get("model")
-    if model is None or (isinstance(model, str) and model.strip().lower() in UNPUBLISHED):
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+    if text.strip().lower() in UNPUBLISHED:
         return None
-    if not isinstance(model, str):
-        raise ValueError("'model' is not a string")
-    return raw
+    published = parse_registry_value(text)
+    if published is None:
+        raise ValueError('the value is neither "none" nor a published-model record '
+                         '{"model", "prompt_version", "build_id", "trained_at"}')
+    if published.model.strip().lower() in UNPUBLISHED:
+        return None
+    return published
 
 
 class ModelSelector:
@@ -110,13 +111,13 @@ class ModelSelector:
             return ModelChoice(**{**self.base.__dict__, "note": note})
         if published is None:
             return self.base
-        version = str(published.get("prompt_version") or "")
-        if version and version != COMPACT_PROMPT_VERSION:
+        version = published.prompt_version
+        if version != COMPACT_PROMPT_VERSION:
             # The served layout must be the one the model learned from; a different one degrades it silently.
-            note = (f"published model {published['model']} was trained on prompt {version}, but this "
+            note = (f"published model {published.model} was trained on prompt {version}, but this "
                     f"service sends {COMPACT_PROMPT_VERSION}: serving the base model until a matching "
                     "model is published")
             logger.warning("serving the base model", extra={"reason": note})
             return ModelChoice(**{**self.base.__dict__, "note": note})
-        return ModelChoice(provider="openai", model=str(published["model"]).strip(), layout="compact",
-                           source="published", build_id=published.get("build_id"))
+        return ModelChoice(provider="openai", model=published.model.strip(), layout="compact",
+                           source="published", build_id=published.build_id)
