@@ -237,6 +237,17 @@ def test_dataset_too_small_fails_after_validation(machine):
     assert "finetune" not in execution.called()
 
 
+def test_invalid_dataset_lists_its_problems(machine):
+    why = ("dataset invalid: train.jsonl line 12: assistant message is empty | "
+           "validation.jsonl: 0 examples, give validation_fraction > 0 or more stories")
+    execution = machine.run(
+        {"build_id": BUILD_ID},
+        [REQUEST, SCRAPE, progress(5), VALIDATION, lambda_error("DatasetInvalid", why)],
+    )
+
+    assert (execution.status, execution.error, execution.cause) == ("FAILED", "DatasetInvalid", why)
+
+
 def test_error_without_a_message_shows_the_raw_cause(machine):
     odd = {"errorType": "Runtime.ExitError", "errorMessage": None, "requestId": "r-1"}
     execution = machine.run({"build_id": BUILD_ID}, [REQUEST, odd])
