@@ -43,7 +43,7 @@ errors.install(app, ALLOWED_METHODS)
                      "content": {"application/json": {"model": CritiqueResponse}}},
                **errors.documented(400, 401, 403, 405, 413, 415, 429, 500, 502, 503)},
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)  # critiques quote the writer's story: keep them out of traces
 def create_critique(request: Annotated[CritiqueRequest, Body(embed=False)]) -> CritiqueResponse:
     return service.current().critique(request)
 
@@ -56,7 +56,7 @@ def health() -> HealthResponse:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     settings = config.ApiConfig.from_env()
     return gate.handle(app.resolve, event, context, api_key=config.api_key(),
