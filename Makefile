@@ -21,8 +21,10 @@ build: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
+# ruff, plus cfn-lint 1.52 / sam validate --lint / checkov over template.yaml (tools in .venv/lint).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	infra/lint.sh
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
