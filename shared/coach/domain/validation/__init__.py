@@ -15,6 +15,7 @@ from coach.domain.validation.cleaners import (
 )
 from coach.domain.validation.config import DEFAULT_CONFIG, ValidatorConfig
 from coach.domain.validation.engine import validate_feedback
+from coach.domain.validation.loops import trim_repetition_loop
 from coach.domain.validation.reasons import (
     ANNOTATION_LABELS,
     EMPTY,
@@ -32,7 +33,6 @@ from coach.domain.validation.reasons import (
     TRUNCATED_OUTPUT,
 )
 from coach.domain.validation.report import build_report
-from coach.domain.validation.rules import trim_repetition_loop
 
 __all__ = [
     "ANNOTATION_LABELS",

@@ -6,6 +6,8 @@ The dataset build (validator Lambda), `coach validate` and the critique API's ou
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from coach.domain.records import Evidence, Verdict
 from coach.domain.validation import reasons as R
 from coach.domain.validation.cleaners import (
@@ -18,15 +20,15 @@ from coach.domain.validation.cleaners import (
     strip_label,
 )
 from coach.domain.validation.config import DEFAULT_CONFIG, ValidatorConfig
+from coach.domain.validation.context import Context
 from coach.domain.validation.rules import (
     CONTENT_RULES,
-    Context,
     rule_error_text,
     rule_refusal,
     rule_third_person,
     rule_truncated,
 )
-from coach.domain.validation.text import WORD_RE, excerpt, normalise_whitespace
+from coach.domain.validation.text import count_words, excerpt, normalise_whitespace
 
 _ORDER = {reason: i for i, reason in enumerate(R.REASONS)}
 
@@ -39,10 +41,6 @@ def _cleaner_evidence(code: str, cleaning: Cleaning, original: str) -> list[Evid
         found.append(Evidence(rule=code, reason=code, span=excerpt(span.text, 0, len(span.text)),
                               start=start, end=end, detail="removed"))
     return found
-
-
-def _word_count(text: str) -> int:
-    return sum(1 for _ in WORD_RE.finditer(text))
 
 
 def validate_feedback(
@@ -60,14 +58,15 @@ def validate_feedback(
     cleaned: list[str] = []
     found: list[Evidence] = []
     before_method = text
-    for code, cleaner in (
+    cleaners: tuple[tuple[str, Callable[[str], Cleaning]], ...] = (
         (STRIP_DELIMITERS, strip_delimiters),
         (STRIP_LABEL, strip_label),
-        (DROP_METHOD_PARAGRAPH, drop_method_paragraph),
-    ):
+        (DROP_METHOD_PARAGRAPH, lambda t: drop_method_paragraph(t, story or "")),
+    )
+    for code, cleaner in cleaners:
         if code == DROP_METHOD_PARAGRAPH:
             before_method = text
-        result = drop_method_paragraph(text, story or "") if code == DROP_METHOD_PARAGRAPH else cleaner(text)
+        result = cleaner(text)
         if result.changed:
             text = result.text
             cleaned.append(code)
@@ -91,7 +90,7 @@ def validate_feedback(
             rule_evidence += rule_third_person(ctx, check_second_person=not rule_evidence)
 
     # Nothing worth keeping after the method explanation went: that is the reason, not the length.
-    if DROP_METHOD_PARAGRAPH in cleaned and _word_count(before_method) >= config.min_words:
+    if DROP_METHOD_PARAGRAPH in cleaned and count_words(before_method) >= config.min_words:
         short = [e for e in rule_evidence if e.reason in (R.EMPTY, R.TOO_SHORT)]
         if short:
             rule_evidence = [e for e in rule_evidence if e not in short and e.rule != "no_second_person"]

@@ -7,161 +7,23 @@ run and turns evidence into a verdict.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from coach.domain.records import Evidence
 from coach.domain.validation import reasons as R
 from coach.domain.validation.cleaners import RESIDUAL_METHOD_RES, has_method_hint
-from coach.domain.validation.config import DEFAULT_CONFIG, ValidatorConfig
-from coach.domain.validation.text import (
-    SECOND_PERSON_RE,
-    WORD_RE,
-    Span,
-    count_words,
-    excerpt,
-    fold,
-    mask_spans,
-    paragraphs,
-    quotations,
-    sentences,
-    story_flat,
-    story_lower,
-    story_ngrams,
+from coach.domain.validation.context import (
+    BLOCKQUOTE_RE,
+    Context,
+    evidence,
+    first,
+    match_lines,
+    word_set,
 )
-
-
-def _word_set(words: str) -> frozenset[str]:
-    return frozenset(words.split())
-
-
-# Line patterns are matched line by line (a MULTILINE "^" makes the engine try every character).
-_BLOCKQUOTE_RE = re.compile(r"[ \t]*>[ \t]*\S.*")
-
-
-@dataclass
-class Context:
-    text: str
-    story: str
-    config: ValidatorConfig
-    finish_reason: str | None = None
-
-    @functools.cached_property
-    def quotes(self) -> list[Span]:
-        # Quotation marks, and "> " blockquote lines, which quote just as surely.
-        quotes = quotations(self.text)
-        blocks = match_lines(self, _BLOCKQUOTE_RE) if ">" in self.text else []
-        if blocks:
-            quotes = sorted(quotes + [b for b in blocks if not any(q.start < b.end and b.start < q.end
-                                                                     for q in quotes)], key=lambda q: q.start)
-        return quotes
-
-    @functools.cached_property
-    def lines(self) -> list[tuple[int, str]]:
-        """(offset, line) for every line of the critique."""
-        found, pos = [], 0
-        for line in self.text.split("\n"):
-            found.append((pos, line))
-            pos += len(line) + 1
-        return found
-
-    @functools.cached_property
-    def label_lines(self) -> list[tuple[Span, str]]:
-        return label_lines(self)
-
-    @functools.cached_property
-    def story_quotes(self) -> list[Span]:
-        """Quotations whose words come from the story (the rest are the critic's own, or invented)."""
-        return [q for q in self.quotes if quote_in_story(q.text, self.story)]
-
-    @functools.cached_property
-    def tail_loop(self) -> tuple[int, int, int] | None:
-        return find_tail_loop(self.text, self.config)
-
-    @functools.cached_property
-    def loop_free_end(self) -> int:
-        """Where a trailing repetition loop starts (or the end): overlap is not counted twice in a loop."""
-        return self.tail_loop[0] if self.tail_loop else len(self.text)
-
-    @functools.cached_property
-    def masked(self) -> str:
-        """The critique with the inside of every quotation blanked: the critic's own words only."""
-        return mask_spans(self.text, self.quotes)
-
-    @functools.cached_property
-    def folded(self) -> str:
-        """The masked text, lowercased with straight apostrophes (same offsets)."""
-        return fold(self.masked)
-
-    @functools.cached_property
-    def word_count(self) -> int:
-        return count_words(self.text)
-
-    @functools.cached_property
-    def sentence_words(self) -> list[list[str]]:
-        """The critic's own words (quotations left out) of each sentence, folded."""
-        return [WORD_RE.findall(self.folded, s.start, s.end) for s in self.sentences]
-
-    @functools.cached_property
-    def own_words(self) -> list[str]:
-        """The critic's own words of the whole critique, folded, in order."""
-        return list(itertools.chain.from_iterable(self.sentence_words))
-
-    @functools.cached_property
-    def sentences(self) -> list[Span]:
-        # Split the masked text so a quoted "What?" does not end a sentence; report the real text.
-        return [Span(s.start, s.end, self.text[s.start:s.end]) for s in sentences(self.masked)]
-
-    @functools.cached_property
-    def paragraphs(self) -> list[Span]:
-        return paragraphs(self.text)
-
-    @functools.cached_property
-    def second_person_story(self) -> bool:
-        return is_second_person_story(self.story)
-
-
-@functools.lru_cache(maxsize=512)
-def is_second_person_story(story: str) -> bool:
-    """A story told in the second person, whose "you" is no sign of a critique."""
-    told = mask_spans(story, quotations(story))
-    count = len(SECOND_PERSON_RE.findall(told))
-    return count >= 3 and count / max(count_words(told), 1) >= 0.02
-
-
-_QUOTE_TRIM = " \t\n\"'“”‘’>.,;:!?…-–—"
-
-
-def quote_in_story(quote: str, story: str) -> bool:
-    inner = " ".join(quote.strip(_QUOTE_TRIM).split()).lower().replace("’", "'")
-    if not inner:
-        return True
-    return inner in story_flat(story)
-
-
-def evidence(ctx: Context, rule: str, reason: str, start: int, end: int, detail: str = "") -> Evidence:
-    return Evidence(
-        rule=rule, reason=reason, span=excerpt(ctx.text, start, end), start=start, end=end, detail=detail
-    )
-
-
-def match_lines(ctx: Context, pattern: re.Pattern[str]) -> list[Span]:
-    """Matches of a pattern at the start of each line, with offsets into the whole critique."""
-    found = []
-    for start, line in ctx.lines:
-        m = pattern.match(line)
-        if m:
-            found.append(Span(start + m.start(), start + m.end(), m.group()))
-    return found
-
-
-def _first(ctx: Context, items: list[Evidence]) -> list[Evidence]:
-    return items[: ctx.config.max_evidence_per_rule]
-
+from coach.domain.validation.text import WORD_RE, Span, count_words, story_lower, story_ngrams
 
 # --- error text and refusals --------------------------------------------------------------------------
 
@@ -303,44 +165,24 @@ _ANNOTATION_WORDS = (
     r"|what (?:could|can|might) (?:be )?improved?|needs work|suggestions?|top bun|bottom bun|(?:top|bottom) slice"
     r"|the filling|good|bad|the good|the bad|likes|dislikes)"
 )
-# A short "Label:" at the start of a line (bold or not), followed by text or by nothing.
-_MAX_LABEL_WORDS = 4
-_LABEL_LINE_RE = re.compile(
-    r"[ \t]*(?:\*\*|__)?(?P<label>[A-Z][\w'’ ,&/-]{0,38}?)(?:\*\*|__)?[ \t]*:(?:\*\*|__)?(?:[ \t]+\S.*)?[ \t]*$"
-    r"|[ \t]*(?:\*\*|__)(?P<bold>[^*_\n]{1,50})(?:\*\*|__)[ \t]*$",
-)
 _ANNOTATION_LABEL_RE = re.compile(rf"^{_ANNOTATION_WORDS}(?:\s*(?:#?\d+|one|two|three))?$", re.IGNORECASE)
 _INLINE_ENUM_RE = re.compile(r"(?=[(\d])(?:(?<=\s)|^)(?:\(\d{1,2}\)|\d{1,2}\)|\((?:i|ii|iii|iv|v|vi)\))(?=\s)")
-
-
-def label_lines(ctx: Context) -> list[tuple[Span, str]]:
-    """Lines that open with a short "Label:" (or are a bold label alone), with the label."""
-    found = []
-    for start, line in ctx.lines:
-        if ":" not in line and "**" not in line and "__" not in line:
-            continue
-        m = _LABEL_LINE_RE.match(line)
-        if m:
-            label = (m.group("label") or m.group("bold") or "").strip()
-            if label and len(label.split()) <= _MAX_LABEL_WORDS:
-                found.append((Span(start + m.start(), start + m.end(), m.group()), label))
-    return found
 
 
 def rule_list_format(ctx: Context) -> list[Evidence]:
     cfg = ctx.config
     items = match_lines(ctx, _LIST_ITEM_RE)
     if len(items) >= cfg.min_list_items:
-        return _first(ctx, [evidence(ctx, "list_items", R.LIST_FORMAT, m.start, m.end,
+        return first(ctx, [evidence(ctx, "list_items", R.LIST_FORMAT, m.start, m.end,
                                      f"{len(items)} list items") for m in items])
     headings = match_lines(ctx, _HEADING_RE) if "#" in ctx.text else []
     if headings:
-        return _first(ctx, [evidence(ctx, "headings", R.LIST_FORMAT, m.start, m.end, "a heading")
+        return first(ctx, [evidence(ctx, "headings", R.LIST_FORMAT, m.start, m.end, "a heading")
                             for m in headings])
     labels = [(m, label) for m, label in ctx.label_lines
               if not _ANNOTATION_LABEL_RE.match(label) and not _LINE_REFERENCE_RE.match(m.text)]
     if len(labels) >= cfg.min_label_lines:
-        return _first(ctx, [evidence(ctx, "section_labels", R.LIST_FORMAT, m.start, m.end,
+        return first(ctx, [evidence(ctx, "section_labels", R.LIST_FORMAT, m.start, m.end,
                                      f"{len(labels)} lines start with a 'Label:'") for m, _ in labels])
     for para in ctx.paragraphs:
         enums = list(_INLINE_ENUM_RE.finditer(ctx.masked, para.start, para.end))
@@ -372,7 +214,7 @@ def rule_annotation_labels(ctx: Context) -> list[Evidence]:
     found += [evidence(ctx, "label_line", R.ANNOTATION_LABELS, m.start, m.end, f"labelled '{label}'")
               for m, label in ctx.label_lines if _ANNOTATION_LABEL_RE.match(label)]
     if len(found) >= ctx.config.min_annotations:
-        return _first(ctx, sorted(found, key=lambda e: e.start or 0))
+        return first(ctx, sorted(found, key=lambda e: e.start or 0))
     return []
 
 
@@ -383,7 +225,6 @@ _LINE_REFERENCE_RE = re.compile(
     r"[ \t]*(?:[-*•]\s*)?(?:line|sentence|paragraph|para|stanza)\s+\d+\s*[:.)\-–—]", re.IGNORECASE
 )
 _AFTER_QUOTE_COMMENT_RE = re.compile(r"\s*(?:[-–—:]|\(|->|=>)\s*\S")
-_OPEN_QUOTES = "\"“‘'"
 
 
 def rule_line_by_line_quoting(ctx: Context) -> list[Evidence]:
@@ -397,17 +238,17 @@ def rule_line_by_line_quoting(ctx: Context) -> list[Evidence]:
         if q is not None and len(q.text.split()) >= 3:
             led.append(q)
     if len(led) >= cfg.min_quote_led_lines:
-        return _first(ctx, [evidence(ctx, "quote_led_lines", R.LINE_BY_LINE_QUOTING, q.start, q.end,
+        return first(ctx, [evidence(ctx, "quote_led_lines", R.LINE_BY_LINE_QUOTING, q.start, q.end,
                                      f"{len(led)} lines open with a quotation") for q in led])
-    blocks = match_lines(ctx, _BLOCKQUOTE_RE) if ">" in text else []
+    blocks = match_lines(ctx, BLOCKQUOTE_RE) if ">" in text else []
     refs = match_lines(ctx, _LINE_REFERENCE_RE)
     if len(blocks) >= 2 or len(refs) >= 2:
         hits = blocks if len(blocks) >= 2 else refs
-        return _first(ctx, [evidence(ctx, "quoted_lines", R.LINE_BY_LINE_QUOTING, m.start, m.end,
+        return first(ctx, [evidence(ctx, "quoted_lines", R.LINE_BY_LINE_QUOTING, m.start, m.end,
                                      "the story is taken line by line") for m in hits])
     pairs = [q for q in ctx.story_quotes if _AFTER_QUOTE_COMMENT_RE.match(text, q.end)]
     if len(pairs) >= cfg.min_quote_comment_pairs:
-        return _first(ctx, [evidence(ctx, "quote_comment_pairs", R.LINE_BY_LINE_QUOTING, q.start, q.end,
+        return first(ctx, [evidence(ctx, "quote_comment_pairs", R.LINE_BY_LINE_QUOTING, q.start, q.end,
                                      f"{len(pairs)} quotations each followed by a comment") for q in pairs])
     quotes = ctx.story_quotes
     if len(quotes) >= cfg.min_quotes_for_fraction and ctx.word_count:
@@ -417,7 +258,7 @@ def rule_line_by_line_quoting(ctx: Context) -> list[Evidence]:
                              f"{share:.0%} of the words are quotations of the story")]
     long_quotes = [q for q in quotes if count_words(q.text) > cfg.max_copied_run]
     if long_quotes:
-        return _first(ctx, [evidence(ctx, "long_quotation", R.LINE_BY_LINE_QUOTING, q.start, q.end,
+        return first(ctx, [evidence(ctx, "long_quotation", R.LINE_BY_LINE_QUOTING, q.start, q.end,
                                      f"quotes {count_words(q.text)} words of the story at once")
                             for q in long_quotes])
     return []
@@ -458,14 +299,14 @@ def rule_third_person(ctx: Context, *, check_second_person: bool = True) -> list
         found.append(evidence(ctx, "author_in_third_person", R.THIRD_PERSON, m.start(), m.end(),
                               "speaks about the writer instead of to them"))
     if len(found) >= cfg.min_third_person_mentions:
-        return _first(ctx, found)
+        return first(ctx, found)
     if check_second_person and cfg.min_second_person:
         count = sum(1 for ws in ctx.sentence_words for w in ws if w in _SECOND_PERSON_WORDS)
         if count < cfg.min_second_person:
             count += sum(1 for s in ctx.sentences if _IMPERATIVE_RE.match(ctx.masked, s.start, s.end))
         if count < cfg.min_second_person:
-            first = ctx.sentences[0] if ctx.sentences else Span(0, len(ctx.text), ctx.text)
-            return [evidence(ctx, "no_second_person", R.THIRD_PERSON, first.start, first.end,
+            opening = ctx.sentences[0] if ctx.sentences else Span(0, len(ctx.text), ctx.text)
+            return [evidence(ctx, "no_second_person", R.THIRD_PERSON, opening.start, opening.end,
                              "never addresses the writer as 'you'")]
     return []
 
@@ -474,7 +315,7 @@ def rule_third_person(ctx: Context, *, check_second_person: bool = True) -> list
 
 # Words that show a sentence is about the writing (craft) or judges it (evaluation, advice). A sentence
 # with none of them, and no "you", is narrating rather than critiquing.
-_CRITIQUE_WORDS = _word_set("""
+_CRITIQUE_WORDS = word_set("""
     story stories tale piece prose sentence sentences paragraph paragraphs line lines dialogue dialog pace
     pacing scene scenes character characters characterisation characterization narrator narrators narration
     narrative reader readers reader's opening ending endings beginning climax tension voice tone image images
@@ -499,7 +340,7 @@ _CRITIQUE_PHRASE_RE = re.compile(
     r"(?=[piafh])\b(?:point of view|i think|i would|i found|i love|i loved|i liked|i wanted|i wish|as a reader|for me"
     r"|heavy-handed)\b"
 )
-_SECOND_PERSON_WORDS = _word_set("you your yours yourself yourselves you're you've you'll you'd")
+_SECOND_PERSON_WORDS = word_set("you your yours yourself yourselves you're you've you'll you'd")
 _WRITER_DIRECTED_RE = re.compile(
     r"\b(?:your (?:story|prose|writing|draft|opening|ending|dialogue|narrator|use|choice|sentences?|lines?|"
     r"title|piece|reader|characters?|protagonist|voice)|you (?:could|might|should|may|can|write|wrote|"
@@ -585,8 +426,8 @@ def _narrative_run(ctx: Context) -> Evidence | None:
     if len(indexes) >= cfg.min_sentences_for_fraction and narrative:
         share = sum(narrative) / len(narrative)
         if share >= cfg.max_narrative_fraction:
-            first = ctx.sentences[next(i for i, flag in zip(indexes, narrative, strict=True) if flag)]
-            return evidence(ctx, "narrative_share", R.STORY_CONTINUATION, first.start, first.end,
+            sample = ctx.sentences[next(i for i, flag in zip(indexes, narrative, strict=True) if flag)]
+            return evidence(ctx, "narrative_share", R.STORY_CONTINUATION, sample.start, sample.end,
                             f"{share:.0%} of the sentences narrate")
     return None
 
@@ -616,70 +457,10 @@ def _invented_dialogue(ctx: Context) -> Evidence | None:
 
 def rule_story_continuation(ctx: Context) -> list[Evidence]:
     found = [e for e in (_copied_from_story(ctx), _narrative_run(ctx), _invented_dialogue(ctx)) if e is not None]
-    return _first(ctx, found)
+    return first(ctx, found)
 
 
 # --- repetition loops ---------------------------------------------------------------------------------
-
-_TOKEN_RE = re.compile(r"\S+")
-_SENTENCE_END_RE = re.compile(r"[.!?…][\"'”’)\]*]*$")
-_PUNCT_STRIP = "\"'“”‘’()[]*_.,;:!?…-–—"
-
-
-def _best_period(keys: list[str], config: ValidatorConfig) -> tuple[int, int] | None:
-    """(tokens covered, period) of the longest unit repeated enough times at the end of keys."""
-    n = len(keys)
-    best: tuple[int, int] | None = None
-    for p in range(1, min(config.loop_max_period, n // 2) + 1):
-        if keys[n - 1] != keys[n - 1 - p]:
-            continue
-        j = n - 1
-        while j - p >= 0 and keys[j] == keys[j - p]:
-            j -= 1
-        covered = (n - 1 - j) + p
-        needed = config.loop_min_repeats_long if p >= config.loop_long_unit else config.loop_min_repeats_short
-        if covered // p >= needed and (best is None or covered > best[0]):
-            best = (covered, p)
-    return best
-
-
-def _loop_key(token: str) -> str:
-    return token.lower().strip(_PUNCT_STRIP)
-
-
-def find_tail_loop(text: str, config: ValidatorConfig) -> tuple[int, int, int] | None:
-    """(keep_until, loop_start, repeats) for a unit repeated at the end of the text, or None."""
-    # Any loop the rule accepts shows within the last 2 * loop_max_period tokens: look there first.
-    window = text.rsplit(maxsplit=2 * config.loop_max_period + 2)
-    if len(window) > 2 * config.loop_max_period + 2:
-        window = window[1:]
-    if _best_period([_loop_key(t) for t in window], config) is None:
-        return None
-    tokens = list(_TOKEN_RE.finditer(text))
-    best = _best_period([_loop_key(t.group()) for t in tokens], config)
-    if best is None:
-        return None
-    n = len(tokens)
-    covered, p = best
-    start = n - covered
-    cut = start + p - 1
-    # Keep whole sentences: end the kept text at the first sentence end inside the second occurrence.
-    for k in range(cut, min(start + 2 * p, n)):
-        if _SENTENCE_END_RE.search(tokens[k].group()):
-            cut = k
-            break
-    if cut >= n - 1:
-        return None
-    return tokens[cut].end(), tokens[start].start(), covered // p
-
-
-def trim_repetition_loop(text: str, config: ValidatorConfig | None = None) -> tuple[str, bool]:
-    """Cut a trailing repetition loop back to its first occurrence; (text, whether anything was cut)."""
-    loop = find_tail_loop(text, config or DEFAULT_CONFIG)
-    if loop is None:
-        return text, False
-    return text[:loop[0]].rstrip(), True
-
 
 def rule_repetition_loop(ctx: Context) -> list[Evidence]:
     cfg = ctx.config
@@ -728,7 +509,7 @@ def rule_method_explanation(ctx: Context) -> list[Evidence]:
     found = [evidence(ctx, "method_talk", R.METHOD_EXPLANATION, s.start, s.end, "explains the feedback method")
              for s in ctx.sentences
              if has_method_hint(s.text, preamble=False) and any(p.search(s.text.strip()) for p in RESIDUAL_METHOD_RES)]
-    return _first(ctx, found)
+    return first(ctx, found)
 
 
 Rule = Callable[[Context], list[Evidence]]
