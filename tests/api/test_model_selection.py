@@ -156,16 +156,35 @@ def test_the_api_switches_to_a_published_model_and_back(ssm, serve):
 
 
 def test_the_api_reads_ssm_at_most_once_per_cache_period(ssm, serve, monkeypatch):
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
     reads: list[str] = []
-    real = parameters.get_parameter
+    real = SSMProvider.get
 
-    def counting(name: str, *args, **kwargs):
+    def counting(self, name: str, *args, **kwargs):
         reads.append(name)
-        return real(name, *args, **kwargs)
+        return real(self, name, *args, **kwargs)
 
-    monkeypatch.setattr(parameters, "get_parameter", counting)
+    monkeypatch.setattr(SSMProvider, "get", counting)
     put(ssm, "none")
     url = serve(model_parameter=PARAMETER, env={"COACH_MODEL_CACHE_SECONDS": "300"})
     for _ in range(3):
         assert post_story(url, STORY).status == 200
     assert reads == [PARAMETER]
+
+
+def test_coach_serve_reads_the_parameter_from_an_emulator_endpoint(serve):
+    from coach.local.emulator import start_server
+
+    server, endpoint = start_server()
+    try:
+        client = boto3.client("ssm", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="local", aws_secret_access_key="local")
+        client.put_parameter(Name=PARAMETER, Value=published(), Type="String")
+        with FakeOpenAIServer(api_key="sk-test") as upstream:
+            url = serve(model_parameter=PARAMETER, endpoint_url=endpoint,
+                        env={"OPENAI_BASE_URL": upstream.base_url, "OPENAI_API_KEY": "sk-test"})
+            body = post_story(url, STORY).json()
+            assert (body["model"], body["prompt_version"]) == (FINE_TUNED, COMPACT_PROMPT_VERSION)
+    finally:
+        server.stop()

@@ -38,11 +38,24 @@ class ModelChoice:
     note: str = ""
 
 
-def read_ssm_parameter(name: str, max_age: float) -> Any:
-    """The parameter's raw value through Powertools Parameters (cached for max_age seconds)."""
-    from aws_lambda_powertools.utilities import parameters
+def ssm_reader() -> ParameterReader:
+    """A reader with its own Powertools SSM provider, made on first use.
 
-    return parameters.get_parameter(name, max_age=int(max_age))
+    Its own provider (not the module-level default) so the boto3 client is created when the endpoint and
+    credentials of this process are known: a local server pointed at an emulator must not reuse a client
+    made earlier for another endpoint.
+    """
+    provider: Any = None
+
+    def read(name: str, max_age: float) -> Any:
+        nonlocal provider
+        if provider is None:
+            from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+            provider = SSMProvider()
+        return provider.get(name, max_age=int(max_age))
+
+    return read
 
 
 def parse_published(raw: Any) -> PublishedModel | None:
@@ -73,13 +86,13 @@ class ModelSelector:
         base_provider: str,
         base_model: str | None,
         max_age: float,
-        reader: ParameterReader = read_ssm_parameter,
+        reader: ParameterReader | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.parameter_name = parameter_name
         self.base = ModelChoice(provider=base_provider, model=base_model, layout="full", source="configured")
         self.max_age = max_age
-        self._reader = reader
+        self._reader = reader or ssm_reader()
         self._clock = clock
         self._lock = threading.Lock()
         self._cached: ModelChoice | None = None
