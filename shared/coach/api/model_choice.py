@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
@@ -108,10 +108,6 @@ class ModelSelector:
                 self._expires = now + self.max_age
             return self._cached
 
-    def forget(self) -> None:
-        with self._lock:
-            self._cached = None
-
     def _choose(self) -> ModelChoice:
         name = self.parameter_name or ""
         try:
@@ -121,7 +117,7 @@ class ModelSelector:
             if "ParameterNotFound" in f"{type(exc).__name__} {exc}":
                 note = f"model parameter {name} does not exist"
             logger.warning("serving the base model", extra={"reason": note})
-            return ModelChoice(**{**self.base.__dict__, "note": note})
+            return replace(self.base, note=note)
         if published is None:
             return self.base
         version = published.prompt_version
@@ -131,6 +127,6 @@ class ModelSelector:
                     f"service sends {COMPACT_PROMPT_VERSION}: serving the base model until a matching "
                     "model is published")
             logger.warning("serving the base model", extra={"reason": note})
-            return ModelChoice(**{**self.base.__dict__, "note": note})
+            return replace(self.base, note=note)
         return ModelChoice(provider="openai", model=published.model.strip(), layout="compact",
                            source="published", build_id=published.build_id)
