@@ -8,7 +8,6 @@ rows that must be critiqued say CRITIQUE, and the critique is checked with the v
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -188,4 +187,3 @@ def test_the_server_survives_the_table(api: str):
     assert http_call(api, "GET", "/health").status == 200
     assert http_call(api, "POST", "/critiques", as_json({"story": STORY}),
                      headers={"Content-Type": JSON}).status == 200
-    assert os.environ.get("COACH_API_KEY") is None
