@@ -21,6 +21,7 @@ from coach.domain.tokens import get_counter
 from coach.errors import CoachError
 from coach.local.lambda_runtime import invoke
 from coach.pipeline.assemble import DatasetInvalidError
+from coach.step_errors import DatasetInvalid
 from tests.fakes.openai_server import FakeOpenAIServer, FineTuneFailure
 
 BUCKET = "coach-finetune-tests"
@@ -223,7 +224,8 @@ def test_the_assembler_refuses_examples_over_the_token_limit_and_writes_no_datas
     store = lifecycle.store
     seed_build(store)
     monkeypatch.setenv("COACH_EXAMPLE_TOKEN_LIMIT", "300")
-    with pytest.raises(DatasetInvalidError) as refused:
+    # The handler ends the execution with the state machine's error name and a readable cause.
+    with pytest.raises(DatasetInvalid) as refused:
         invoke("assembler", {"request": _request()})
     assert "too_many_tokens" in str(refused.value) and "offending lines: 1-" in str(refused.value)
     assert store.get_text(dataset_key("ft-build", "train.jsonl")) is None
