@@ -214,3 +214,12 @@ def test_sample_events_are_json():
     assert events
     for path in events:
         json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_api_gateway_refusals_use_the_api_error_shape(template):
+    responses = template["Resources"]["CritiqueApi"]["Properties"]["GatewayResponses"]
+    assert {"INVALID_API_KEY", "THROTTLED", "QUOTA_EXCEEDED", "REQUEST_TOO_LARGE"} <= set(responses)
+    for name, response in responses.items():
+        body = json.loads(response["ResponseTemplates"]["application/json"])
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, name
+        assert 400 <= int(response["StatusCode"]) < 600
