@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from coach.domain.plain_text import normalise_whitespace
 from coach.domain.tokens import count_tokens
 
 PROMPT_VERSION = "editor-v1"
@@ -82,11 +83,7 @@ class TruncatedStory(BaseModel):
     tokens: int
 
 
-def normalise_story(text: str) -> str:
-    """Line endings to LF, trailing spaces trimmed, runs of blank lines collapsed to one."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
-    lines = [line.rstrip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+normalise_story = normalise_whitespace
 
 
 def neutralise_delimiters(text: str) -> str:

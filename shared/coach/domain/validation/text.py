@@ -10,6 +10,8 @@ import functools
 import re
 from typing import NamedTuple
 
+from coach.domain.plain_text import normalise_whitespace as normalise_whitespace  # re-exported
+
 WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 # Quotations: straight and curly double quotes, curly single quotes, and straight single quotes that
 # open after a non-word character (so the apostrophe in "don't" never opens one).
@@ -32,13 +34,6 @@ class Span(NamedTuple):
     start: int
     end: int
     text: str
-
-
-def normalise_whitespace(text: str) -> str:
-    """LF line endings, no trailing spaces, at most one blank line in a row, no outer blank space."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
-    lines = [line.rstrip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def words(text: str) -> list[Span]:
