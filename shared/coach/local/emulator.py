@@ -64,12 +64,26 @@ def _set_fake_credentials() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 
 
+def _fast_sqs_retention_check() -> None:
+    """moto re-derives every queue attribute (walking all messages) for each message it hands out, which
+    makes a receive cost O(queue length) per message; a build's queue holds every story. Same answer, O(1)."""
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    def still_retained(self: Any, queue_name: str, message: Any) -> bool:
+        queue = self.get_queue(queue_name)
+        return int(queue.message_retention_period) + message.sent_timestamp / 1000 > unix_time()
+
+    SQSBackend.is_message_valid_based_on_retention_period = still_retained
+
+
 def start_server() -> tuple[Any, str]:
     import logging
 
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request would drown the progress bar
+    _fast_sqs_retention_check()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -1,0 +1,192 @@
+"""Benchmark dataset-build throughput: stories per second against a completion API with a fixed latency.
+
+With C generator invocations at once and a completion that always takes L seconds, no build can do better
+than C / L stories per second; the ratio to that ideal is what the pipeline's own work costs (SQS receives
+and deletes, S3 reads and writes, the idempotency and budget records, prompt building, the SDK).
+
+It runs the real local pieces: the in-process AWS emulator, the scraper handler, the SQS poller with
+`--concurrency` workers invoking the generator handler, and the `openai` provider against the
+OpenAI-compatible test server started in a separate process (so its threads do not share this process's
+interpreter lock, as a remote API would not). Throughput counts from the first generator invocation to the
+last one finishing; the poller's drain check afterwards is reported apart.
+
+    .venv/bin/python bench/bench_throughput.py [--latency 1.0] [--concurrency 16] [--stories 320]
+        [--batch-size 5] [--budget USD] [--min-ratio 0.8] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "sk-bench"
+WORDS = ("harbour", "lantern", "kettle", "orchard", "ferry", "letter", "winter", "violin", "ledger", "candle",
+         "station", "mirror", "quietly", "waited", "remembered", "laughed", "she", "he", "the", "a", "across",
+         "under", "before", "window", "morning", "said", "never", "again")
+
+SERVER_SCRIPT = """
+import sys, time
+sys.path.insert(0, {root!r})
+from tests.fakes.openai_server import FakeOpenAIServer
+server = FakeOpenAIServer(api_key={key!r}, latency={latency!r}).start()
+print(server.base_url, flush=True)
+sys.stdin.read()  # runs until the benchmark closes stdin
+server.stop()
+"""
+
+
+def write_stories(path: Path, count: int, seed: int = 11) -> None:
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as out:
+        for number in range(count):
+            paragraphs = [" ".join(rng.choice(WORDS) for _ in range(60)).capitalize() + "." for _ in range(4)]
+            out.write(json.dumps({"id": f"bench-{number:05d}", "title": f"Piece {number}",
+                                  "text": "\n\n".join(paragraphs)}) + "\n")
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+    script = SERVER_SCRIPT.format(root=str(ROOT), key=KEY, latency=latency)
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout is not None
+    base_url = process.stdout.readline().strip()
+    if not base_url.startswith("http"):
+        process.kill()
+        sys.exit("the test server did not start")
+    return process, base_url
+
+
+def start_emulator() -> tuple[subprocess.Popen, str]:
+    """moto's server in its own process: what `coach build --endpoint-url` talks to."""
+    from coach.local.emulator import free_port
+
+    port = free_port()
+    process = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    import urllib.request
+
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+            return process, endpoint
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    sys.exit("the separate emulator did not start")
+
+
+def run(latency: float, concurrency: int, stories: int, batch_size: int, budget: float | None,
+        separate_emulator: bool = False) -> dict[str, Any]:
+    server, base_url = start_server(latency)
+    emulator, endpoint = start_emulator() if separate_emulator else (None, None)
+    saved = dict(os.environ)
+    try:
+        os.environ.update({
+            "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": base_url, "COACH_COMPLETION_TIMEOUT": str(latency + 30),
+            "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "POWERTOOLS_SERVICE_NAME": "writing-coach-bench",
+        })
+        if budget is not None:
+            os.environ["COACH_PRICE_TABLE"] = json.dumps({"bench-model": {"input": 0.15, "output": 0.6}})
+        import boto3
+
+        from coach import runtime
+        from coach.local.emulator import start_local_stack
+        from coach.local.lambda_runtime import invoke
+        from coach.local.poller import SqsPoller
+
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "stories.jsonl"
+            write_stories(source, stories)
+            stack = start_local_stack(endpoint)
+            runtime.reset()
+            try:
+                request = {"build_id": "bench-throughput", "source": {"kind": "jsonl", "path": str(source)},
+                           "provider": "openai", "model": "bench-model", "budget_usd": budget}
+                scraped = invoke("scraper", {"request": invoke("checkinput", request)})
+                if scraped["enqueued"] != stories:
+                    sys.exit(f"expected {stories} stories enqueued, got {scraped['enqueued']}")
+                window = {"first": None, "last": 0.0, "stories": 0}
+                lock = threading.Lock()
+
+                def timed_generator(event: dict) -> Any:
+                    started = time.perf_counter()
+                    with lock:
+                        window["first"] = window["first"] or started
+                    result = invoke("generator", event)
+                    with lock:
+                        window["last"] = max(window["last"], time.perf_counter())
+                        window["stories"] += len(event["Records"]) - len(result.get("batchItemFailures", []))
+                    return result
+
+                poller = SqsPoller(boto3.client("sqs", endpoint_url=stack.endpoint_url), stack.queue_url,
+                                   stack.queue_arn, handler=timed_generator, batch_size=batch_size,
+                                   concurrency=concurrency)
+                polled = time.perf_counter()
+                drained = poller.run(timeout_s=600)
+                poller_s = time.perf_counter() - polled
+            finally:
+                stack.stop()
+                runtime.reset()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        if server.stdin:
+            server.stdin.close()
+        server.wait(timeout=10)
+        if emulator is not None:
+            emulator.terminate()
+            emulator.wait(timeout=10)
+    busy = window["last"] - (window["first"] or window["last"])
+    throughput = window["stories"] / busy if busy > 0 else 0.0
+    ideal = concurrency / latency
+    return {
+        "stories": stories, "generated": window["stories"], "latency_s": latency, "concurrency": concurrency,
+        "batch_size": batch_size, "budget_usd": budget, "drained": drained,
+        "emulator": "separate process" if separate_emulator else "in-process",
+        "generation_s": round(busy, 3), "poller_s": round(poller_s, 3),
+        "stories_per_s": round(throughput, 3), "ideal_per_s": round(ideal, 3),
+        "ratio": round(throughput / ideal, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--latency", type=float, default=1.0, help="seconds every completion takes (L)")
+    parser.add_argument("--concurrency", type=int, default=16, help="generator invocations at once (C)")
+    parser.add_argument("--stories", type=int, help="stories to generate (default: C x batch size x 4)")
+    parser.add_argument("--batch-size", type=int, default=5, help="SQS messages per generator invocation")
+    parser.add_argument("--budget", type=float, help="run with a budget, so every story also uses the ledger")
+    parser.add_argument("--separate-emulator", action="store_true",
+                        help="run the AWS emulator in its own process (as with coach build --endpoint-url)")
+    parser.add_argument("--min-ratio", type=float, help="exit 1 when the ratio to C/L is below this")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    stories = args.stories or args.concurrency * args.batch_size * 4
+    figures = run(args.latency, args.concurrency, stories, args.batch_size, args.budget, args.separate_emulator)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(f"{figures['generated']}/{stories} stories, C={args.concurrency}, L={args.latency:g}s, "
+              f"batch size {args.batch_size}{', with budget' if args.budget else ''}, "
+              f"AWS emulator {figures['emulator']}")
+        print(f"generation: {figures['generation_s']:.2f}s (poller until drained: {figures['poller_s']:.2f}s)")
+        print(f"throughput: {figures['stories_per_s']:.2f} stories/s; ideal C/L = {figures['ideal_per_s']:.2f}; "
+              f"ratio {figures['ratio']:.3f}")
+    if args.min_ratio is not None and figures["ratio"] < args.min_ratio:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
