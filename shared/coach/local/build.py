@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,7 +19,7 @@ import boto3
 from pydantic import BaseModel
 
 from coach import runtime
-from coach.adapters.storage import BuildStore, dataset_key
+from coach.adapters.storage import BuildStore, dataset_key, feedback_key
 from coach.domain.records import BuildManifest, BuildRequest
 from coach.errors import CoachError, ConfigError, InputError
 from coach.local import mirror
@@ -173,8 +174,25 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
             stream.write(f"warning: {warning}\n")
         mirror.save(store, state, request.build_id, known=known)
 
+        def keep_batch(messages: list[dict[str, Any]]) -> None:
+            # Each batch's records reach the disk before its messages are deleted: a crash (kill -9) then
+            # loses at most the critiques in flight, not everything since the last periodic save.
+            for message in messages:
+                attributes = message.get("MessageAttributes", {})
+                build_id = attributes.get("build_id", {}).get("StringValue")
+                story_id = attributes.get("story_id", {}).get("StringValue")
+                key = feedback_key(build_id, story_id) if build_id and story_id else None
+                text = store.get_text(key) if key else None
+                if key and text is not None:
+                    target = state / key
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = target.with_name(f"{target.name}.{threading.get_ident()}.tmp")
+                    tmp.write_text(text, encoding="utf-8")
+                    tmp.replace(target)  # atomic, as the periodic save writes
+
         poller = SqsPoller(boto3.client("sqs", endpoint_url=stack.endpoint_url), stack.queue_url,
-                           stack.queue_arn, batch_size=options.batch_size, concurrency=options.concurrency)
+                           stack.queue_arn, batch_size=options.batch_size, concurrency=options.concurrency,
+                           after_batch=keep_batch)
         bar = ProgressBar(scrape["enqueued"], stream)
         last_save = [time.monotonic()]
 

@@ -18,6 +18,7 @@ from typing import Any
 from coach.local.lambda_runtime import invoke
 
 Handler = Callable[[dict[str, Any]], Any]
+BatchHook = Callable[[list[dict[str, Any]]], None]
 log = logging.getLogger(__name__)
 
 
@@ -77,6 +78,7 @@ class SqsPoller:
         concurrency: int = 4,
         retry_delay_s: int = 1,
         wait_s: int = 1,
+        after_batch: BatchHook | None = None,
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -86,6 +88,9 @@ class SqsPoller:
         self.concurrency = max(1, concurrency)
         self.retry_delay_s = retry_delay_s
         self.wait_s = wait_s
+        # Called with a batch's messages after the handler and before any is deleted: a local build makes
+        # what the batch wrote durable there, so a crash never loses a critique whose message is gone.
+        self.after_batch = after_batch
         self.stats = PollerStats()
         self._stop = threading.Event()
         self._in_flight = 0
@@ -109,6 +114,11 @@ class SqsPoller:
         except Exception:
             failed_ids = {m["MessageId"] for m in messages}
             error = True
+        if self.after_batch is not None:
+            try:
+                self.after_batch(messages)
+            except Exception as exc:  # the records are still in the emulator; the periodic save keeps them
+                log.warning("after-batch hook failed: %s", exc)
         done = [m for m in messages if m["MessageId"] not in failed_ids]
         retry = [m for m in messages if m["MessageId"] in failed_ids]
         # One request per batch, as the event source mapping does: fewer calls, less emulator time per story.

@@ -1,0 +1,171 @@
+"""A local build through a misbehaving completion API, interrupted twice and resumed: nothing lost, nothing
+written that is not a critique, and no story paid for twice except the calls a hard crash cut off.
+
+The OpenAI-compatible test server answers about 30% of calls with 429 (with Retry-After) or 500, adds random
+latency, and stalls some calls past the client's timeout (it never answers those, so an abandoned call is
+never a paid one; every normal answer comes far inside the timeout, so none reaches a client that gave up).
+The server counts a paid call only once its answer is written to the client.
+
+The build (`coach build` in a subprocess) is stopped with Ctrl-C (SIGINT) part-way, which must lose nothing:
+the workers finish their batches and the records are saved before it exits. The second run is killed
+outright (SIGKILL): critiques paid for in batches that had not finished are lost with the process (each
+batch's records are saved before its messages are deleted), so the third run pays for exactly those again.
+The test identifies them from what the server had paid at the kill and what was on disk after it, bounds
+them by the batches in flight, and requires every other story to be paid for exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from coach.domain.critic import write_critique
+from coach.domain.prompt import extract_story
+from tests.fakes.openai_server import FakeOpenAIServer
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "shared" / "coach" / "samples"
+KEY = "sk-fault-injection"
+BUILD = "fault-injection"
+STORIES = 64
+TIMEOUT_S = 2.0
+CONCURRENCY, BATCH_SIZE = 6, 2
+
+
+def write_stories(path: Path) -> list[str]:
+    """64 distinct stories cut from the bundled samples, each opening with a marker the test can find."""
+    samples = sorted(SAMPLES.glob("*.md"))
+    rows = []
+    for number in range(STORIES):
+        sample = samples[number % len(samples)]
+        paragraphs = [p for p in re.split(r"\n\s*\n", sample.read_text().split("\n", 2)[2]) if p.strip()]
+        part, third = number // len(samples), max(1, len(paragraphs) // 3)
+        chunk = paragraphs[part * third:(part + 1) * third + 2]
+        if sum(len(p) for p in chunk) < 600:
+            chunk = paragraphs
+        rows.append({"id": f"fault-{number:03d}", "title": f"{sample.stem.replace('-', ' ')} ({part + 1})",
+                     "text": f"{marker(number)} " + "\n\n".join(chunk)})
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return [row["id"] for row in rows]
+
+
+def marker(number: int) -> str:
+    return f"Case file {number:03d}."
+
+
+def critique(messages: list[dict]) -> str:
+    title, text = extract_story(messages)  # a different critique for each story, as a real model writes
+    return write_critique(text, title=title)
+
+
+def start_build(source: Path, out: Path, base_url: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "COACH_", "AWS_ENDPOINT"))}
+    env.update({"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": base_url, "COACH_COMPLETION_TIMEOUT": str(TIMEOUT_S)})
+    return subprocess.Popen(
+        [sys.executable, "-m", "coach", "build", "--source", str(source), "--provider", "openai",
+         "--model", "gpt-4o-mini", "--build-id", BUILD, "--out", str(out), "--concurrency", str(CONCURRENCY),
+         "--batch-size", str(BATCH_SIZE)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_paid(server: FakeOpenAIServer, build: subprocess.Popen, at_least: int) -> None:
+    deadline = time.monotonic() + 60
+    while server.total_successes < at_least:
+        assert build.poll() is None, f"the build ended before it was interrupted: {build.communicate()}"
+        assert time.monotonic() < deadline, "the build made no progress"
+        time.sleep(0.05)
+
+
+def records_on_disk(out: Path) -> dict[str, dict]:
+    folder = out / ".state" / "builds" / BUILD / "feedback"
+    return {path.stem: json.loads(path.read_text()) for path in folder.glob("*.json")} if folder.is_dir() else {}
+
+
+def paid_per_story(server: FakeOpenAIServer, ids: list[str]) -> dict[str, int]:
+    return {story_id: server.successes_containing(marker(n)) for n, story_id in enumerate(ids)}
+
+
+def test_interrupted_and_crashed_build_accounts_for_every_story_and_pays_once(tmp_path):
+    source = tmp_path / "stories.jsonl"
+    ids = write_stories(source)
+    out = tmp_path / "out"
+    with FakeOpenAIServer(api_key=KEY, reply=critique, failure_rate=0.3, rate_limit_share=0.5, retry_after=0.2,
+                          latency=(0.05, 0.3), stall_rate=0.05, stall_seconds=TIMEOUT_S * 2, seed=6) as server:
+        # 1. Ctrl-C part-way: in-flight batches finish and are saved; the command says how to continue.
+        first = start_build(source, out, server.base_url)
+        wait_for_paid(server, first, 12)
+        first.send_signal(signal.SIGINT)
+        _, stderr = first.communicate(timeout=60)
+        assert first.returncode == 130, stderr
+        assert "interrupted" in stderr and "re-run" in stderr
+        after_interrupt = records_on_disk(out)
+        generated_then = {s for s, r in after_interrupt.items() if r["status"] == "generated"}
+        assert generated_then and len(generated_then) < STORIES
+        assert all(paid_per_story(server, ids)[s] == 1 for s in generated_then)
+        assert server.total_successes == len(generated_then)  # a graceful stop loses no paid critique
+
+        # 2. A hard crash part-way through the resumed run.
+        second = start_build(source, out, server.base_url)
+        wait_for_paid(server, second, server.total_successes + 15)
+        second.kill()
+        second.communicate(timeout=30)
+        time.sleep(1.0)  # answers already on their way are written (and counted) by now
+        paid_at_crash = paid_per_story(server, ids)
+        on_disk = {s for s, r in records_on_disk(out).items() if r["status"] == "generated"}
+        lost = {s for s, n in paid_at_crash.items() if n and s not in on_disk}
+        assert all(n <= 1 for n in paid_at_crash.values())
+        # Each batch's records reach the disk before its messages are deleted, so a crash costs at most the
+        # batches in flight: concurrency x batch size.
+        assert len(lost) <= CONCURRENCY * BATCH_SIZE
+
+        # 3. Run to completion.
+        third = start_build(source, out, server.base_url)
+        stdout, stderr = third.communicate(timeout=120)
+        assert third.returncode == 0, stderr
+        assert "resumed" in stderr
+
+        records = records_on_disk(out)
+        paid = paid_per_story(server, ids)
+        statuses = server.status_counts()
+
+    print(f"\nsaved at Ctrl-C {len(generated_then)}, on disk after the crash {len(on_disk)}, cut off by the "
+          f"crash {len(lost)}; server answers {statuses}")
+    # Every story has exactly one feedback record: a critique, or a failure/skip with its reason.
+    assert sorted(records) == sorted(ids)
+    generated = {s for s, r in records.items() if r["status"] == "generated"}
+    for record in records.values():
+        if record["status"] == "generated":
+            assert record["feedback"].strip() and record["error"] is None
+            assert record["usage"]["total_tokens"] > 0 and record["cost_usd"] > 0
+            # An API error is never mistaken for feedback.
+            assert "Rate limit" not in record["feedback"] and "server had an error" not in record["feedback"]
+        else:
+            assert record["feedback"] is None and record["error"]["code"] and record["error"]["message"]
+    assert len(generated) >= STORIES - 2  # with five attempts per delivery a dead letter is very unlikely
+
+    # Each generated story was paid for once; only the critiques the crash cut off were paid for again.
+    assert {s: paid[s] for s in generated} == {s: 2 if s in lost else 1 for s in generated}
+    assert all(paid[s] == 0 for s in ids if s not in generated)
+    assert sum(paid.values()) == len(generated) + len(lost)
+
+    # The faults really happened, and the pipeline retried through them.
+    assert statuses.get(429, 0) > 0 and statuses.get(500, 0) > 0 and statuses.get(0, 0) > 0
+    assert any(r["attempts"] > 1 for r in records.values() if r["status"] == "generated")
+
+    # The manifest of the last run accounts for the build: reused from earlier runs, generated now.
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    assert counts["stories"] == STORIES and counts["generated"] == len(generated)
+    assert counts["reused"] == len(on_disk) and counts["generated_now"] == len(generated) - len(on_disk)
+    assert counts["failed"] == STORIES - len(generated) and counts["skipped_budget"] == 0
+    dataset = (out / "train.jsonl").read_text() + (out / "validation.jsonl").read_text()
+    assert "Rate limit" not in dataset and "server had an error" not in dataset
+    assert f"{counts['generated']} ({counts['generated_now']} / {counts['reused']})" in stdout
