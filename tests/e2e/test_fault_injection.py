@@ -169,3 +169,39 @@ def test_interrupted_and_crashed_build_accounts_for_every_story_and_pays_once(tm
     dataset = (out / "train.jsonl").read_text() + (out / "validation.jsonl").read_text()
     assert "Rate limit" not in dataset and "server had an error" not in dataset
     assert f"{counts['generated']} ({counts['generated_now']} / {counts['reused']})" in stdout
+
+
+def coach(*args: str, base_url: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "COACH_", "AWS_ENDPOINT"))}
+    env.update({"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": base_url, "COACH_COMPLETION_TIMEOUT": str(TIMEOUT_S)})
+    return subprocess.run([sys.executable, "-m", "coach", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=180)
+
+
+def test_dead_lettered_stories_are_listed_with_their_cause_and_redriven_once_fixed(tmp_path):
+    out = tmp_path / "out"
+    build = ("build", "--limit", "12", "--provider", "openai", "--build-id", "dead-letters", "--out", str(out))
+    with FakeOpenAIServer(api_key=KEY, reply=critique, failure_rate=1.0, rate_limit_share=1.0,
+                          retry_after=0.01) as server:
+        broken = coach(*build, base_url=server.base_url)  # the API refuses everything: 429 on every call
+        assert broken.returncode != 0
+        assert "12 messages are in the dead-letter queue" in broken.stderr
+        assert "coach redrive dead-letters" in broken.stderr
+
+        listed = coach("redrive", "dead-letters", "--out", str(out), "--list", base_url=server.base_url)
+        assert listed.returncode == 0, listed.stderr
+        lines = listed.stdout.splitlines()
+        assert lines[0] == "build dead-letters: 12 dead-lettered stories"
+        assert all("upstream_rate_limited: gave up after 3 deliveries" in line for line in lines[1:13])
+        assert server.total_successes == 0
+
+        server.configure(failure_rate=0.0)  # the cause is fixed
+        redriven = coach("redrive", "dead-letters", "--out", str(out), base_url=server.base_url)
+        assert redriven.returncode == 0, redriven.stderr
+        counts = json.loads((out / "manifest.json").read_text())["counts"]
+        assert counts["generated"] == counts["generated_now"] == 12 and counts["failed"] == 0
+        assert server.total_successes == 12 and max(server.success_counts.values()) == 1
+
+        again = coach("redrive", "dead-letters", "--out", str(out), base_url=server.base_url)
+        assert again.returncode == 0 and "0 dead-lettered stories" in again.stdout
+        assert "nothing to redrive" in again.stdout and server.total_successes == 12

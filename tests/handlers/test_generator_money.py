@@ -6,6 +6,7 @@ which messages came back as batch failures, and what the feedback records say.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -166,3 +167,20 @@ def test_after_the_last_delivery_the_message_is_dead_lettered_with_its_cause(aws
     assert record.error is not None and record.error.code == "upstream_rate_limited"
     assert "gave up after 3 deliveries" in record.error.message
     assert fake.total_successes == 0 and fake.status_counts() == {429: 15}  # 3 deliveries x 5 attempts
+
+
+def test_redrive_moves_only_that_builds_dead_letters_back_to_the_story_queue(aws):
+    from coach.cli.redrive_cmd import move_dead_letters
+
+    sqs = boto3.client("sqs")
+    for build_id, story_id in [("m7", "s1"), ("other", "s2"), ("m7", "s3")]:
+        sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=json.dumps({"build_id": build_id, "story_id": story_id}),
+                         MessageAttributes={"build_id": {"DataType": "String", "StringValue": build_id},
+                                            "story_id": {"DataType": "String", "StringValue": story_id}})
+    assert sorted(move_dead_letters(sqs, aws.dlq_url, aws.queue_url, "m7")) == ["s1", "s3"]
+
+    back = _receive(aws, 2)
+    assert sorted(json.loads(m["Body"])["story_id"] for m in back) == ["s1", "s3"]
+    assert {m["MessageAttributes"]["build_id"]["StringValue"] for m in back} == {"m7"}
+    left = sqs.receive_message(QueueUrl=aws.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["build_id"] for m in left] == ["other"]
