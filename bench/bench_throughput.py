@@ -170,7 +170,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     stories = args.stories or args.concurrency * args.batch_size * 4
-    figures = run(args.latency, args.concurrency, stories, args.batch_size, args.budget, args.separate_emulator)
+    figures = run(args.latency, args.concurrency, stories, args.batch_size, args.budget,
+                  args.separate_emulator)
     if args.json:
         print(json.dumps(figures))
     else:
@@ -179,8 +180,8 @@ def main() -> None:
               f"AWS emulator {figures['emulator']}")
         print(f"generation: {figures['generation_s']:.2f}s (whole build: {figures['build_s']:.2f}s, "
               f"{figures['outcome']})")
-        print(f"throughput: {figures['stories_per_s']:.2f} stories/s; ideal C/L = {figures['ideal_per_s']:.2f}; "
-              f"ratio {figures['ratio']:.3f}")
+        print(f"throughput: {figures['stories_per_s']:.2f} stories/s; "
+              f"ideal C/L = {figures['ideal_per_s']:.2f}; ratio {figures['ratio']:.3f}")
     if args.min_ratio is not None and figures["ratio"] < args.min_ratio:
         sys.exit(1)
 

@@ -53,8 +53,9 @@ def _record_handler(record: SQSRecord, guard: GenerationGuard) -> dict:
     if not outcome.reused and result.status == "generated":
         _count("CompletionTokens", result.usage.total_tokens)
         _count("CompletionCostMicroUSD", round(result.cost_usd * 1_000_000))
-    logger.info("story processed", extra={"build_id": task.build_id, "story_id": task.story_id,
-                                          "outcome": outcome.label, "error": result.error and result.error.code})
+    logger.info("story processed", extra={
+        "build_id": task.build_id, "story_id": task.story_id, "outcome": outcome.label,
+        "error": result.error and result.error.code})
     return {"story_id": task.story_id, "status": outcome.label}
 
 

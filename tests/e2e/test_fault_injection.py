@@ -67,14 +67,18 @@ def critique(messages: list[dict]) -> str:
     return write_critique(text, title=title)
 
 
-def start_build(source: Path, out: Path, base_url: str) -> subprocess.Popen:
+def environment(base_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "COACH_", "AWS_ENDPOINT"))}
-    env.update({"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": base_url, "COACH_COMPLETION_TIMEOUT": str(TIMEOUT_S)})
+    env.update(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=base_url, COACH_COMPLETION_TIMEOUT=str(TIMEOUT_S))
+    return env
+
+
+def start_build(source: Path, out: Path, base_url: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "coach", "build", "--source", str(source), "--provider", "openai",
          "--model", "gpt-4o-mini", "--build-id", BUILD, "--out", str(out), "--concurrency", str(CONCURRENCY),
          "--batch-size", str(BATCH_SIZE)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, env=environment(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_paid(server: FakeOpenAIServer, build: subprocess.Popen, at_least: int) -> None:
@@ -87,7 +91,7 @@ def wait_for_paid(server: FakeOpenAIServer, build: subprocess.Popen, at_least: i
 
 def records_on_disk(out: Path) -> dict[str, dict]:
     folder = out / ".state" / "builds" / BUILD / "feedback"
-    return {path.stem: json.loads(path.read_text()) for path in folder.glob("*.json")} if folder.is_dir() else {}
+    return {path.stem: json.loads(path.read_text()) for path in folder.glob("*.json")}
 
 
 def paid_per_story(server: FakeOpenAIServer, ids: list[str]) -> dict[str, int]:
@@ -98,8 +102,9 @@ def test_interrupted_and_crashed_build_accounts_for_every_story_and_pays_once(tm
     source = tmp_path / "stories.jsonl"
     ids = write_stories(source)
     out = tmp_path / "out"
-    with FakeOpenAIServer(api_key=KEY, reply=critique, failure_rate=0.3, rate_limit_share=0.5, retry_after=0.2,
-                          latency=(0.05, 0.3), stall_rate=0.05, stall_seconds=TIMEOUT_S * 2, seed=6) as server:
+    faults = {"failure_rate": 0.3, "rate_limit_share": 0.5, "retry_after": 0.2, "latency": (0.05, 0.3),
+              "stall_rate": 0.05, "stall_seconds": TIMEOUT_S * 2, "seed": 6}
+    with FakeOpenAIServer(api_key=KEY, reply=critique, **faults) as server:
         # 1. Ctrl-C part-way: in-flight batches finish and are saved; the command says how to continue.
         first = start_build(source, out, server.base_url)
         wait_for_paid(server, first, 12)
@@ -172,15 +177,14 @@ def test_interrupted_and_crashed_build_accounts_for_every_story_and_pays_once(tm
 
 
 def coach(*args: str, base_url: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "COACH_", "AWS_ENDPOINT"))}
-    env.update({"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": base_url, "COACH_COMPLETION_TIMEOUT": str(TIMEOUT_S)})
-    return subprocess.run([sys.executable, "-m", "coach", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=180)
+    return subprocess.run([sys.executable, "-m", "coach", *args], cwd=REPO, env=environment(base_url),
+                          capture_output=True, text=True, timeout=180)
 
 
 def test_dead_lettered_stories_are_listed_with_their_cause_and_redriven_once_fixed(tmp_path):
     out = tmp_path / "out"
-    build = ("build", "--limit", "12", "--provider", "openai", "--build-id", "dead-letters", "--out", str(out))
+    build = ("build", "--limit", "12", "--provider", "openai", "--build-id", "dead-letters",
+             "--out", str(out))
     with FakeOpenAIServer(api_key=KEY, reply=critique, failure_rate=1.0, rate_limit_share=1.0,
                           retry_after=0.01) as server:
         broken = coach(*build, base_url=server.base_url)  # the API refuses everything: 429 on every call

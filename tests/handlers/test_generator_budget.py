@@ -54,8 +54,8 @@ def paid(aws, monkeypatch, tmp_path):
 
 
 def _request(path: str, budget: float, build_id: str = "budget-1") -> dict:
-    return {"build_id": build_id, "source": {"kind": "jsonl", "path": path}, "provider": "openai", "model": MODEL,
-            "budget_usd": budget}
+    return {"build_id": build_id, "source": {"kind": "jsonl", "path": path}, "provider": "openai",
+            "model": MODEL, "budget_usd": budget}
 
 
 def _generate_queued(aws) -> None:

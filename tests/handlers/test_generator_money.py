@@ -174,9 +174,10 @@ def test_redrive_moves_only_that_builds_dead_letters_back_to_the_story_queue(aws
 
     sqs = boto3.client("sqs")
     for build_id, story_id in [("m7", "s1"), ("other", "s2"), ("m7", "s3")]:
-        sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=json.dumps({"build_id": build_id, "story_id": story_id}),
-                         MessageAttributes={"build_id": {"DataType": "String", "StringValue": build_id},
-                                            "story_id": {"DataType": "String", "StringValue": story_id}})
+        body = json.dumps({"build_id": build_id, "story_id": story_id})
+        attributes = {"build_id": {"DataType": "String", "StringValue": build_id},
+                      "story_id": {"DataType": "String", "StringValue": story_id}}
+        sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=body, MessageAttributes=attributes)
     assert sorted(move_dead_letters(sqs, aws.dlq_url, aws.queue_url, "m7")) == ["s1", "s3"]
 
     back = _receive(aws, 2)

@@ -49,7 +49,8 @@ class BudgetLedger:
     def key(build_id: str, run_id: str) -> str:
         return f"budget#{build_id}#{run_id or '-'}"
 
-    def reserve(self, build_id: str, run_id: str, *, amount_usd: float, allowance_usd: float) -> Reservation | None:
+    def reserve(self, build_id: str, run_id: str, *, amount_usd: float,
+                allowance_usd: float) -> Reservation | None:
         """Reserve `amount_usd` if committed + amount stays within `allowance_usd`; None when it does not."""
         nanos = to_nanos(amount_usd)
         cap = to_nanos(allowance_usd) - nanos
@@ -59,7 +60,8 @@ class BudgetLedger:
         try:
             self.ddb.update_item(
                 TableName=self.table, Key={"id": {"S": key}},
-                UpdateExpression="ADD committed :n, reserved :n SET allowance = :allowance, expiration = :exp",
+                UpdateExpression=("ADD committed :n, reserved :n "
+                                  "SET allowance = :allowance, expiration = :exp"),
                 ConditionExpression="attribute_not_exists(committed) OR committed <= :cap",
                 ExpressionAttributeValues={
                     ":n": {"N": str(nanos)}, ":cap": {"N": str(cap)},

@@ -72,7 +72,7 @@ class GenerationGuard:
         )
 
     def register_lambda_context(self, context: Any) -> None:
-        """In-progress records then expire with the invocation, so a timed-out Lambda does not block retries."""
+        """In-progress records then expire with the invocation: a timed-out Lambda does not block retries."""
         self.config.register_lambda_context(context)
 
     def run(self, task: dict[str, Any], work: Work) -> tuple[dict[str, Any], bool]:

@@ -33,9 +33,11 @@ MOVE_BATCH = 10
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("build_id", metavar="BUILD_ID", help="the build whose dead-lettered stories to retry")
     parser.add_argument("--out", type=Path, help="the build's output folder (default: out/<build id>)")
-    parser.add_argument("--state-dir", type=Path, help="where the build's records persist (default: OUT/.state)")
+    parser.add_argument("--state-dir", type=Path,
+                        help="where the build's records persist (default: OUT/.state)")
     parser.add_argument("--endpoint-url", help="an AWS emulator that still holds the build's queues")
-    parser.add_argument("--list", action="store_true", dest="list_only", help="only list dead letters and causes")
+    parser.add_argument("--list", action="store_true", dest="list_only",
+                        help="only list the dead-lettered stories and their causes")
     parser.add_argument("--concurrency", type=int, default=4, help="generator invocations at once")
     parser.add_argument("--batch-size", type=int, default=5, help="SQS messages per generator invocation")
     parser.add_argument("--verbose", action="store_true", help="show the handlers' logs")
@@ -66,7 +68,8 @@ def move_dead_letters(sqs: Any, dlq_url: str, queue_url: str, build_id: str) -> 
                 if attributes.get("build_id", {}).get("StringValue") != build_id:
                     held[message["MessageId"]] = message  # the latest receipt handle is the one to release
                     continue
-                sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes)
+                sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"],
+                                 MessageAttributes=attributes)
                 sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
                 moved.append(attributes.get("story_id", {}).get("StringValue", message["MessageId"]))
     finally:
@@ -76,14 +79,15 @@ def move_dead_letters(sqs: Any, dlq_url: str, queue_url: str, build_id: str) -> 
 
 
 def _release(sqs: Any, dlq_url: str, message: dict[str, Any]) -> None:
-    sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"],
+                                  VisibilityTimeout=0)
 
 
 def _local_records(state: Path, build_id: str) -> tuple[dict[str, Any], list[GenerationRecord]]:
     request_file = state / request_key(build_id)
     if not request_file.is_file():
-        raise InputError(f"no local build '{build_id}' under {state}: give the build's --out (or --state-dir), "
-                         "or run coach build first", code="build_not_found")
+        raise InputError(f"no local build '{build_id}' under {state}: give the build's --out (or "
+                         "--state-dir), or run coach build first", code="build_not_found")
     request = json.loads(request_file.read_text(encoding="utf-8"))
     folder = (state / feedback_key(build_id, "x")).parent
     records = []
@@ -120,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     from coach.domain.records import BuildRequest
 
     if args.concurrency < 1 or not 1 <= args.batch_size <= 10:
-        raise InputError("--concurrency must be >= 1 and --batch-size between 1 and 10", code="invalid_option")
+        raise InputError("--concurrency must be >= 1 and --batch-size between 1 and 10",
+                         code="invalid_option")
     out = args.out or Path("out") / args.build_id
     state = args.state_dir or out / ".state"
     stack = None
@@ -156,5 +161,6 @@ def run(args: argparse.Namespace) -> int:
              else _local_records(state, args.build_id)[1])
     still = [record for record in dead_lettered(after) if record.story_id in retried]
     if still:
-        print(f"{len(still)} of {len(retried)} stories were dead-lettered again; fix the cause and redrive again")
+        print(f"{len(still)} of {len(retried)} stories were dead-lettered again; fix the cause and "
+              "redrive again")
     return 0 if result.generation_complete and not still else 3

@@ -63,8 +63,8 @@ class BuildEstimate(BaseModel):
     estimated_tokens: bool = False
 
     def describe(self) -> str:
-        return (f"{self.stories} stories at about {self.prompt_tokens} prompt + {self.completion_tokens} "
-                f"completion tokens on {self.model} ≈ ${self.usd:.4f}")
+        return (f"{self.stories} stories, about {self.prompt_tokens} prompt + {self.completion_tokens} "
+                f"completion tokens in all on {self.model} ≈ ${self.usd:.4f}")
 
 
 def _margin(tokens: int, estimated: bool) -> int:
@@ -103,7 +103,7 @@ def check_fits(estimate: BuildEstimate, *, budget_usd: float, spent_usd: float =
             "COACH_PRICE_TABLE (USD per 1M input/output tokens) or drop the budget", code="unpriced_model")
     left = budget_usd - spent_usd
     if estimate.stories and estimate.usd > left:
-        spent = f"${spent_usd:.4f} already spent, " if spent_usd else ""
+        spent = f" (${spent_usd:.4f} already spent, ${max(left, 0):.4f} left)" if spent_usd else ""
         raise BudgetExceededError(
-            f"the build cannot fit its budget of ${budget_usd:.4f} ({spent}${max(left, 0):.4f} left): "
-            f"{estimate.describe()}; raise budget_usd or lower the story limit")
+            f"the build cannot fit its budget of ${budget_usd:.4f}{spent}: {estimate.describe()}; "
+            "raise budget_usd or lower the story limit")

@@ -156,7 +156,7 @@ class SqsPoller:
                 messages = self._receive()
                 if messages:
                     self._process(messages)
-            except Exception as exc:  # a worker must not die on one failed request: that would lower concurrency
+            except Exception as exc:  # a dead worker would quietly lower the concurrency
                 log.warning("SQS poller: %s: %s", type(exc).__name__, exc)
                 messages = []
             finally:

@@ -65,8 +65,8 @@ def _reserve(task: GenerationTask, messages: list[dict[str, str]], *, ledger: Bu
     call = estimate_call(task.model, count_chat_tokens(messages), max_feedback_tokens, prices,
                          estimated_tokens=counter.estimated)
     if not call.priced:
-        return _failed(task, "unpriced_model", f"the build has a budget but model '{task.model}' has no price: "
-                                               "add it to COACH_PRICE_TABLE")
+        return _failed(task, "unpriced_model", f"the build has a budget but model '{task.model}' has no "
+                                               "price: add it to COACH_PRICE_TABLE")
     if call.nanos == 0:
         return None
     allowance = task.budget_usd - task.budget_spent_usd
@@ -106,7 +106,8 @@ def generate(
 
     prompt = build_messages(story.text, story.title, layout="full", max_story_tokens=max_story_tokens)
     prices = prices or price_table()
-    reserved = _reserve(task, prompt.messages, ledger=ledger, prices=prices, max_feedback_tokens=max_feedback_tokens)
+    reserved = _reserve(task, prompt.messages, ledger=ledger, prices=prices,
+                        max_feedback_tokens=max_feedback_tokens)
     if isinstance(reserved, GenerationRecord):
         store.put_feedback(reserved)
         return reserved, False
@@ -127,8 +128,9 @@ def generate(
         _release(ledger, reserved)
         if receive_count >= max_receives:
             # Last delivery before the DLQ: leave the cause where the build can count it.
-            store.put_feedback(_failed(task, exc.code, f"gave up after {receive_count} deliveries: {exc.message}",
-                                       truncated=prompt.truncated, attempts=receive_count, dead_lettered=True))
+            cause = f"gave up after {receive_count} deliveries: {exc.message}"
+            store.put_feedback(_failed(task, exc.code, cause, truncated=prompt.truncated,
+                                       attempts=receive_count, dead_lettered=True))
         raise
     except CoachError as exc:  # configuration problems fail the story with a readable reason
         _release(ledger, reserved)

@@ -65,14 +65,15 @@ def collect(request: BuildRequest, store: BuildStore, **source_kwargs: Any) -> t
     return list(result.stories), info, False
 
 
-def estimate_pending(request: BuildRequest, stories: list[Story], *, settings: Settings | None = None) -> BuildEstimate:
+def estimate_pending(request: BuildRequest, stories: list[Story], *,
+                     settings: Settings | None = None) -> BuildEstimate:
     """Expected cost of critiquing `stories`, from the prompts the generator will send for them."""
     cfg = settings or Settings.from_env()
     counts = [count_chat_tokens(build_messages(s.text, s.title, layout="full",
                                                max_story_tokens=cfg.max_story_tokens).messages)
               for s in stories]
-    return estimate_build(default_model(request), counts, price_table(),
-                          max_completion_tokens=cfg.max_feedback_tokens, estimated_tokens=get_counter().estimated)
+    return estimate_build(default_model(request), counts, price_table(), max_completion_tokens=cfg.max_feedback_tokens,
+                          estimated_tokens=get_counter().estimated)
 
 
 def scrape(request: BuildRequest, *, store: BuildStore, queue: StoryQueue, **source_kwargs: Any) -> ScrapeResult:
