@@ -69,9 +69,15 @@ def _speed_up_moto() -> None:
     - it lists moto's package folder (hundreds of stat calls) to route by host: list it once;
     - each received message re-derives every queue attribute (walking all messages), which makes a receive
       O(queue length) per message while a build's queue holds every story: check retention directly."""
-    from moto import backends
-    from moto.core.utils import unix_time
-    from moto.sqs.models import SQSBackend
+    try:
+        from moto import backends
+        from moto.core.utils import unix_time
+        from moto.sqs.models import SQSBackend
+    except ImportError:
+        return
+    if not (hasattr(backends, "list_of_moto_modules")
+            and hasattr(SQSBackend, "is_message_valid_based_on_retention_period")):
+        return  # a moto without these internals: run it as it is
 
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
