@@ -12,6 +12,7 @@ import shutil
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -65,6 +66,8 @@ def _quiet_powertools(verbose: bool) -> None:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ["POWERTOOLS_LOG_LEVEL"] = "INFO" if verbose else "ERROR"
+    # A handler that fails before adding a metric flushes none; in a terminal that is noise, not news.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 def check_provider(request: BuildRequest) -> None:
