@@ -40,6 +40,7 @@ def test_samples_build_end_to_end_then_resume_generates_nothing(tmp_path):
     assert counts["stories"] >= 20 and counts["accepted"] >= 15
     assert counts["generated_now"] == counts["stories"] and counts["failed"] == 0
     assert m["fine_tune"]["status"] == "skipped" and m["fine_tune"]["reason"]
+    assert m["tokens"]["usage_estimated"] is True  # the offline critic's usage is a character estimate
     assert m["tokens"]["estimated"] in (True, False) and m["prompt_version"]
     train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     validation = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
@@ -76,6 +77,7 @@ def test_openai_provider_runs_through_the_sdk(tmp_path):
         assert m["provider"] == "openai" and m["model"] == "gpt-4o-mini"
         assert m["counts"]["generated"] == 12
         assert m["tokens"]["prompt_tokens"] > 0 and m["cost"]["generation_usd"] > 0
+        assert m["tokens"]["usage_estimated"] is False  # the API's own counts, not a guess
         # The editor prompt reached the server intact, with the end marker as a stop sequence.
         sent = server.chat_requests()[0]
         assert sent.status == 200 and "=== END STORY ===" in (sent.user_content or "")

@@ -225,8 +225,9 @@ class TokenStats(_Record):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     dataset_tokens: int = 0
-    estimated: bool = True
-    method: str = "chars/4"
+    estimated: bool = True  # any figure here is an estimate
+    usage_estimated: bool = True  # prompt/completion tokens: estimated (offline critic) or the API's own count
+    method: str = "chars/4"  # how dataset tokens were counted
 
 
 class Distribution(_Record):

@@ -261,11 +261,12 @@ def summary_table(result: LocalBuildResult) -> str:
         ("rejected", str(c.rejected)),
     ]
     rows += [(f"  {reason}", str(n)) for reason, n in sorted(c.rejected_by_reason.items())]
-    estimate = " (estimated)" if m.tokens.estimated else ""
+    estimate = " (estimated)" if m.tokens.usage_estimated else " (as billed)"
     rows += [
         ("examples (train / validation)", f"{c.train_examples} / {c.validation_examples}"),
         ("tokens (prompt / completion)", f"{m.tokens.prompt_tokens} / {m.tokens.completion_tokens}{estimate}"),
-        ("dataset tokens", f"{m.tokens.dataset_tokens} [{m.tokens.method}]"),
+        ("dataset tokens", f"{m.tokens.dataset_tokens} [{m.tokens.method}"
+         + (", estimated]" if m.tokens.method.startswith("chars") else "]")),
         ("generation cost", f"${m.cost.generation_usd:.4f}"),
         ("fine-tune estimate", cost_line(m).removeprefix("fine-tune estimate: ")),
         ("fine-tune", m.fine_tune.status + (f": {m.fine_tune.reason}" if m.fine_tune.reason else "")

@@ -231,6 +231,7 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
             completion_tokens=sum(r.usage.completion_tokens for r in generated),
             dataset_tokens=all_tokens,
             estimated=counter.estimated or any(r.usage.estimated for r in generated),
+            usage_estimated=any(r.usage.estimated for r in generated),
             method=counter.method,
         ),
         cost=CostEstimate(
