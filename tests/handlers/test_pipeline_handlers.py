@@ -144,3 +144,35 @@ def test_finetune_start_records_skipped_for_offline_provider(aws):
     store = BuildStore(aws.bucket, boto3.client("s3"))
     manifest = store.get_model(dataset["manifest_key"], BuildManifest)
     assert manifest.fine_tune.status == "skipped" and manifest.fine_tune.reason
+
+
+def test_progress_records_stories_whose_messages_left_without_a_record(aws, monkeypatch):
+    """A message dead-lettered with no record (e.g. a timeout on its last delivery) must not stall the build."""
+    from coach.pipeline.progress import check_progress
+
+    invoke("scraper", {"request": _request(limit=3)})
+    sqs = boto3.client("sqs")
+    messages = _receive_all(sqs, aws.queue_url)
+    # Two stories succeed; the third message vanishes from the queue (as into the DLQ) with no record.
+    invoke("generator", to_sqs_event(messages[:2], aws.queue_arn))
+    for message in messages:
+        sqs.delete_message(QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    store = BuildStore(aws.bucket, boto3.client("s3"))
+    now = [1_000.0]
+
+    def check(depth: int):
+        return check_progress("b1", store=store, queue_depth=depth, drain_confirm_s=60, clock=lambda: now[0])
+
+    assert not check(0).done  # the first empty reading only starts the clock
+    now[0] += 30
+    assert not check(1).done  # messages back in the queue: the clock restarts
+    now[0] += 10
+    assert not check(0).done
+    now[0] += 61
+    progress = check(0)
+    assert progress.done and progress.lost == 1 and progress.generated == 2 and progress.accounted == 3
+    lost = [r for r in store.feedback("b1") if r.status == "failed"]
+    assert len(lost) == 1 and lost[0].error.code == "message_lost" and lost[0].dead_lettered
+    # The handler wires the real queue depth in: with the queue empty and no wait it reports done at once.
+    monkeypatch.setenv("COACH_QUEUE_DRAIN_CONFIRM_SECONDS", "0")
+    assert invoke("progress", {"build_id": "b1", "enqueued": 3})["done"]

@@ -138,7 +138,7 @@ def test_writers_may_only_put_objects_under_builds(template):
             assert actions == ["s3:PutObject"], owner  # no deletes: rejected work is kept, not removed
             writable.setdefault(statement["Resource"]["Fn::Sub"], set()).add(owner)
     assert writable == {
-        "${DataBucket.Arn}/builds/*": {"ScraperFunction", "GeneratorFunction", "ValidatorFunction",
+        "${DataBucket.Arn}/builds/*": {"ScraperFunction", "GeneratorFunction", "ProgressFunction", "ValidatorFunction",
                                        "AssemblerFunction", "FineTuneFunction"},
         "${DataBucket.Arn}/index/stories/*": {"ScraperFunction"},
     }

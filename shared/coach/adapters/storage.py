@@ -2,6 +2,7 @@
 
 builds/{build_id}/request.json          the BuildRequest
 builds/{build_id}/scrape.json           what the scraper found and enqueued
+builds/{build_id}/progress.json         when the story queue was first seen drained (progress check)
 builds/{build_id}/stories/{story}.json  Story records
 builds/{build_id}/feedback/{story}.json GenerationRecord (generated, failed or skipped_budget)
 builds/{build_id}/verdicts/{story}.json Verdict
@@ -34,6 +35,10 @@ def request_key(build_id: str) -> str:
 
 def scrape_key(build_id: str) -> str:
     return f"{build_prefix(build_id)}scrape.json"
+
+
+def progress_key(build_id: str) -> str:
+    return f"{build_prefix(build_id)}progress.json"
 
 
 def story_key(build_id: str, story_id: str) -> str:

@@ -216,6 +216,8 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         bar.update(scrape["enqueued"] if drained else poller.stats.messages - poller.stats.failures)
         bar.close()
         mirror.save(store, state, request.build_id, known=known)
+        # The poller has just watched the queue drain, so the progress check need not wait to confirm it.
+        os.environ["COACH_QUEUE_DRAIN_CONFIRM_SECONDS"] = "0"
         progress = _step("progress", {"build_id": request.build_id, "enqueued": scrape["enqueued"]})
         if not drained:
             stream.write(f"warning: generation did not finish within {options.generation_timeout_s:.0f}s; "
