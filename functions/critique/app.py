@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body
@@ -12,9 +12,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from coach import __version__
 from coach.api import config, errors, gate, service
 from coach.api.models import CritiqueRequest, CritiqueResponse, HealthResponse
+from coach.observability import count
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()
 
 # Every body parser failure must surface as a 400 (see errors.parse_json_body).
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=errors.parse_json_body)
@@ -45,7 +47,12 @@ errors.install(app, ALLOWED_METHODS)
 )
 @tracer.capture_method(capture_response=False)  # critiques quote the writer's story: keep them out of traces
 def create_critique(request: Annotated[CritiqueRequest, Body(embed=False)]) -> CritiqueResponse:
-    return service.current().critique(request)
+    response = service.current().critique(request)
+    count(metrics, "CritiquesServed")
+    count(metrics, "CritiqueTokens", response.usage.total_tokens)
+    if response.truncated:
+        count(metrics, "CritiqueStoriesTruncated")
+    return response
 
 
 @app.get("/health", summary="Liveness check", operation_id="health", tags=["service"],
@@ -57,6 +64,7 @@ def health() -> HealthResponse:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     settings = config.ApiConfig.from_env()
     return gate.handle(app.resolve, event, context, api_key=config.api_key(),

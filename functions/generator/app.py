@@ -7,8 +7,6 @@ later and finds the result).
 """
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -17,6 +15,7 @@ from coach import runtime
 from coach.adapters.budget import default_ledger
 from coach.adapters.idempotency import GenerationGuard, GenerationInProgressError, default_guard
 from coach.domain.records import GenerationTask
+from coach.observability import count
 from coach.pipeline.generate import generate_once
 
 logger = Logger()
@@ -25,9 +24,7 @@ metrics = Metrics()
 
 
 def _count(name: str, value: float) -> None:
-    # Disabled metrics are never flushed, so they would pile up (and print every 100th value) in a local run.
-    if not is_metrics_disabled():
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    count(metrics, name, value)
 
 
 def _record_handler(record: SQSRecord, guard: GenerationGuard) -> dict:
