@@ -15,6 +15,8 @@ from coach import runtime
 from coach.adapters.budget import default_ledger
 from coach.adapters.idempotency import GenerationGuard, GenerationInProgressError, default_guard
 from coach.domain.records import GenerationTask
+from coach.domain.redelivery import redelivery_delay
+from coach.errors import UpstreamError
 from coach.observability import count
 from coach.pipeline.generate import generate_once
 
@@ -25,6 +27,14 @@ metrics = Metrics()
 
 def _count(name: str, value: float) -> None:
     count(metrics, name, value)
+
+
+def _retry_sooner(record: SQSRecord, retry_after: float | None) -> None:
+    receive_count = int(record.attributes.approximate_receive_count or 1)
+    try:
+        runtime.story_queue().retry_later(record.receipt_handle, redelivery_delay(receive_count, retry_after))
+    except Exception as exc:  # the queue's own visibility timeout still brings it back
+        logger.warning("could not shorten the message's visibility", extra={"error": type(exc).__name__})
 
 
 def _record_handler(record: SQSRecord, guard: GenerationGuard) -> dict:
@@ -44,6 +54,10 @@ def _record_handler(record: SQSRecord, guard: GenerationGuard) -> dict:
         )
     except GenerationInProgressError:
         logger.info("story already in progress", extra={"build_id": task.build_id, "story_id": task.story_id})
+        _retry_sooner(record, None)
+        raise
+    except UpstreamError as exc:
+        _retry_sooner(record, exc.retry_after)
         raise
     result = outcome.record
     _count(f"Generation_{outcome.label}", 1)

@@ -176,3 +176,35 @@ def test_progress_records_stories_whose_messages_left_without_a_record(aws, monk
     # The handler wires the real queue depth in: with the queue empty and no wait it reports done at once.
     monkeypatch.setenv("COACH_QUEUE_DRAIN_CONFIRM_SECONDS", "0")
     assert invoke("progress", {"build_id": "b1", "enqueued": 3})["done"]
+
+
+def test_a_transient_failure_brings_the_message_back_soon_not_after_the_visibility_timeout(aws, monkeypatch):
+    from coach import runtime
+    from coach.errors import RateLimitedError
+    from coach.local.lambda_runtime import load_handler_module
+
+    class Throttled:
+        def complete(self, *args, **kwargs):
+            raise RateLimitedError("rate limited", retry_after=7)
+
+    delays = []
+    app = load_handler_module("generator")
+    monkeypatch.setattr(runtime, "provider_for_task", lambda task: Throttled())
+    monkeypatch.setattr(app, "redelivery_delay", lambda count, retry_after: delays.append((count, retry_after)) or 0)
+    invoke("scraper", {"request": _request(limit=1)})
+    sqs = boto3.client("sqs")
+    messages = _receive_all(sqs, aws.queue_url)
+    result = invoke("generator", to_sqs_event(messages, aws.queue_arn))
+    assert result["batchItemFailures"] == [{"itemIdentifier": messages[0]["MessageId"]}]
+    assert delays == [(1, 7)]  # the delivery count and the API's Retry-After decide the delay
+    # Visible again at once (delay 0 here), although the queue's visibility timeout is a minute.
+    again = sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    assert [m["MessageId"] for m in again] == [messages[0]["MessageId"]]
+
+
+def test_redelivery_delay_backs_off_and_honours_retry_after():
+    from coach.domain.redelivery import MAX_DELAY_S, redelivery_delay
+
+    assert [redelivery_delay(n) for n in (1, 2, 3)] == [30, 60, 120]
+    assert redelivery_delay(1, retry_after=95.5) == 95
+    assert redelivery_delay(12) == MAX_DELAY_S

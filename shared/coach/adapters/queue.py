@@ -48,3 +48,7 @@ class StoryQueue:
             reasons = "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in failed)
             raise RuntimeError(f"SQS refused {len(failed)} of {len(batch)} story messages: {reasons}")
         return len(batch)
+
+    def retry_later(self, receipt_handle: str, delay_s: int) -> None:
+        """Make a received message visible again after `delay_s` seconds instead of the queue's timeout."""
+        self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay_s)
