@@ -381,6 +381,16 @@ def _handler_for(fake: FakeRedditServer) -> type[BaseHTTPRequestHandler]:
             request = self._parse()
             self._api(request, used=fake._record(request))
 
+        def _subreddit_or_refuse(self, name: str, limits: dict[str, str]) -> Any:
+            """The subreddit, or None after answering as Reddit does for a banned/private/unknown one."""
+            refused = fake.refusal(name)
+            if refused:
+                self._send(refused[0], refused[1], {**limits, **refused[2]})
+                return None
+            sub = fake.find_subreddit(name)
+            assert sub is not None
+            return sub
+
         def _api(self, request: RecordedRequest, used: int | None = None) -> None:
             used = used if used is not None else fake._api_calls
             limits = fake.rate_headers(used)
@@ -396,22 +406,12 @@ def _handler_for(fake: FakeRedditServer) -> type[BaseHTTPRequestHandler]:
                 return
             raw = request.query.get("raw_json") == "1"
             if match := _LISTING_PATH.match(request.path):
-                refused = fake.refusal(match.group(1))
-                if refused:
-                    self._send(refused[0], refused[1], {**limits, **refused[2]})
-                    return
-                sub = fake.find_subreddit(match.group(1))
-                assert sub is not None
-                status, payload = fake.listing(sub, match.group(2), request.query, raw)
-                self._send(status, payload, limits)
+                if sub := self._subreddit_or_refuse(match.group(1), limits):
+                    status, payload = fake.listing(sub, match.group(2), request.query, raw)
+                    self._send(status, payload, limits)
             elif match := _ABOUT_PATH.match(request.path):
-                refused = fake.refusal(match.group(1))
-                if refused:
-                    self._send(refused[0], refused[1], {**limits, **refused[2]})
-                    return
-                sub = fake.find_subreddit(match.group(1))
-                assert sub is not None
-                self._send(200, fake.about(sub), limits)
+                if sub := self._subreddit_or_refuse(match.group(1), limits):
+                    self._send(200, fake.about(sub), limits)
             elif match := _COMMENTS_PATH.match(request.path):
                 status, payload = fake.comment_page(match.group(1), request.query, raw)
                 self._send(status, payload, limits)
