@@ -45,7 +45,8 @@ def _provider(name: str, model: str | None) -> Any:
 
     cfg = settings()
     key = openai_api_key(cfg.openai_secret) if name == "openai" else None
-    return make_provider(name, model, api_key=key, base_url=cfg.openai_base_url, timeout=cfg.completion_timeout)
+    return make_provider(name, model, api_key=key, base_url=cfg.openai_base_url, timeout=cfg.completion_timeout,
+                         pool=cfg.http_pool)
 
 
 def provider_for_task(task: GenerationTask) -> Any:

@@ -24,6 +24,8 @@ class Settings(BaseModel):
     completion_timeout: float = 60.0
     max_story_tokens: int = 1_500
     max_feedback_tokens: int = 800
+    # Connections a provider keeps open: at least the number of critiques in flight at once.
+    http_pool: int = 10
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -43,6 +45,7 @@ class Settings(BaseModel):
             completion_timeout=float(env("COACH_COMPLETION_TIMEOUT", "60")),
             max_story_tokens=int(env("COACH_MAX_STORY_TOKENS", "1500")),
             max_feedback_tokens=int(env("COACH_MAX_FEEDBACK_TOKENS", "800")),
+            http_pool=int(env("COACH_HTTP_POOL", "10")),
         )
 
     def require(self, *names: str) -> None:

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import openai
 from pydantic import BaseModel
 
+from coach.adapters.retrying import AdaptRequest, RetryableAttempt, RetryingProvider
 from coach.domain.records import Usage
 from coach.domain.tokens import count_chat_tokens, count_tokens, estimate_tokens
 from coach.errors import (
@@ -29,12 +30,10 @@ from coach.errors import (
     PermanentUpstreamError,
     RateLimitedError,
     TransientUpstreamError,
-    UpstreamError,
 )
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 RETRYABLE_STATUS = frozenset({408, 409, 429})
-RETRY_AFTER_CAP = 60.0
 CONNECT_TIMEOUT = 10.0
 # Parameters some servers or models refuse; on such a 400 the call is adapted once and sent again.
 _TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
@@ -61,7 +60,7 @@ class Completion(BaseModel):
 
 @runtime_checkable
 class CompletionProvider(Protocol):
-    name: Literal["offline", "openai"]
+    name: Literal["offline", "openai", "bedrock"]
     model: str
 
     def complete(
@@ -74,27 +73,7 @@ class CompletionProvider(Protocol):
     ) -> Completion: ...
 
 
-class _Retry(Exception):
-    """One failed attempt that may be retried: the error to raise if it is the last, the server's wait,
-    and any tokens the failed attempt was still billed for (an empty reply costs money too)."""
-
-    def __init__(self, error: UpstreamError, retry_after: float | None, billed: Usage | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
-        self.billed = billed or Usage()
-
-
-class _Unsupported(Exception):
-    """The server refused one request parameter; the request can be adapted and sent again."""
-
-    def __init__(self, error: PermanentUpstreamError, param: str) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.param = param
-
-
-class OpenAIProvider:
+class OpenAIProvider(RetryingProvider):
     name: Literal["openai"] = "openai"
 
     def __init__(
@@ -110,15 +89,10 @@ class OpenAIProvider:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        if max_retries < 0:
-            raise ConfigError("max_retries must be 0 or more")
+        super().__init__(max_retries=max_retries, backoff_base=backoff_base, backoff_cap=backoff_cap,
+                         sleep=sleep, rng=rng)
         self.model = model
         self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self._sleep = sleep
-        self._rng = rng or random.Random()
         self._client = openai.OpenAI(
             api_key=api_key,
             base_url=base_url,
@@ -145,50 +119,9 @@ class OpenAIProvider:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
-        return self._rng.uniform(0, ceiling)
-
-    def complete(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        max_tokens: int = 800,
-        stop: list[str] | None = None,
-        temperature: float = 0.7,
-    ) -> Completion:
-        started = time.monotonic()
-        billed = Usage()
-        attempt = 0
-        adaptations = 0
-        while True:
-            attempt += 1
-            params = self._params(messages, max_tokens=max_tokens, stop=stop, temperature=temperature)
-            try:
-                completion = self._attempt(params)
-            except _Retry as failure:
-                billed = billed + failure.billed
-                if attempt > self.max_retries:
-                    raise self._exhausted(failure, attempt) from None
-                wait = self._wait(failure.retry_after, attempt)
-                self._sleep(wait)
-                continue
-            except _Unsupported as refused:
-                # Adapting the request is not a retry of a failure, but it is an attempt; allow two.
-                adaptations += 1
-                if adaptations > 2 or not self._adapt(refused.param):
-                    raise refused.error from None
-                continue
-            usage = billed + completion.usage if billed.total_tokens else completion.usage
-            return completion.model_copy(update={
-                "usage": usage, "attempts": attempt,
-                "latency_ms": int((time.monotonic() - started) * 1000),
-            })
-
     # -- one attempt ------------------------------------------------------------------------------------
 
-    def _params(self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None,
+    def _request(self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None,
                 temperature: float) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.model, "messages": messages, self._token_param: max_tokens}
         if "temperature" not in self._dropped:
@@ -210,19 +143,19 @@ class OpenAIProvider:
         try:
             response = self._client.chat.completions.create(**params)
         except openai.APITimeoutError:
-            raise _Retry(TransientUpstreamError(
+            raise RetryableAttempt(TransientUpstreamError(
                 f"the completion API did not answer within {self.timeout:g}s", code="upstream_timeout"
             ), None) from None
         except openai.APIConnectionError as err:
             cause = _one_line(str(err.__cause__ or err))
-            raise _Retry(TransientUpstreamError(
+            raise RetryableAttempt(TransientUpstreamError(
                 f"cannot reach the completion API at {self._client.base_url}: {cause}",
                 code="upstream_unreachable",
             ), None) from None
         except openai.APIStatusError as err:
             raise self._status_failure(err) from None
         except openai.APIError as err:  # an answer the SDK could not read (a proxy's HTML page, say)
-            raise _Retry(TransientUpstreamError(
+            raise RetryableAttempt(TransientUpstreamError(
                 f"the completion API sent an unreadable answer: {_one_line(err.message)}",
                 code="upstream_bad_response",
             ), None) from None
@@ -237,7 +170,7 @@ class OpenAIProvider:
         retry_after = parse_retry_after(err.response.headers)
         if status == 400 and upstream_code in ("unsupported_parameter", "unsupported_value") and (
                 body.get("param") in (*_TOKEN_PARAMS, *_DROPPABLE_PARAMS)):
-            return _Unsupported(PermanentUpstreamError(
+            return AdaptRequest(PermanentUpstreamError(
                 f"the completion API refused the request ({label}): {detail}", code="upstream_bad_request",
                 status=status,
             ), str(body.get("param")))
@@ -249,7 +182,7 @@ class OpenAIProvider:
             )
         if status in RETRYABLE_STATUS or status >= 500:
             kind = RateLimitedError if status == 429 else TransientUpstreamError
-            return _Retry(kind(f"the completion API answered {label}: {detail}", status=status,
+            return RetryableAttempt(kind(f"the completion API answered {label}: {detail}", status=status,
                                retry_after=retry_after), retry_after)
         return PermanentUpstreamError(
             f"the completion API rejected the request ({label}): {detail}",
@@ -274,29 +207,11 @@ class OpenAIProvider:
                     code="upstream_empty",
                 )
             empty = TransientUpstreamError("the completion API returned an empty reply", code="upstream_empty")
-            raise _Retry(empty, None, billed=usage)
+            raise RetryableAttempt(empty, None, billed=usage)
         return Completion(
             text=text, finish_reason=finish, model=getattr(response, "model", None) or self.model,
             usage=usage, latency_ms=0, request_id=getattr(response, "_request_id", None),
         )
-
-    # -- waits and final errors ------------------------------------------------------------------------
-
-    def _wait(self, retry_after: float | None, attempt: int) -> float:
-        if retry_after is not None and retry_after >= 0:
-            return min(retry_after, RETRY_AFTER_CAP)
-        return self.backoff(attempt)
-
-    def _exhausted(self, failure: _Retry, attempts: int) -> UpstreamError:
-        error = failure.error
-        error.message = f"{error.message} (gave up after {attempts} attempts)"
-        error.args = (error.message,)
-        # Tell the caller (e.g. the queue's visibility timeout) when trying again makes sense.
-        error.retry_after = (min(failure.retry_after, RETRY_AFTER_CAP) if failure.retry_after is not None
-                             else min(self.backoff_cap, self.backoff_base * 2 ** attempts))
-        error.attempts = attempts  # type: ignore[attr-defined]
-        return error
-
 
 def permanent_code(status: int, upstream_code: str | None) -> str:
     """A stable coach code for a non-retryable upstream answer."""
@@ -416,9 +331,12 @@ def make_provider(
     api_key: str | None = None,
     base_url: str | None = None,
     timeout: float | None = None,
+    pool: int = 10,
 ) -> CompletionProvider:
-    """A provider by name. The openai key comes from `api_key` or OPENAI_API_KEY; the model from `model`,
-    COACH_MODEL, or gpt-4o-mini; the server from `base_url` or OPENAI_BASE_URL (default: OpenAI)."""
+    """A provider by name. The model comes from `model`, COACH_MODEL, or the provider's default. openai: the
+    key from `api_key` or OPENAI_API_KEY, the server from `base_url` or OPENAI_BASE_URL (default: OpenAI).
+    bedrock: the AWS credential chain and region (COACH_BEDROCK_REGION or AWS_REGION); `pool` sizes the
+    connection pool to the number of calls in flight."""
     chosen = (name or "").strip().lower()
     if chosen == "offline":
         return OfflineProvider()
@@ -431,4 +349,10 @@ def make_provider(
             base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
             timeout=timeout if timeout is not None else 60.0,
         )
-    raise ConfigError(f"unknown provider '{name}': use offline or openai")
+    if chosen == "bedrock":
+        from coach.adapters.bedrock import BedrockProvider
+        from coach.domain.bedrock_models import DEFAULT_TEACHER_MODEL
+
+        return BedrockProvider(model or os.environ.get("COACH_MODEL") or DEFAULT_TEACHER_MODEL,
+                               timeout=timeout if timeout is not None else 60.0, pool=pool)
+    raise ConfigError(f"unknown provider '{name}': use offline, openai or bedrock", code="unknown_provider")

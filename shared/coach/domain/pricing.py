@@ -60,7 +60,22 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
                                fine_tuned_input=0.80, fine_tuned_output=3.20),
     "gpt-4.1-nano": ModelPrice(input=0.10, cached_input=0.025, output=0.40, training=1.50,
                                fine_tuned_input=0.20, fine_tuned_output=0.80),
+    # Amazon Bedrock on-demand list prices in us-east-1 (2025). A fine-tuned Nova served through an on-demand
+    # deployment bills its base model's token price; training bills tokens x epochs (plus $1.95 a month
+    # of model storage, not counted here).
+    "amazon.nova-micro-v1:0": ModelPrice(input=0.035, output=0.14, training=1.00,
+                                         fine_tuned_input=0.035, fine_tuned_output=0.14),
+    "amazon.nova-lite-v1:0": ModelPrice(input=0.06, output=0.24, training=2.00,
+                                        fine_tuned_input=0.06, fine_tuned_output=0.24),
+    "amazon.nova-pro-v1:0": ModelPrice(input=0.80, output=3.20, training=8.00,
+                                       fine_tuned_input=0.80, fine_tuned_output=3.20),
+    "amazon.nova-premier-v1:0": ModelPrice(input=2.50, output=12.50),
+    "amazon.nova-2-lite-v1:0": ModelPrice(input=0.30, output=2.50),
 }
+# Cross-region inference profiles ("us.amazon.nova-pro-v1:0") bill as the model they route to.
+_INFERENCE_PROFILE = re.compile(r"^(?:us|eu|apac|jp|au|ca|global)\.")
+# Customization base ids carry their context window ("amazon.nova-lite-v1:0:300k").
+_CONTEXT_SUFFIX = re.compile(r":\d+k$")
 
 
 class PriceTable(BaseModel):
@@ -80,7 +95,8 @@ class PriceTable(BaseModel):
         """
         fine_tuned = model.startswith("ft:")
         name = model.split(":")[1] if fine_tuned and model.count(":") >= 1 else model
-        for candidate in (name, _DATE_SUFFIX.sub("", name)):
+        bedrock = _CONTEXT_SUFFIX.sub("", _INFERENCE_PROFILE.sub("", name))
+        for candidate in (name, _DATE_SUFFIX.sub("", name), bedrock):
             if candidate in self.models:
                 return candidate, self.models[candidate], fine_tuned
         return None

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 BUILD_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 STORY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
-ProviderName = Literal["offline", "openai"]
+ProviderName = Literal["offline", "openai", "bedrock"]
 SourceKind = Literal["samples", "directory", "jsonl", "reddit", "s3"]
 GenerationStatus = Literal["generated", "failed", "skipped_budget"]
 FineTuneState = Literal[

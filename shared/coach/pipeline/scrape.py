@@ -46,6 +46,10 @@ def default_model(request: BuildRequest) -> str:
         from coach.domain.critic import OFFLINE_MODEL
 
         return OFFLINE_MODEL
+    if request.provider == "bedrock":
+        from coach.domain.bedrock_models import DEFAULT_TEACHER_MODEL
+
+        return DEFAULT_TEACHER_MODEL
     return "gpt-4o-mini"
 
 
