@@ -4,6 +4,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from coach.adapters.bedrock import bedrock_region
+from coach.domain.bedrock_models import fine_tune_refusal
 from coach.domain.records import BuildRequest
 from coach.errors import describe_validation_error
 from coach.step_errors import InvalidBuildRequest
@@ -17,5 +19,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         request = BuildRequest.model_validate(event)
     except ValidationError as exc:
         raise InvalidBuildRequest(f"invalid build request: {describe_validation_error(exc)}") from None
+    refusal = fine_tune_refusal(request.fine_tune, bedrock_region())
+    if refusal is not None:  # refused before any story is paid for
+        raise InvalidBuildRequest(f"{refusal.code}: {refusal.message}")
     logger.info("build request accepted", extra={"build_id": request.build_id, "source": request.source.kind})
     return request.model_dump(mode="json")

@@ -227,7 +227,7 @@ def test_retry_after_header_forms():
 def test_make_provider_checks_name_and_key(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("COACH_MODEL", raising=False)
-    with pytest.raises(ConfigError, match="unknown provider 'claude': use offline or openai"):
+    with pytest.raises(ConfigError, match="unknown provider 'claude': use offline, openai or bedrock"):
         make_provider("claude")
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         make_provider("openai")

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from coach.domain.records import DEFAULT_BEDROCK_BASE_MODEL, FineTuneOptions
+
 DEFAULT_BEDROCK_REGION = "us-east-1"
 # The teacher: Nova Pro is the strongest Nova that answers on demand in-region in us-east-1 without an
 # inference profile (so IAM can name one foundation-model ARN) and without a use-case form.
 DEFAULT_TEACHER_MODEL = "amazon.nova-pro-v1:0"
 # The student: Nova Lite fine-tunes for about a quarter of Pro's training price, serves on demand at
 # Lite's token price, and its 300k context holds a 1,500-token story with room to spare.
-DEFAULT_BASE_MODEL = "amazon.nova-lite-v1:0:300k"
+DEFAULT_BASE_MODEL = DEFAULT_BEDROCK_BASE_MODEL
 CONVERSATION_SCHEMA = "bedrock-conversation-2024"
 
 
@@ -102,3 +104,24 @@ def inference_model_id(base_model: str) -> str:
 
 def warmup_steps(spec: BaseModelSpec, records: int) -> int:
     return max(0, min(100, records // spec.warmup_divisor))
+
+
+def fine_tune_refusal(options: FineTuneOptions, region: str) -> UnsupportedBaseModel | None:
+    """Why these fine-tune options cannot run in `region`, checked before any story is paid for; else None."""
+    if not options.enabled:
+        return None
+    if options.backend == "openai":
+        if not options.base_model:
+            return UnsupportedBaseModel(
+                "base_model_required", "the openai fine-tune backend needs fine_tune.base_model (--base-model): "
+                "OpenAI has no default, its fine-tunable models shut down on 2027-01-14")
+        return None
+    try:
+        spec = base_model_spec(options.base_model, region)
+    except UnsupportedBaseModel as refusal:
+        return refusal
+    low, high = spec.epochs
+    if options.epochs is not None and not low <= options.epochs <= high:
+        return UnsupportedBaseModel("bad_epochs", f"{spec.family} trains for {low} to {high} epochs, "
+                                                  f"not {options.epochs}")
+    return None

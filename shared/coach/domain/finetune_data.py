@@ -494,7 +494,7 @@ def describe_cost(
     """One console line: 'fine-tune estimate: 123,456 billable tokens (41,152 x 3 epochs, default rule) ...'."""
     epochs = epochs or 0
     per_epoch = billable_tokens // epochs if epochs else 0
-    rule = "OpenAI's default rule" if epochs_rule == "default" else "as given"
+    rule = "the backend's default rule" if epochs_rule == "default" else "as given"
     approx = "~" if estimated else ""
     money = (f"${usd:.4f} at ${price_per_million:g}/1M training tokens" if usd is not None and
              price_per_million is not None else "price unknown for this base model")

@@ -180,14 +180,28 @@ class SourceSpec(_Record):
         return self
 
 
+FineTuneBackend = Literal["bedrock", "openai"]
+DEFAULT_BEDROCK_BASE_MODEL = "amazon.nova-lite-v1:0:300k"
+
+
 class FineTuneOptions(_Record):
     enabled: bool = False
-    base_model: str = "gpt-4o-mini-2024-07-18"
+    # Amazon Bedrock by default: OpenAI's self-serve fine-tuning is closed to new organisations.
+    backend: FineTuneBackend = "bedrock"
+    # Empty: the backend's default (Bedrock: Nova Lite). OpenAI has no default: every model it can
+    # fine-tune shuts down on 2027-01-14, so the base model must be named.
+    base_model: str = ""
     suffix: Annotated[str, Field(max_length=64)] = "writing-coach"
     epochs: Annotated[int, Field(ge=1, le=50)] | None = None
     seed: int = 42
     # Also write {"prompt", "completion"} files for older completion-style trainers.
     legacy_export: bool = False
+
+    @model_validator(mode="after")
+    def _default_base_model(self) -> FineTuneOptions:
+        if not self.base_model and self.backend == "bedrock":
+            self.base_model = DEFAULT_BEDROCK_BASE_MODEL
+        return self
 
 
 class BuildRequest(_Record):

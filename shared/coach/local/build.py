@@ -32,7 +32,8 @@ from coach.step_errors import DatasetInvalid, DatasetTooSmall, InvalidBuildReque
 
 OUTPUT_FILES = ("train.jsonl", "validation.jsonl", "rejected.jsonl")
 # Written only when the build produced them (legacy export, a followed fine-tune job).
-OPTIONAL_FILES = ("train_legacy.jsonl", "validation_legacy.jsonl", "checks.json", "fine-tune/events.jsonl",
+OPTIONAL_FILES = ("train.bedrock.jsonl", "validation.bedrock.jsonl", "train_legacy.jsonl",
+                  "validation_legacy.jsonl", "checks.json", "fine-tune/events.jsonl",
                   "fine-tune/metrics.json", "fine-tune/step_metrics.csv")
 
 
@@ -104,6 +105,9 @@ def _step(name: str, event: dict[str, Any]) -> Any:
     try:
         return invoke(name, event)
     except InvalidBuildRequest as exc:
+        code, _, message = str(exc).partition(": ")
+        if message and code.isidentifier() and code.islower():
+            raise InputError(message, code=code) from None
         raise InputError(str(exc), code="invalid_build_request") from None
     except NoStories as exc:
         raise CoachError(str(exc), code="no_stories") from None

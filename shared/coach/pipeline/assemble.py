@@ -16,7 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from coach.adapters.bedrock import bedrock_region
 from coach.adapters.storage import BuildStore, dataset_key, scrape_key
+from coach.domain.bedrock_models import UnsupportedBaseModel
 from coach.domain.dataset import chat_example, split_ids
 from coach.domain.finetune_data import (
     DEFAULT_SIMILARITY,
@@ -45,6 +47,7 @@ from coach.domain.records import (
 from coach.domain.tokens import TokenCounter, get_counter
 from coach.domain.validation import build_report
 from coach.errors import CoachError, ConfigError
+from coach.pipeline.bedrock_dataset import TRAIN_FILE, check_bedrock_files, spec_for, write_bedrock_files
 from coach.pipeline.scrape import default_model
 from coach.settings import Settings
 
@@ -200,10 +203,16 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
     checks = check_files(train_text, validation_text, base_model=options.base_model, min_examples=min_examples)
     train_check = checks["train.jsonl"]
     counter = counter_for(options.base_model)
-    price = training_price_for(options.base_model)
-    cost = estimate_training_cost(train_check.example_tokens, epochs=options.epochs,
-                                  token_limit=train_check.token_limit, price_per_million=price)
     all_tokens = sum(sum(c.example_tokens) for c in checks.values())
+    bedrock = _bedrock_files(request, train_text, validation_text, counter)
+    if bedrock:
+        checks.update({name: result for name, (_, result) in bedrock.items()})
+        train_check = bedrock[TRAIN_FILE][1]
+    price = training_price_for(options.base_model)
+    cost = estimate_training_cost(train_check.example_tokens, epochs=_epochs(request),
+                                  token_limit=train_check.token_limit, price_per_million=price)
+    if not options.epochs:
+        cost = cost.model_copy(update={"epochs_rule": "default"})
 
     generated = [r for r in records.values() if r.status == "generated"]
     counts = Counts(
@@ -261,6 +270,8 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
 
     store.put_text(keys["train.jsonl"], train_text, "application/x-ndjson")
     store.put_text(keys["validation.jsonl"], validation_text, "application/x-ndjson")
+    if bedrock:
+        keys.update(write_bedrock_files(store, build_id, bedrock))
     if options.legacy_export:
         for name, rows in (("train.jsonl", train_rows), ("validation.jsonl", validation_rows)):
             legacy = export_legacy(rows)
@@ -280,6 +291,33 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
         fine_tune_estimate_usd=cost.usd, cost_line=cost_line(manifest),
     )
     return result, manifest
+
+
+def _bedrock_files(request: BuildRequest, train_text: str, validation_text: str,
+                   counter: TokenCounter) -> dict[str, tuple[str, CheckResult]]:
+    """The conversation-format copies and their checks, when the build fine-tunes on Bedrock."""
+    options = request.fine_tune
+    if options.backend != "bedrock":
+        return {}
+    try:
+        spec = spec_for(options.base_model, bedrock_region())
+    except UnsupportedBaseModel:
+        if options.enabled:
+            raise DatasetInvalidError(f"fine_tune.base_model {options.base_model!r} cannot be fine-tuned "
+                                      "on Bedrock here") from None
+        return {}  # fine-tuning is off: the chat files are the dataset
+    return check_bedrock_files(train_text, validation_text, spec, counter)
+
+
+def _epochs(request: BuildRequest) -> int | None:
+    """The epochs the estimate assumes: as given, else Bedrock's default for the base model, else OpenAI's rule."""
+    options = request.fine_tune
+    if options.epochs or options.backend != "bedrock":
+        return options.epochs
+    try:
+        return spec_for(options.base_model, bedrock_region()).default_epochs
+    except UnsupportedBaseModel:
+        return None
 
 
 def cost_line(manifest: BuildManifest) -> str:
