@@ -65,7 +65,16 @@ def openai_client() -> Any:
     return OpenAI(api_key=key, base_url=cfg.openai_base_url, timeout=60.0, max_retries=3)
 
 
+@functools.cache
+def bedrock() -> Any:
+    """The Bedrock control-plane client (customization jobs, deployments)."""
+    from coach.adapters.bedrock import bedrock_client
+
+    return bedrock_client("bedrock")
+
+
 def reset() -> None:
     """Forget cached clients and providers (tests switch endpoints between cases)."""
     client.cache_clear()
     _provider.cache_clear()
+    bedrock.cache_clear()

@@ -18,6 +18,7 @@ class Settings(BaseModel):
     openai_secret: str | None = None
     reddit_secret: str | None = None
     openai_base_url: str | None = None
+    bedrock_role_arn: str | None = None  # the service role a Bedrock customization job assumes
     provider: str = "offline"
     model: str | None = None
     max_receive_count: int = 3
@@ -39,6 +40,7 @@ class Settings(BaseModel):
             openai_secret=env("COACH_OPENAI_SECRET"),
             reddit_secret=env("COACH_REDDIT_SECRET"),
             openai_base_url=env("OPENAI_BASE_URL"),
+            bedrock_role_arn=env("COACH_BEDROCK_ROLE_ARN"),
             provider=env("COACH_PROVIDER", "offline"),
             model=env("COACH_MODEL"),
             max_receive_count=int(env("COACH_MAX_RECEIVE_COUNT", "3")),

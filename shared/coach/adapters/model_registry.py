@@ -30,13 +30,15 @@ class RegistryError(CoachError):
 
 
 class PublishedModel(BaseModel):
-    model: str
+    model: str  # an OpenAI fine-tuned model id, or a Bedrock custom model deployment ARN
     prompt_version: str
     build_id: str
     trained_at: str
+    provider: Literal["openai", "bedrock"] = "openai"  # records published before Bedrock carry none
+    base_model: str | None = None
 
     def value(self) -> str:
-        return json.dumps(self.model_dump(), separators=(",", ":"))
+        return json.dumps(self.model_dump(exclude_none=True), separators=(",", ":"))
 
 
 class RegistryEntry(BaseModel):

@@ -128,5 +128,5 @@ class ModelSelector:
                     "model is published")
             logger.warning("serving the base model", extra={"reason": note})
             return replace(self.base, note=note)
-        return ModelChoice(provider="openai", model=published.model.strip(), layout="compact",
+        return ModelChoice(provider=published.provider, model=published.model.strip(), layout="compact",
                            source="published", build_id=published.build_id)

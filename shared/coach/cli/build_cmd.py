@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", default="samples",
                         help="samples | reddit | a folder of .txt/.md files | a .jsonl file | s3://bucket/prefix")
     parser.add_argument("--limit", type=int, help="at most this many stories")
-    parser.add_argument("--provider", default="offline", help="offline (default) or openai")
-    parser.add_argument("--model", help="completion model (openai default: gpt-4o-mini)")
+    parser.add_argument("--provider", default="offline", help="offline (default), bedrock or openai")
+    parser.add_argument("--model", help="completion model (bedrock default: amazon.nova-pro-v1:0)")
     parser.add_argument("--out", type=Path, help="output folder (default: out/<build id>)")
     parser.add_argument("--build-id", help="re-use an id to resume a build (default: derived from the source)")
     parser.add_argument("--concurrency", type=int, default=4, help="generator invocations at once")
@@ -24,8 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=float, dest="budget_usd", help="stop paying for critiques at this USD")
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--fine-tune", action="store_true", help="start a fine-tuning job at the end")
-    parser.add_argument("--base-model", default=FineTuneOptions().base_model, help="model to fine-tune")
-    parser.add_argument("--epochs", type=int, help="fine-tuning epochs (default: OpenAI's rule)")
+    parser.add_argument("--fine-tune-backend", choices=("bedrock", "openai"), default="bedrock",
+                        help="where to fine-tune: bedrock (default) or openai (organisations that still have it)")
+    parser.add_argument("--base-model", default="",
+                        help="model to fine-tune (bedrock default: amazon.nova-lite-v1:0:300k; openai: required)")
+    parser.add_argument("--epochs", type=int, help="fine-tuning epochs (default: the backend's rule)")
     parser.add_argument("--wait", action="store_true",
                         help="with --fine-tune: follow the job until it ends and publish the model")
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="fine-tune status poll interval")
@@ -59,8 +62,9 @@ def source_spec(args: argparse.Namespace) -> SourceSpec:
 
 
 def request_from_args(args: argparse.Namespace) -> BuildRequest:
-    if args.provider not in ("offline", "openai"):
-        raise InputError(f"unknown provider '{args.provider}': use offline or openai", code="unknown_provider")
+    if args.provider not in ("offline", "openai", "bedrock"):
+        raise InputError(f"unknown provider '{args.provider}': use offline, bedrock or openai",
+                         code="unknown_provider")
     try:
         spec = source_spec(args)
         build_id = args.build_id or slugify(
@@ -69,7 +73,8 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         return BuildRequest(
             build_id=build_id, source=spec, limit=args.limit, provider=args.provider, model=args.model,
             budget_usd=args.budget_usd, validation_fraction=args.validation_fraction,
-            fine_tune=FineTuneOptions(enabled=args.fine_tune, base_model=args.base_model, epochs=args.epochs,
+            fine_tune=FineTuneOptions(enabled=args.fine_tune, backend=args.fine_tune_backend,
+                                      base_model=args.base_model, epochs=args.epochs,
                                       legacy_export=args.legacy_export),
         )
     except ValidationError as exc:

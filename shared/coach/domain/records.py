@@ -19,7 +19,8 @@ ProviderName = Literal["offline", "openai", "bedrock"]
 SourceKind = Literal["samples", "directory", "jsonl", "reddit", "s3"]
 GenerationStatus = Literal["generated", "failed", "skipped_budget"]
 FineTuneState = Literal[
-    "skipped", "not_started", "validating_files", "queued", "running", "succeeded", "failed", "cancelled"
+    "skipped", "not_started", "validating_files", "queued", "running", "deploying", "succeeded", "failed",
+    "cancelled",
 ]
 
 
@@ -283,9 +284,15 @@ class CostEstimate(_Record):
 class FineTuneStatus(_Record):
     status: FineTuneState = "not_started"
     reason: str = ""
+    backend: str | None = None
     job_id: str | None = None
     model: str | None = None
-    fine_tuned_model: str | None = None
+    fine_tuned_model: str | None = None  # what the API serves: an OpenAI model id or a deployment ARN
+    custom_model_arn: str | None = None  # Bedrock: the customization job's output model
+    deployment_arn: str | None = None  # Bedrock: the on-demand deployment serving it
+    deployment_status: str | None = None
+    output_uri: str | None = None  # Bedrock: where the job wrote its metrics
+    warnings: list[str] = Field(default_factory=list)
     trained_tokens: int | None = None
     cost_usd: float | None = None
     error: ErrorInfo | None = None

@@ -20,6 +20,8 @@ import boto3
 from pydantic import BaseModel
 
 from coach import runtime
+from coach.adapters.bedrock import bedrock_region
+from coach.adapters.bedrock import use_session as use_bedrock_session
 from coach.adapters.storage import BuildStore, dataset_key, feedback_key
 from coach.domain.records import BuildManifest, BuildRequest
 from coach.errors import CoachError, ConfigError, InputError
@@ -76,6 +78,27 @@ def check_provider(request: BuildRequest) -> None:
         raise ConfigError(
             "the openai provider needs an API key: set OPENAI_API_KEY (and OPENAI_BASE_URL to use another "
             "OpenAI-compatible server), or use --provider offline", code="missing_api_key")
+    options = request.fine_tune
+    if options.enabled and options.backend == "bedrock" and not os.environ.get("AWS_ENDPOINT_URL_BEDROCK"):
+        raise ConfigError(
+            "a local build keeps its dataset in the local AWS emulator, which Amazon Bedrock cannot read: "
+            "fine-tune on Bedrock from the deployed stack (docs/deploy.md), or point AWS_ENDPOINT_URL_BEDROCK "
+            "at a Bedrock-compatible test server", code="bedrock_fine_tune_needs_cloud")
+
+
+def _keep_bedrock_credentials(request: BuildRequest) -> None:
+    """Bedrock calls go to AWS with the user's credentials, while everything else uses the emulator's."""
+    if request.provider != "bedrock" or os.environ.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"):
+        return
+    session = boto3.session.Session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise ConfigError("the bedrock provider needs AWS credentials (a profile, environment variables or "
+                          "an SSO login) with bedrock:InvokeModel on the model", code="bedrock_auth")
+    frozen = credentials.get_frozen_credentials()
+    use_bedrock_session(boto3.session.Session(
+        aws_access_key_id=frozen.access_key, aws_secret_access_key=frozen.secret_key,
+        aws_session_token=frozen.token, region_name=bedrock_region()))
 
 
 class ProgressBar:
@@ -143,14 +166,21 @@ def _publish_outputs(store: BuildStore, build_id: str, out: Path, manifest: Buil
 def _follow_fine_tune(job_id: str, store: BuildStore, stack: LocalStack, build_id: str,
                       options: LocalBuildOptions, stream: TextIO) -> None:
     """Poll the job as the state machine would, and publish the model into the emulated SSM parameter."""
-    from coach.pipeline.finetune import follow
+    from coach.pipeline import finetune, finetune_bedrock
 
     def report(job: Any) -> None:
-        stream.write(f"fine-tune {job_id}: {job.status}\n")
+        where = f" ({job.deployment_arn})" if getattr(job, "deployment_arn", None) else ""
+        stream.write(f"fine-tune {job_id}: {job.status}{where}\n")
 
-    result = follow(job_id, client_factory=runtime.openai_client, store=store, build_id=build_id,
-                    ssm_client=boto3.client("ssm", endpoint_url=stack.endpoint_url),
-                    parameter=stack.model_parameter, interval_s=options.fine_tune_poll_s, on_poll=report)
+    ssm = boto3.client("ssm", endpoint_url=stack.endpoint_url)
+    if options.request.fine_tune.backend == "bedrock":
+        result = finetune_bedrock.follow(job_id, store=store, bedrock=runtime.bedrock(), build_id=build_id,
+                                         ssm_client=ssm, parameter=stack.model_parameter,
+                                         interval_s=options.fine_tune_poll_s, on_poll=report)
+    else:
+        result = finetune.follow(job_id, client_factory=runtime.openai_client, store=store, build_id=build_id,
+                                 ssm_client=ssm, parameter=stack.model_parameter,
+                                 interval_s=options.fine_tune_poll_s, on_poll=report)
     if result.job.error:
         stream.write(f"fine-tune failed: {result.job.error.code}: {result.job.error.message}\n")
     elif result.published:
@@ -160,6 +190,7 @@ def _follow_fine_tune(job_id: str, store: BuildStore, stack: LocalStack, build_i
 def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) -> LocalBuildResult:
     request = options.request
     check_provider(request)
+    _keep_bedrock_credentials(request)
     saved_env = dict(os.environ)
     _quiet_powertools(options.verbose)
     started = time.monotonic()
@@ -250,6 +281,7 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         # The emulator's endpoint must not leak into whatever runs next in this process.
         os.environ.clear()
         os.environ.update(saved_env)
+        use_bedrock_session(None)
         runtime.reset()
 
 

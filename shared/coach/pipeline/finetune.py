@@ -83,6 +83,9 @@ class JobStatus(BaseModel):
     cost_usd: float | None = None
     events_key: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
+    backend: str = "openai"
+    custom_model_arn: str | None = None  # Bedrock: the trained model, before it is deployed
+    deployment_arn: str | None = None  # Bedrock: the on-demand deployment that serves it
 
 
 def skip_reason(request: BuildRequest) -> str | None:
@@ -90,7 +93,7 @@ def skip_reason(request: BuildRequest) -> str | None:
         return "fine-tuning is not enabled for this build (set fine_tune.enabled to true)"
     if request.provider == "offline":
         return ("the critiques came from the offline critic, which is for trying the pipeline; "
-                "fine-tune on critiques from a real model (provider openai)")
+                "fine-tune on critiques from a real model (provider bedrock or openai)")
     return None
 
 
@@ -306,6 +309,7 @@ def publish(build_id: str, job: JobStatus, *, ssm_client: Any, parameter: str,
     published = PublishedModel(
         model=job.fine_tuned_model, prompt_version=job.prompt_version or COMPACT_PROMPT_VERSION,
         build_id=build_id, trained_at=job.finished_at or utc_now(),
+        provider="bedrock" if job.backend == "bedrock" else "openai", base_model=job.base_model,
     )
     version = ModelRegistry(ssm_client, parameter).publish(published)
     if store is not None:
