@@ -19,6 +19,11 @@ class Settings(BaseModel):
     reddit_secret: str | None = None
     openai_base_url: str | None = None
     bedrock_role_arn: str | None = None  # the service role a Bedrock customization job assumes
+    # A deployment's defaults for build requests that do not say (see coach.domain.build_defaults).
+    teacher_provider: str | None = None
+    teacher_model: str | None = None
+    fine_tune_backend: str | None = None
+    fine_tune_base_model: str | None = None
     provider: str = "offline"
     model: str | None = None
     max_receive_count: int = 3
@@ -41,6 +46,10 @@ class Settings(BaseModel):
             reddit_secret=env("COACH_REDDIT_SECRET"),
             openai_base_url=env("OPENAI_BASE_URL"),
             bedrock_role_arn=env("COACH_BEDROCK_ROLE_ARN"),
+            teacher_provider=env("COACH_TEACHER_PROVIDER"),
+            teacher_model=env("COACH_TEACHER_MODEL"),
+            fine_tune_backend=env("COACH_FINE_TUNE_BACKEND"),
+            fine_tune_base_model=env("COACH_FINE_TUNE_BASE_MODEL"),
             provider=env("COACH_PROVIDER", "offline"),
             model=env("COACH_MODEL"),
             max_receive_count=int(env("COACH_MAX_RECEIVE_COUNT", "3")),
