@@ -35,6 +35,8 @@ from itertools import pairwise
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from tests.fakes.openai_server import default_critique, estimate_tokens
 
 ACCOUNT = "123456789012"
@@ -215,17 +217,226 @@ class _Stepper:
         self.polls_needed, self.seconds = max(1, polls), seconds
         self.polls, self.since = 0, time.monotonic()
 
-    def steps(self) -> int:
+    def steps(self, poll: bool = True) -> int:
         if self.seconds is not None:
             elapsed = time.monotonic() - self.since
             count = int(elapsed // self.seconds) if self.seconds > 0 else 1
             self.since += count * self.seconds
             return count
+        if not poll:
+            return 0
         self.polls += 1
         if self.polls < self.polls_needed:
             return 0
         self.polls = 0
         return 1
+
+
+S3_URI = re.compile(r"s3://[a-z0-9][-.a-z0-9]{1,61}[a-z0-9](?:/[-!_*'().a-z0-9A-Z]+)*/?")
+ROLE_ARN = re.compile(r"arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+")
+CONVERSATION_SCHEMA = "bedrock-conversation-2024"
+NOVA_HYPERPARAMETERS = {"epochCount": (1, 5), "learningRate": (1e-6, 1e-4), "learningRateWarmupSteps": (0, 100)}
+PHASES = ("validationDetails", "dataProcessingDetails", "trainingDetails")
+BATCH_STATES = ("Submitted", "Validating", "Scheduled", "InProgress", "Completed")
+BATCH_DONE = ("Completed", "Failed", "Stopped", "Expired", "PartiallyCompleted")
+
+
+@dataclass
+class CustomizationJob:
+    arn: str
+    region: str
+    request: dict[str, Any]
+    base: FoundationModel
+    failure: str | None  # injected: the job fails in training with this message
+    stepper: _Stepper
+    created: float = field(default_factory=time.time)
+    modified: float = field(default_factory=time.time)
+    phase: int = 0  # index into PHASES; len(PHASES) once completed
+    status: str = "InProgress"
+    end: float | None = None
+    failure_message: str | None = None
+    output_model_arn: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    records: int | None = None  # training records counted from S3
+
+    @property
+    def name(self) -> str:
+        return self.request["jobName"]
+
+    @property
+    def job_id(self) -> str:
+        return self.arn.rsplit("/", 1)[1]
+
+    def summary(self) -> dict[str, Any]:
+        details = {}
+        for index, key in enumerate(PHASES):
+            status = "Completed" if index < self.phase else "NotStarted" if index > self.phase else self.status
+            details[key] = {"status": status, "creationTime": iso(self.created),
+                            "lastModifiedTime": iso(self.modified)}
+        out = {
+            "jobArn": self.arn, "baseModelArn": _foundation_arn(self.region, self.base.model_id),
+            "jobName": self.name, "status": self.status, "statusDetails": details,
+            "creationTime": iso(self.created), "lastModifiedTime": iso(self.modified),
+            "customModelName": self.request["customModelName"],
+            "customizationType": self.request.get("customizationType", "FINE_TUNING"),
+        }
+        if self.end is not None:
+            out["endTime"] = iso(self.end)
+        if self.output_model_arn:
+            out["customModelArn"] = self.output_model_arn
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        out = self.summary()
+        request = self.request
+        out.pop("customModelArn", None)
+        out.update({
+            "outputModelName": out.pop("customModelName"), "roleArn": request["roleArn"],
+            "clientRequestToken": request.get("clientRequestToken"),
+            "hyperParameters": request.get("hyperParameters") or {},
+            "trainingDataConfig": request["trainingDataConfig"],
+            "validationDataConfig": request.get("validationDataConfig") or {"validators": []},
+            "outputDataConfig": request["outputDataConfig"], **self.metrics,
+        })
+        if self.output_model_arn:
+            out["outputModelArn"] = self.output_model_arn
+        if self.failure_message:
+            out["failureMessage"] = self.failure_message
+        return out
+
+
+@dataclass
+class CustomModel:
+    arn: str
+    name: str
+    region: str
+    job: CustomizationJob
+
+    def as_json(self) -> dict[str, Any]:
+        job = self.job.as_json()
+        keys = ("jobName", "jobArn", "baseModelArn", "customizationType", "hyperParameters", "trainingDataConfig",
+                "validationDataConfig", "outputDataConfig", "trainingMetrics", "validationMetrics")
+        return {"modelArn": self.arn, "modelName": self.name, **{k: job[k] for k in keys if k in job},
+                "creationTime": iso(self.job.end or self.job.created), "modelStatus": "Active"}
+
+
+@dataclass
+class Deployment:
+    arn: str
+    name: str
+    region: str
+    model_arn: str
+    description: str | None
+    failure: str | None
+    stepper: _Stepper
+    created: float = field(default_factory=time.time)
+    modified: float = field(default_factory=time.time)
+    status: str = "Creating"
+    failure_message: str | None = None
+
+    def as_json(self, *, summary: bool = False) -> dict[str, Any]:
+        out = {"customModelDeploymentArn": self.arn, "modelArn": self.model_arn, "createdAt": iso(self.created),
+               "status": self.status, "lastUpdatedAt": iso(self.modified),
+               "customModelDeploymentName" if summary else "modelDeploymentName": self.name}
+        if self.description and not summary:
+            out["description"] = self.description
+        if self.failure_message:
+            out["failureMessage"] = self.failure_message
+        return out
+
+
+@dataclass
+class BatchJob:
+    arn: str
+    region: str
+    request: dict[str, Any]
+    failure: str | None  # injected: the job fails validation with this message
+    expires: bool  # injected: the job runs out of time half way through
+    stepper: _Stepper
+    created: float = field(default_factory=time.time)
+    modified: float = field(default_factory=time.time)
+    status: str = "Submitted"
+    message: str | None = None
+    end: float | None = None
+    files: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)  # (input file name, records)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.request["jobName"]
+
+    def as_json(self) -> dict[str, Any]:
+        request = self.request
+        hours = request.get("timeoutDurationInHours") or 24
+        out = {
+            "jobArn": self.arn, "jobName": self.name, "modelId": request["modelId"],
+            "clientRequestToken": request.get("clientRequestToken"), "roleArn": request["roleArn"],
+            "status": self.status, "submitTime": iso(self.created), "lastModifiedTime": iso(self.modified),
+            "inputDataConfig": request["inputDataConfig"], "outputDataConfig": request["outputDataConfig"],
+            "timeoutDurationInHours": hours, "jobExpirationTime": iso(self.created + hours * 3600),
+            **self.counts,
+        }
+        if self.message:
+            out["message"] = self.message
+        if self.end is not None:
+            out["endTime"] = iso(self.end)
+        return out
+
+
+def _foundation_arn(region: str, model_id: str) -> str:
+    return f"arn:aws:bedrock:{region}::foundation-model/{model_id}"
+
+
+def _constraint(value: Any, member: str, pattern: re.Pattern[str]) -> None:
+    """AWS's own wording for a member that fails its pattern (botocore checks only types and lengths)."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise BedrockError("ValidationException", f"1 validation error detected: Value '{value}' at '{member}' "
+                           f"failed to satisfy constraint: Member must satisfy regular expression pattern: "
+                           f"{pattern.pattern}")
+
+
+def conversation_problem(line: str) -> str | None:
+    """What is wrong with one bedrock-conversation-2024 training record, or None."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return "not valid JSON"
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    if row.get("schemaVersion") != CONVERSATION_SCHEMA:
+        return f"schemaVersion must be '{CONVERSATION_SCHEMA}'"
+    system = row.get("system", [])
+    if not isinstance(system, list) or not all(isinstance(b, dict) and isinstance(b.get("text"), str)
+                                               for b in system):
+        return 'system must be a list of {"text": ...} blocks'
+    messages = row.get("messages")
+    if not isinstance(messages, list) or len(messages) < 2:
+        return "messages must hold at least a user turn and an assistant turn"
+    for index, message in enumerate(messages):
+        role = "user" if index % 2 == 0 else "assistant"
+        if not isinstance(message, dict) or message.get("role") != role:
+            return f"message {index + 1} must have role '{role}'"
+        if not blocks_text(message.get("content")).strip():
+            return f"message {index + 1} has no text content"
+    return None if messages[-1].get("role") == "assistant" else "the last message must be the assistant's"
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _page(items: list[tuple[float, str, str, dict[str, Any]]], query: dict[str, str], key: str) -> dict[str, Any]:
+    """A List* answer from (created, name, status, summary) rows: statusEquals, nameContains, sortOrder,
+    maxResults and nextToken (an offset) as botocore sends them."""
+    items = [i for i in items if query.get("statusEquals") in (None, i[2])
+             and query.get("nameContains", "") in i[1]]
+    items.sort(key=lambda i: i[0], reverse=query.get("sortOrder", "Descending") == "Descending")
+    start, size = int(query.get("nextToken") or 0), int(query.get("maxResults") or 100)
+    out: dict[str, Any] = {key: [i[3] for i in items[start: start + size]]}
+    if start + size < len(items):
+        out["nextToken"] = str(start + size)
+    return out
 
 
 _SETTINGS = frozenset({
@@ -299,6 +510,11 @@ class FakeBedrockServer:
         self._log: list[RequestLog] = []
         self._successes: Counter[str] = Counter()
         self._usage = {"inputTokens": 0, "outputTokens": 0, "totalTokens": 0}
+        self._jobs: dict[str, CustomizationJob] = {}
+        self._models: dict[str, CustomModel] = {}
+        self._deployments: dict[str, Deployment] = {}
+        self._batch_jobs: dict[str, BatchJob] = {}
+        self._tokens: dict[tuple[str, str], tuple[str, Any]] = {}  # (kind, clientRequestToken) -> (params, it)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -485,7 +701,15 @@ class FakeBedrockServer:
                                                       "throughput isn't supported.")
 
     def _deployment_for_inference(self, arn: str, region: str) -> None:
-        raise BedrockError("ValidationException", INVALID_MODEL)
+        with self._lock:
+            deployment = self._deployments.get(arn)
+        if deployment is None or deployment.region != region:
+            raise BedrockError("ValidationException", INVALID_MODEL)
+        if deployment.status == "Creating":
+            raise BedrockError("ModelNotReadyException", "The custom model deployment is still being created. "
+                                                         "Try again later.")
+        if deployment.status != "Active":
+            raise BedrockError("ValidationException", f"The custom model deployment is {deployment.status}.")
 
     # -- Converse --------------------------------------------------------------------------------------
 
@@ -527,6 +751,418 @@ class FakeBedrockServer:
             "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
         }
 
+    # -- control plane: shared pieces ------------------------------------------------------------------
+
+    @property
+    def customization_jobs(self) -> dict[str, CustomizationJob]:
+        with self._lock:
+            return dict(self._jobs)
+
+    @property
+    def custom_models(self) -> dict[str, CustomModel]:
+        with self._lock:
+            return dict(self._models)
+
+    @property
+    def deployments(self) -> dict[str, Deployment]:
+        with self._lock:
+            return dict(self._deployments)
+
+    @property
+    def batch_jobs(self) -> dict[str, BatchJob]:
+        with self._lock:
+            return dict(self._batch_jobs)
+
+    def _stepper(self) -> _Stepper:
+        return _Stepper(self.polls_per_state, self.seconds_per_state)
+
+    def _replayed(self, kind: str, body: dict[str, Any], conflict: str) -> Any | None:
+        """What an earlier call with this clientRequestToken created, if its parameters were the same."""
+        token = body.get("clientRequestToken")
+        seen = self._tokens.get((kind, token)) if token else None
+        if seen is None:
+            return None
+        if seen[0] != _fingerprint(body):
+            raise BedrockError(conflict, "The clientRequestToken was already used with different parameters.")
+        return seen[1]
+
+    def _remember(self, kind: str, body: dict[str, Any], created: Any) -> None:
+        if body.get("clientRequestToken"):
+            self._tokens[(kind, body["clientRequestToken"])] = (_fingerprint(body), created)
+
+    @staticmethod
+    def _find(items: dict[str, Any], identifier: str, region: str, what: str) -> Any:
+        """A resource by ARN, name or ARN's id, in the caller's region."""
+        for arn, item in items.items():
+            if item.region == region and identifier in (arn, item.name, arn.rsplit("/", 1)[-1]):
+                return item
+        raise BedrockError("ResourceNotFoundException", f"The specified {what} '{identifier}' was not found.")
+
+    def _read_jsonl(self, uri: str) -> list[tuple[str, str]]:
+        """(file name, text) of the object at `uri`, or of every .jsonl object under it when it is a folder."""
+        if self.s3_client_factory is None:
+            raise BedrockError("ValidationException", "The fake Bedrock server was given no s3_client_factory.")
+        s3 = self.s3_client_factory()
+        bucket, key = _split_s3(uri)
+        keys = [key] if key and not key.endswith("/") else [
+            o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
+            if o["Key"].endswith(".jsonl")]
+        return [(k.rsplit("/", 1)[-1], s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode("utf-8"))
+                for k in keys]
+
+    def _write_s3(self, folder_uri: str, name: str, text: str) -> None:
+        bucket, prefix = _split_s3(folder_uri)
+        key = "/".join(part for part in (prefix.strip("/"), name) if part)
+        self.s3_client_factory().put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))  # type: ignore[misc]
+
+    # -- model customization jobs and custom models -----------------------------------------------------
+
+    def _op_create_model_customization_job(self, region: str, params: dict[str, str], query: dict[str, str],
+                                           body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            replayed = self._replayed("customization", body, "ConflictException")
+            if replayed is not None:
+                return {"jobArn": replayed.arn}
+            _constraint(body["roleArn"], "roleArn", ROLE_ARN)
+            uris = [("trainingDataConfig.s3Uri", body["trainingDataConfig"].get("s3Uri")),
+                    ("outputDataConfig.s3Uri", body["outputDataConfig"]["s3Uri"])]
+            uris += [("validationDataConfig.validators.member.s3Uri", v["s3Uri"])
+                     for v in (body.get("validationDataConfig") or {}).get("validators", [])]
+            for member, uri in uris:
+                _constraint(uri, member, S3_URI)
+            base = self.foundation_model(body["baseModelIdentifier"], region)
+            kind = body.get("customizationType", "FINE_TUNING")
+            if kind not in base.customizations:
+                raise BedrockError("ValidationException", f"The model {base.model_id} does not support {kind} "
+                                                          f"customization in {region}.")
+            if base.model_id.startswith("amazon.nova"):
+                _check_nova_hyperparameters(body.get("hyperParameters") or {})
+            mine = [j for j in self._jobs.values() if j.region == region]
+            if any(j.name == body["jobName"] for j in mine):
+                raise BedrockError("ValidationException", "The provided job name is currently in use.")
+            if any(j.request["customModelName"] == body["customModelName"] for j in mine
+                   if j.status in ("InProgress", "Stopping", "Completed")):
+                raise BedrockError("ValidationException", "The provided custom model name is currently in use.")
+            arn = f"arn:aws:bedrock:{region}:{ACCOUNT}:model-customization-job/{base.model_id}/{_short_id()}"
+            job = CustomizationJob(arn, region, body, base, self.customization_failure, self._stepper())
+            self._jobs[arn] = job
+            self._remember("customization", body, job)
+            return {"jobArn": arn}
+
+    def _op_get_model_customization_job(self, region: str, params: dict[str, str], query: dict[str, str],
+                                        body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            job = self._find(self._jobs, params["jobIdentifier"], region, "model customization job")
+            self._advance_job(job, poll=True)
+            return job.as_json()
+
+    def _op_list_model_customization_jobs(self, region: str, params: dict[str, str], query: dict[str, str],
+                                          body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if j.region == region]
+            for job in jobs:
+                self._advance_job(job, poll=False)
+            rows = [(j.created, j.name, j.status, j.summary()) for j in jobs]
+        return _page(rows, query, "modelCustomizationJobSummaries")
+
+    def _op_stop_model_customization_job(self, region: str, params: dict[str, str], query: dict[str, str],
+                                         body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            job = self._find(self._jobs, params["jobIdentifier"], region, "model customization job")
+            if job.status != "InProgress":
+                raise BedrockError("ValidationException", f"The job is {job.status} and cannot be stopped.")
+            job.status, job.modified = "Stopping", time.time()
+        return {}
+
+    def _op_get_custom_model(self, region: str, params: dict[str, str], query: dict[str, str],
+                             body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return self._find(self._models, params["modelIdentifier"], region, "custom model").as_json()
+
+    def _op_get_foundation_model(self, region: str, params: dict[str, str], query: dict[str, str],
+                                 body: dict[str, Any]) -> dict[str, Any]:
+        found = self.foundation_model(params["modelIdentifier"], region)
+        return {"modelDetails": {
+            "modelArn": _foundation_arn(region, found.model_id), "modelId": found.model_id,
+            "modelName": found.name, "providerName": found.provider, "inputModalities": ["TEXT"],
+            "outputModalities": ["TEXT"], "responseStreamingSupported": True,
+            "customizationsSupported": list(found.customizations), "inferenceTypesSupported": list(found.inference),
+            "modelLifecycle": {"status": "ACTIVE"},
+        }}
+
+    def _advance_job(self, job: CustomizationJob, *, poll: bool) -> None:
+        """Validation (reads the data from S3), data processing, training (injected failure), completion."""
+        for _ in range(job.stepper.steps(poll)):
+            job.modified = time.time()
+            if job.status == "Stopping":
+                job.status, job.end = "Stopped", time.time()
+            if job.status != "InProgress":
+                return
+            problem = self._data_problem(job) if job.phase == 0 else job.failure if job.phase == 2 else None
+            if problem:
+                job.status, job.failure_message, job.end = "Failed", problem, time.time()
+                return
+            job.phase += 1
+            if job.phase == len(PHASES):
+                self._complete(job)
+
+    def _data_problem(self, job: CustomizationJob) -> str | None:
+        """Why the job's S3 data cannot train a model (naming the bad line), or None; unchecked without S3."""
+        if self.s3_client_factory is None:
+            return None
+        validators = (job.request.get("validationDataConfig") or {}).get("validators", [])
+        sources = [("training", job.request["trainingDataConfig"]["s3Uri"])]
+        sources += [("validation", v["s3Uri"]) for v in validators]
+        for label, uri in sources:
+            try:
+                files = self._read_jsonl(uri)
+            except (ClientError, BotoCoreError) as err:
+                return f"Amazon Bedrock could not read the {label} data at {uri}: {err}"
+            count = 0
+            for name, text in files:
+                for number, line in enumerate(text.splitlines(), start=1):
+                    if not line.strip():
+                        continue
+                    problem = conversation_problem(line)
+                    if problem:
+                        return f"Validation of the {label} data failed: {name} line {number}: {problem}."
+                    count += 1
+            if label == "training":
+                job.records = count
+                if count < self.min_training_records:
+                    return (f"The training data has {count} records; at least {self.min_training_records} "
+                            "are required.")
+        return None
+
+    def _complete(self, job: CustomizationJob) -> None:
+        """The custom model exists; its metrics land under the output URI as Bedrock writes them."""
+        job.status, job.end = "Completed", time.time()
+        epochs = int(float((job.request.get("hyperParameters") or {}).get("epochCount", 2)))
+        train_loss = round(1.6 / (1 + epochs), 4)
+        validators = (job.request.get("validationDataConfig") or {}).get("validators", [])
+        job.metrics = {"trainingMetrics": {"trainingLoss": train_loss}}
+        if validators:
+            job.metrics["validationMetrics"] = [{"validationLoss": train_loss + 0.08} for _ in validators]
+        arn = f"arn:aws:bedrock:{job.region}:{ACCOUNT}:custom-model/{job.base.model_id}/{_short_id()}"
+        job.output_model_arn = arn
+        self._models[arn] = CustomModel(arn, job.request["customModelName"], job.region, job)
+        if self.s3_client_factory is None:
+            return
+        folder = f"{job.request['outputDataConfig']['s3Uri'].rstrip('/')}/model-customization-job-{job.job_id}"
+        steps = max(1, -(-(job.records or 8) // 8))  # steps per epoch at a batch of 8
+        rows = ["step_number,epoch_number,training_loss,perplexity"]
+        for step in range(steps * epochs):
+            loss = round(2.2 / (1 + step / steps), 4)
+            rows.append(f"{step},{step // steps},{loss},{round(2.718281828 ** loss, 4)}")
+        self._write_s3(folder, "training_artifacts/step_wise_training_metrics.csv", "\n".join(rows) + "\n")
+        if validators:
+            rows = ["step_number,epoch_number,validation_loss,perplexity"]
+            for epoch in range(epochs):
+                loss = round(1.6 / (2 + epoch) + 0.08, 4)
+                rows.append(f"{(epoch + 1) * steps - 1},{epoch},{loss},{round(2.718281828 ** loss, 4)}")
+            self._write_s3(folder, "validation_artifacts/post_fine_tuning_validation/validation_metrics.csv",
+                           "\n".join(rows) + "\n")
+
+    # -- custom model deployments ----------------------------------------------------------------------
+
+    def _op_create_custom_model_deployment(self, region: str, params: dict[str, str], query: dict[str, str],
+                                           body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            replayed = self._replayed("deployment", body, "ValidationException")
+            if replayed is not None:
+                return {"customModelDeploymentArn": replayed.arn}
+            model = self._models.get(body["modelArn"])
+            if model is None or model.region != region:
+                raise BedrockError("ResourceNotFoundException", f"The custom model {body['modelArn']} was not "
+                                                                "found.")
+            if not model.job.base.on_demand_deployment:
+                raise BedrockError("ValidationException", f"Custom models of {model.job.base.model_id} cannot be "
+                                                          "deployed on demand; use Provisioned Throughput.")
+            name = body["modelDeploymentName"]
+            if any(d.name == name and d.region == region for d in self._deployments.values()):
+                raise BedrockError("ValidationException", "The provided deployment name is currently in use.")
+            arn = f"arn:aws:bedrock:{region}:{ACCOUNT}:custom-model-deployment/{_short_id()}"
+            deployment = Deployment(arn, name, region, model.arn, body.get("description"),
+                                    self.deployment_failure, self._stepper())
+            self._deployments[arn] = deployment
+            self._remember("deployment", body, deployment)
+            return {"customModelDeploymentArn": arn}
+
+    def _advance_deployment(self, deployment: Deployment, *, poll: bool) -> None:
+        if deployment.status == "Creating" and deployment.stepper.steps(poll):
+            deployment.modified = time.time()
+            deployment.status = "Failed" if deployment.failure else "Active"
+            deployment.failure_message = deployment.failure
+
+    def _op_get_custom_model_deployment(self, region: str, params: dict[str, str], query: dict[str, str],
+                                        body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            deployment = self._find(self._deployments, params["customModelDeploymentIdentifier"], region,
+                                    "custom model deployment")
+            self._advance_deployment(deployment, poll=True)
+            return deployment.as_json()
+
+    def _op_list_custom_model_deployments(self, region: str, params: dict[str, str], query: dict[str, str],
+                                          body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            mine = [d for d in self._deployments.values() if d.region == region
+                    and query.get("modelArnEquals") in (None, d.model_arn)]
+            for deployment in mine:
+                self._advance_deployment(deployment, poll=False)
+            rows = [(d.created, d.name, d.status, d.as_json(summary=True)) for d in mine]
+        return _page(rows, query, "modelDeploymentSummaries")
+
+    def _op_delete_custom_model_deployment(self, region: str, params: dict[str, str], query: dict[str, str],
+                                           body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            deployment = self._find(self._deployments, params["customModelDeploymentIdentifier"], region,
+                                    "custom model deployment")
+            del self._deployments[deployment.arn]
+        return {}
+
+    # -- batch inference (model invocation jobs) -------------------------------------------------------
+
+    def _op_create_model_invocation_job(self, region: str, params: dict[str, str], query: dict[str, str],
+                                        body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            replayed = self._replayed("batch", body, "ConflictException")
+            if replayed is not None:
+                return {"jobArn": replayed.arn}
+            _constraint(body["roleArn"], "roleArn", ROLE_ARN)
+            _constraint((body["inputDataConfig"].get("s3InputDataConfig") or {}).get("s3Uri"),
+                        "inputDataConfig.s3InputDataConfig.s3Uri", S3_URI)
+            _constraint((body["outputDataConfig"].get("s3OutputDataConfig") or {}).get("s3Uri"),
+                        "outputDataConfig.s3OutputDataConfig.s3Uri", S3_URI)
+            self._invocable(body["modelId"], region)
+            if any(j.name == body["jobName"] and j.region == region for j in self._batch_jobs.values()):
+                raise BedrockError("ValidationException", "The provided job name is currently in use.")
+            arn = f"arn:aws:bedrock:{region}:{ACCOUNT}:model-invocation-job/{_short_id()}"
+            job = BatchJob(arn, region, body, self.batch_failure, self.batch_expires, self._stepper())
+            self._batch_jobs[arn] = job
+            self._remember("batch", body, job)
+            return {"jobArn": arn}
+
+    def _op_get_model_invocation_job(self, region: str, params: dict[str, str], query: dict[str, str],
+                                     body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            job = self._find(self._batch_jobs, params["jobIdentifier"], region, "model invocation job")
+            self._advance_batch(job, poll=True)
+            return job.as_json()
+
+    def _op_list_model_invocation_jobs(self, region: str, params: dict[str, str], query: dict[str, str],
+                                       body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            mine = [j for j in self._batch_jobs.values() if j.region == region]
+            for job in mine:
+                self._advance_batch(job, poll=False)
+            rows = [(j.created, j.name, j.status, j.as_json()) for j in mine]
+        return _page(rows, query, "invocationJobSummaries")
+
+    def _op_stop_model_invocation_job(self, region: str, params: dict[str, str], query: dict[str, str],
+                                      body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            job = self._find(self._batch_jobs, params["jobIdentifier"], region, "model invocation job")
+            if job.status in (*BATCH_DONE, "Stopping"):
+                raise BedrockError("ValidationException", f"The job is {job.status} and cannot be stopped.")
+            job.status, job.modified = "Stopping", time.time()
+        return {}
+
+    def _advance_batch(self, job: BatchJob, *, poll: bool) -> None:
+        """Submitted -> Validating -> Scheduled -> InProgress -> Completed (or Failed / Expired / Stopped)."""
+        for _ in range(job.stepper.steps(poll)):
+            job.modified = time.time()
+            if job.status == "Stopping":
+                job.status, job.end = "Stopped", time.time()
+            if job.status in BATCH_DONE:
+                return
+            if job.status == "Validating":
+                problem = job.failure or self._load_batch(job)
+                if problem:
+                    job.status, job.message, job.end = "Failed", problem, time.time()
+                    return
+            if job.status == "InProgress":
+                self._run_batch(job)
+                return
+            job.status = BATCH_STATES[BATCH_STATES.index(job.status) + 1]
+
+    def _load_batch(self, job: BatchJob) -> str | None:
+        uri = job.request["inputDataConfig"]["s3InputDataConfig"]["s3Uri"]
+        try:
+            files = self._read_jsonl(uri)
+        except (ClientError, BotoCoreError, BedrockError) as err:
+            return f"Amazon Bedrock could not read the input data at {uri}: {err}"
+        for name, text in files:
+            records = []
+            for number, line in enumerate(text.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    return f"{name} line {number} is not valid JSON."
+                if not isinstance(row, dict) or not isinstance(row.get("modelInput"), dict):
+                    return f"{name} line {number} has no modelInput object."
+                row.setdefault("recordId", uuid.uuid4().hex[:11].upper())
+                records.append(row)
+            job.files.append((name, records))
+        total = sum(len(records) for _, records in job.files)
+        if total < self.min_batch_records:
+            return f"The input has {total} records; a batch inference job needs at least {self.min_batch_records}."
+        job.counts = {"totalRecordCount": total, "processedRecordCount": 0, "successRecordCount": 0,
+                      "errorRecordCount": 0}
+        return None
+
+    def _run_batch(self, job: BatchJob) -> None:
+        """Answer every record (half of them when the job expires) and write `<input>.out` and the manifest."""
+        folder = f"{job.request['outputDataConfig']['s3OutputDataConfig']['s3Uri'].rstrip('/')}/{job.arn[-12:]}"
+        tokens = {"inputTokenCount": 0, "outputTokenCount": 0}
+        for name, records in job.files:
+            todo = records[: len(records) // 2] if job.expires else records
+            lines = [json.dumps(self._batch_record(job, row, tokens)) for row in todo]
+            self._write_s3(folder, f"{name}.out", "".join(line + "\n" for line in lines))
+        self._write_s3(folder, "manifest.json.out", json.dumps({**job.counts, **tokens}))
+        job.status, job.end = ("Expired" if job.expires else "Completed"), time.time()
+        if job.expires:
+            job.message = "The job did not finish within its timeout; unprocessed records were not run."
+
+    def _batch_record(self, job: BatchJob, row: dict[str, Any], tokens: dict[str, int]) -> dict[str, Any]:
+        record = {"recordId": row["recordId"], "modelInput": row["modelInput"]}
+        job.counts["processedRecordCount"] += 1
+        body = {**row["modelInput"], "modelId": job.request["modelId"]}
+        try:
+            if self.batch_record_error_rate and self._rng.random() < self.batch_record_error_rate:
+                raise BedrockError("InternalServerException", "The model failed to process the record.")
+            output = self.answer(body, job.region)
+        except BedrockError as err:
+            job.counts["errorRecordCount"] += 1
+            record["error"] = {"errorCode": err.status, "errorMessage": err.message}
+            return record
+        job.counts["successRecordCount"] += 1
+        tokens["inputTokenCount"] += output["usage"]["inputTokens"]
+        tokens["outputTokenCount"] += output["usage"]["outputTokens"]
+        self.count_success(user_text(body.get("messages") or []), +1)
+        record["modelOutput"] = output
+        return record
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in body.items() if k != "clientRequestToken"}, sort_keys=True)
+
+
+def _check_nova_hyperparameters(hyper: dict[str, str]) -> None:
+    for name, value in hyper.items():
+        if name not in NOVA_HYPERPARAMETERS:
+            raise BedrockError("ValidationException", f"The hyperparameter {name} is not supported by this model.")
+        low, high = NOVA_HYPERPARAMETERS[name]
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        whole = name == "learningRate" or number.is_integer()
+        if not (whole and low <= number <= high):
+            raise BedrockError("ValidationException", f"The value '{value}' of hyperparameter {name} is not "
+                                                      f"valid; it must be between {low:g} and {high:g}.")
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -537,6 +1173,22 @@ class _Server(ThreadingHTTPServer):
 # (method, path pattern, operation, success status); a {name} segment matches one URL-encoded segment.
 ROUTES: tuple[tuple[str, str, str, int], ...] = (
     ("POST", "/model/{modelId}/converse", "Converse", 200),
+    ("POST", "/model-customization-jobs", "CreateModelCustomizationJob", 201),
+    ("GET", "/model-customization-jobs", "ListModelCustomizationJobs", 200),
+    ("GET", "/model-customization-jobs/{jobIdentifier}", "GetModelCustomizationJob", 200),
+    ("POST", "/model-customization-jobs/{jobIdentifier}/stop", "StopModelCustomizationJob", 200),
+    ("GET", "/custom-models/{modelIdentifier}", "GetCustomModel", 200),
+    ("GET", "/foundation-models/{modelIdentifier}", "GetFoundationModel", 200),
+    ("POST", "/model-customization/custom-model-deployments", "CreateCustomModelDeployment", 202),
+    ("GET", "/model-customization/custom-model-deployments", "ListCustomModelDeployments", 200),
+    ("GET", "/model-customization/custom-model-deployments/{customModelDeploymentIdentifier}",
+     "GetCustomModelDeployment", 200),
+    ("DELETE", "/model-customization/custom-model-deployments/{customModelDeploymentIdentifier}",
+     "DeleteCustomModelDeployment", 200),
+    ("POST", "/model-invocation-job", "CreateModelInvocationJob", 200),
+    ("GET", "/model-invocation-jobs", "ListModelInvocationJobs", 200),
+    ("GET", "/model-invocation-job/{jobIdentifier}", "GetModelInvocationJob", 200),
+    ("POST", "/model-invocation-job/{jobIdentifier}/stop", "StopModelInvocationJob", 200),
 )
 
 
@@ -596,7 +1248,9 @@ class _Handler(BaseHTTPRequestHandler):
             if latency > 0:
                 fake._stop.wait(latency)
             payload = self._call(operation, params, query, body, region, scripted)
-        except BedrockError as err:
+        except Exception as err:  # an unexpected bug answers 500 instead of dropping the connection
+            if not isinstance(err, BedrockError):
+                err = BedrockError("InternalServerException", f"{type(err).__name__}: {err}")
             entry.status, entry.error_code = err.status, err.code
             fake._record(entry)
             self._send(err.status, {"message": err.message}, {"x-amzn-ErrorType": err.code})
@@ -613,7 +1267,8 @@ class _Handler(BaseHTTPRequestHandler):
               region: str, scripted: Reply | None) -> dict[str, Any]:
         if operation == "Converse":
             return self.fake.answer(body, region, scripted)
-        raise BedrockError("UnknownOperationException", f"Unknown operation {operation}", 404)
+        method = getattr(self.fake, "_op_" + re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower())
+        return method(region, params, query, body)
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> bool:
         data = json.dumps(payload).encode()
