@@ -31,7 +31,7 @@ def _next_states(state: dict) -> set[str]:
 
 def test_every_task_retries_transient_lambda_errors_and_catches_everything(asl):
     tasks = {name: state for name, state in asl["States"].items() if state["Type"] == "Task"}
-    assert len(tasks) == 8
+    assert len(tasks) == 12
     for name, state in tasks.items():
         retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
         assert retried >= TRANSIENT_LAMBDA_ERRORS, f"{name} does not retry transient Lambda errors"
@@ -47,6 +47,17 @@ def test_fine_tune_start_is_not_retried_on_upstream_errors(asl):
     assert "TransientUpstreamError" not in retried
     check = {e for retrier in asl["States"]["CheckFineTune"]["Retry"] for e in retrier["ErrorEquals"]}
     assert "TransientUpstreamError" in check
+
+
+def test_bedrock_steps_are_retried_because_each_finds_the_builds_job_and_deployment_by_name(asl):
+    # The job and the deployment are named after the build and created with a client request token, so a
+    # retried step reads the existing one instead of paying for a second.
+    for name in ("StartBedrockFineTune", "CheckBedrockJob", "DeployBedrockModel", "CheckDeployment"):
+        retried = {e for retrier in asl["States"][name]["Retry"] for e in retrier["ErrorEquals"]}
+        assert {"TransientUpstreamError", "RateLimitedError"} <= retried, name
+    choice = asl["States"]["FineTuneRequested"]["Choices"][0]
+    assert {"Variable": "$.request.fine_tune.backend", "StringEquals": "bedrock"} in choice["And"]
+    assert choice["Next"] == "StartBedrockFineTune"
 
 
 def test_every_state_is_reachable_and_every_target_exists(asl):
@@ -75,6 +86,8 @@ def test_loops_wait_between_checks_and_are_bounded(asl):
     for wait, check, decide, limit in (
         ("WaitForGeneration", "CheckGeneration", "GenerationFinished", "$.settings.generation_max_checks"),
         ("WaitForFineTune", "CheckFineTune", "FineTuneFinished", "$.settings.fine_tune_max_checks"),
+        ("WaitForBedrockJob", "CheckBedrockJob", "BedrockJobFinished", "$.settings.fine_tune_max_checks"),
+        ("WaitForDeployment", "CheckDeployment", "DeploymentReady", "$.settings.fine_tune_max_checks"),
     ):
         assert states[wait]["Type"] == "Wait" and states[wait]["Next"] == check
         assert states[decide]["Default"] == wait

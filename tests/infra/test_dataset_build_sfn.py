@@ -22,8 +22,8 @@ REQUEST = {
     "model": "gpt-4o-mini",
     "budget_usd": 5.0,
     "validation_fraction": 0.1,
-    "fine_tune": {"enabled": True, "base_model": "gpt-4o-mini-2024-07-18", "suffix": "writing-coach",
-                  "epochs": None, "seed": 42},
+    "fine_tune": {"enabled": True, "backend": "openai", "base_model": "gpt-4o-mini-2024-07-18",
+                  "suffix": "writing-coach", "epochs": None, "seed": 42},
 }
 SCRAPE = {"build_id": BUILD_ID, "stories": 5, "enqueued": 5, "decode_errors": 0, "skipped": {"too_short": 2}}
 
@@ -255,3 +255,87 @@ def test_error_without_a_message_shows_the_raw_cause(machine):
     assert execution.status == "FAILED"
     assert execution.error == "Runtime.ExitError"
     assert "Runtime.ExitError" in execution.cause  # shown as sent, since there is no message to extract
+
+
+# -- the Bedrock branch: customization job -> on-demand deployment -> publish ------------------------------
+
+BEDROCK_REQUEST = request(provider="bedrock", model="amazon.nova-pro-v1:0",
+                          fine_tune={"enabled": True, "backend": "bedrock", "base_model": "amazon.nova-lite-v1:0:300k",
+                                     "suffix": "writing-coach", "epochs": None, "seed": 42})
+JOB_ARN = f"arn:aws:bedrock:us-east-1:123456789012:model-customization-job/amazon.nova-lite-v1:0:300k/{BUILD_ID}"
+CUSTOM_MODEL = "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.nova-lite-v1:0:300k/abc123"
+DEPLOYMENT = "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/d1e2f3"
+
+
+def bedrock_status(status: str, **fields) -> dict:
+    return {"job_id": JOB_ARN, "status": status, "backend": "bedrock", "build_id": BUILD_ID,
+            "custom_model_arn": CUSTOM_MODEL if status not in ("running", "failed") else None,
+            "deployment_arn": None, "fine_tuned_model": None, "error": None, **fields}
+
+
+def test_bedrock_branch_trains_deploys_and_publishes_the_deployment(machine):
+    deploying = bedrock_status("deploying", deployment_arn=DEPLOYMENT)
+    active = bedrock_status("succeeded", deployment_arn=DEPLOYMENT, fine_tuned_model=DEPLOYMENT)
+    execution = machine.run(
+        {"build_id": BUILD_ID, "provider": "bedrock", "fine_tune": {"enabled": True}},
+        [BEDROCK_REQUEST, SCRAPE, progress(5), VALIDATION, DATASET,
+         {"status": "running", "job_id": JOB_ARN},
+         bedrock_status("running"), bedrock_status("trained"),
+         deploying, active,
+         {"parameter": "/coach/critique-model", "model": DEPLOYMENT}],
+    )
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    start, check1, check2, deploy, check_deployment, publish = execution.events_for("finetune")
+    assert start == {"action": "start", "request": BEDROCK_REQUEST, "dataset": DATASET}
+    assert check1 == check2 == {"action": "status", "backend": "bedrock", "job_id": JOB_ARN, "build_id": BUILD_ID}
+    assert deploy == {"action": "deploy", "job": bedrock_status("trained")}
+    assert check_deployment == {"action": "deployment_status", "job": deploying}
+    assert publish == {"action": "publish", "build_id": BUILD_ID, "job": active}
+    assert execution.output["published"]["model"] == DEPLOYMENT
+
+
+def test_bedrock_job_failure_fails_the_build_with_bedrocks_message(machine):
+    message = "Training data validation failed: line 7 is not valid JSON."
+    execution = machine.run(
+        {"build_id": BUILD_ID},
+        [BEDROCK_REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, {"status": "running", "job_id": JOB_ARN},
+         bedrock_status("failed", error={"code": "bedrock_job_failed", "message": message})],
+    )
+
+    assert execution.status == "FAILED"
+    assert execution.error == "FineTuneFailed"
+    assert execution.cause == (f"Bedrock model customization job {JOB_ARN} failed: {message} "
+                               "(code: bedrock_job_failed)")
+    assert execution.called().count("finetune") == 2  # start and one check; nothing deployed or published
+
+
+def test_failed_deployment_fails_the_build_and_publishes_nothing(machine):
+    message = "The custom model could not be deployed: capacity is unavailable."
+    failed = bedrock_status("failed", custom_model_arn=CUSTOM_MODEL, deployment_arn=DEPLOYMENT,
+                            error={"code": "bedrock_deployment_failed", "message": message})
+    execution = machine.run(
+        {"build_id": BUILD_ID},
+        [BEDROCK_REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, {"status": "running", "job_id": JOB_ARN},
+         bedrock_status("trained"), bedrock_status("deploying", deployment_arn=DEPLOYMENT), failed],
+    )
+
+    assert execution.status == "FAILED"
+    assert execution.error == "DeploymentFailed"
+    assert execution.cause == (f"Bedrock deployment {DEPLOYMENT} of model {CUSTOM_MODEL} failed: {message} "
+                               "(code: bedrock_deployment_failed). Nothing was published.")
+    actions = [event["action"] for event in execution.events_for("finetune")]
+    assert actions == ["start", "status", "deploy", "deployment_status"]
+
+
+def test_bedrock_fine_tune_that_never_ends_says_how_to_resume(machine):
+    execution = machine.run(
+        {"build_id": BUILD_ID},
+        [BEDROCK_REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, {"status": "running", "job_id": JOB_ARN}]
+        + [bedrock_status("running")] * 5,
+    )
+
+    assert execution.status == "FAILED"
+    assert execution.error == "FineTuneTimedOut"
+    assert execution.cause.startswith(f"Bedrock fine-tune {JOB_ARN} was still running after 5 status checks.")
+    assert "same build_id" in execution.cause
