@@ -53,6 +53,13 @@ _WORD = re.compile(rf"[{_IDEOGRAPHS}]|[^\W\d_{_IDEOGRAPHS}]+(?:['’-][^\W\d_{_I
 def default_provider_factory(config: ApiConfig, choice: ModelChoice) -> Any:
     from coach.adapters.completion import DEFAULT_OPENAI_MODEL, OpenAIProvider, make_provider
 
+    if choice.provider == "bedrock":
+        from coach.adapters.bedrock import BedrockProvider
+        from coach.domain.bedrock_models import DEFAULT_TEACHER_MODEL
+
+        # As for openai below: no retries inside the provider while a client waits.
+        return BedrockProvider(choice.model or DEFAULT_TEACHER_MODEL, timeout=config.completion_timeout,
+                               max_retries=0)
     if choice.provider != "openai":
         return make_provider(choice.provider, choice.model)
     key = openai_api_key(config.openai_secret)

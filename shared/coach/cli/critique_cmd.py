@@ -22,9 +22,10 @@ EXIT_SERVICE_FAILED = 1
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="a UTF-8 text or markdown file, or - for stdin")
     parser.add_argument("--title", help="the story's title (default: a markdown heading on the first line)")
-    parser.add_argument("--provider", choices=("offline", "openai"),
+    parser.add_argument("--provider", choices=("offline", "openai", "bedrock"),
                         help="default: COACH_PROVIDER or offline")
-    parser.add_argument("--model", help="model for the openai provider (default: COACH_MODEL or gpt-4o-mini)")
+    parser.add_argument("--model", help="model for the openai or bedrock provider (default: COACH_MODEL; "
+                                        "bedrock: amazon.nova-pro-v1:0)")
     parser.add_argument("--json", action="store_true", help="print the API's JSON response body")
 
 

@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
-    parser.add_argument("--provider", help="offline (default) or openai; env COACH_PROVIDER")
-    parser.add_argument("--model", help="base model for the openai provider; env COACH_MODEL")
+    parser.add_argument("--provider", help="offline (default), bedrock or openai; env COACH_PROVIDER")
+    parser.add_argument("--model", help="base model for the bedrock or openai provider; env COACH_MODEL")
     parser.add_argument("--api-key",
                         help="require this key in x-api-key on POST /critiques; env COACH_API_KEY")
     parser.add_argument("--model-parameter",
@@ -75,8 +75,8 @@ def configure_environment(args: argparse.Namespace) -> None:
     else:
         env.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     provider = env.get("COACH_PROVIDER", "offline")
-    if provider not in ("offline", "openai"):
-        raise InputError(f"unknown provider '{provider}': use offline or openai", code="unknown_provider")
+    if provider not in ("offline", "openai", "bedrock"):
+        raise InputError(f"unknown provider '{provider}': use offline, openai or bedrock", code="unknown_provider")
 
 
 def critique_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
