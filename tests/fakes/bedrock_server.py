@@ -57,10 +57,6 @@ ERRORS: dict[str, tuple[int, str]] = {
     "InternalServerException": (500, "The server encountered an internal error. Try again later."),
     "ServiceUnavailableException": (503, "The service is temporarily unavailable. Try again later."),
 }
-RETRYABLE = frozenset({
-    "ThrottlingException", "ModelNotReadyException", "ServiceUnavailableException", "ModelTimeoutException",
-    "InternalServerException",
-})
 
 
 @dataclass(frozen=True)
@@ -87,8 +83,13 @@ CATALOG: tuple[FoundationModel, ...] = (
                     _TUNABLE, on_demand_deployment=True),
     FoundationModel("amazon.nova-pro-v1:0:300k", "Nova Pro", "Amazon", ("us-east-1",), ("PROVISIONED",),
                     _TUNABLE, on_demand_deployment=True),
+    FoundationModel("amazon.nova-2-lite-v1:0", "Nova 2 Lite", "Amazon", ("us-east-1",)),
+    FoundationModel("amazon.nova-2-lite-v1:0:256k", "Nova 2 Lite", "Amazon", ("us-east-1",), ("PROVISIONED",),
+                    ("FINE_TUNING",)),
     FoundationModel("meta.llama3-1-8b-instruct-v1:0", "Llama 3.1 8B Instruct", "Meta", ("us-west-2",)),
     FoundationModel("meta.llama3-1-8b-instruct-v1:0:128k", "Llama 3.1 8B Instruct", "Meta", ("us-west-2",),
+                    ("PROVISIONED",), ("FINE_TUNING",)),
+    FoundationModel("meta.llama3-1-70b-instruct-v1:0:128k", "Llama 3.1 70B Instruct", "Meta", ("us-west-2",),
                     ("PROVISIONED",), ("FINE_TUNING",)),
     FoundationModel("anthropic.claude-3-haiku-20240307-v1:0", "Claude 3 Haiku", "Anthropic",
                     ("us-east-1", "us-west-2")),
@@ -117,6 +118,16 @@ class Fault:
 
 
 ScriptItem = int | str | Fault | Reply
+
+
+@dataclass(frozen=True)
+class Call:
+    """One control-plane request: the caller's region, URI labels, query string and JSON body."""
+
+    region: str
+    params: dict[str, str]
+    query: dict[str, str]
+    body: dict[str, Any]
 ReplyFn = Callable[[dict[str, Any]], str]  # receives the Converse request body (with "modelId")
 
 
@@ -817,73 +828,67 @@ class FakeBedrockServer:
 
     # -- model customization jobs and custom models -----------------------------------------------------
 
-    def _op_create_model_customization_job(self, region: str, params: dict[str, str], query: dict[str, str],
-                                           body: dict[str, Any]) -> dict[str, Any]:
+    def _op_create_model_customization_job(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            replayed = self._replayed("customization", body, "ConflictException")
+            replayed = self._replayed("customization", call.body, "ConflictException")
             if replayed is not None:
                 return {"jobArn": replayed.arn}
-            _constraint(body["roleArn"], "roleArn", ROLE_ARN)
-            uris = [("trainingDataConfig.s3Uri", body["trainingDataConfig"].get("s3Uri")),
-                    ("outputDataConfig.s3Uri", body["outputDataConfig"]["s3Uri"])]
+            _constraint(call.body["roleArn"], "roleArn", ROLE_ARN)
+            uris = [("trainingDataConfig.s3Uri", call.body["trainingDataConfig"].get("s3Uri")),
+                    ("outputDataConfig.s3Uri", call.body["outputDataConfig"]["s3Uri"])]
             uris += [("validationDataConfig.validators.member.s3Uri", v["s3Uri"])
-                     for v in (body.get("validationDataConfig") or {}).get("validators", [])]
+                     for v in (call.body.get("validationDataConfig") or {}).get("validators", [])]
             for member, uri in uris:
                 _constraint(uri, member, S3_URI)
-            base = self.foundation_model(body["baseModelIdentifier"], region)
-            kind = body.get("customizationType", "FINE_TUNING")
+            base = self.foundation_model(call.body["baseModelIdentifier"], call.region)
+            kind = call.body.get("customizationType", "FINE_TUNING")
             if kind not in base.customizations:
                 raise BedrockError("ValidationException", f"The model {base.model_id} does not support {kind} "
-                                                          f"customization in {region}.")
+                                                          f"customization in {call.region}.")
             if base.model_id.startswith("amazon.nova"):
-                _check_nova_hyperparameters(body.get("hyperParameters") or {})
-            mine = [j for j in self._jobs.values() if j.region == region]
-            if any(j.name == body["jobName"] for j in mine):
+                _check_nova_hyperparameters(call.body.get("hyperParameters") or {})
+            mine = [j for j in self._jobs.values() if j.region == call.region]
+            if any(j.name == call.body["jobName"] for j in mine):
                 raise BedrockError("ValidationException", "The provided job name is currently in use.")
-            if any(j.request["customModelName"] == body["customModelName"] for j in mine
+            if any(j.request["customModelName"] == call.body["customModelName"] for j in mine
                    if j.status in ("InProgress", "Stopping", "Completed")):
                 raise BedrockError("ValidationException", "The provided custom model name is currently in use.")
-            arn = f"arn:aws:bedrock:{region}:{ACCOUNT}:model-customization-job/{base.model_id}/{_short_id()}"
-            job = CustomizationJob(arn, region, body, base, self.customization_failure, self._stepper())
+            arn = f"arn:aws:bedrock:{call.region}:{ACCOUNT}:model-customization-job/{base.model_id}/{_short_id()}"
+            job = CustomizationJob(arn, call.region, call.body, base, self.customization_failure, self._stepper())
             self._jobs[arn] = job
-            self._remember("customization", body, job)
+            self._remember("customization", call.body, job)
             return {"jobArn": arn}
 
-    def _op_get_model_customization_job(self, region: str, params: dict[str, str], query: dict[str, str],
-                                        body: dict[str, Any]) -> dict[str, Any]:
+    def _op_get_model_customization_job(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            job = self._find(self._jobs, params["jobIdentifier"], region, "model customization job")
+            job = self._find(self._jobs, call.params["jobIdentifier"], call.region, "model customization job")
             self._advance_job(job, poll=True)
             return job.as_json()
 
-    def _op_list_model_customization_jobs(self, region: str, params: dict[str, str], query: dict[str, str],
-                                          body: dict[str, Any]) -> dict[str, Any]:
+    def _op_list_model_customization_jobs(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            jobs = [j for j in self._jobs.values() if j.region == region]
+            jobs = [j for j in self._jobs.values() if j.region == call.region]
             for job in jobs:
                 self._advance_job(job, poll=False)
             rows = [(j.created, j.name, j.status, j.summary()) for j in jobs]
-        return _page(rows, query, "modelCustomizationJobSummaries")
+        return _page(rows, call.query, "modelCustomizationJobSummaries")
 
-    def _op_stop_model_customization_job(self, region: str, params: dict[str, str], query: dict[str, str],
-                                         body: dict[str, Any]) -> dict[str, Any]:
+    def _op_stop_model_customization_job(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            job = self._find(self._jobs, params["jobIdentifier"], region, "model customization job")
+            job = self._find(self._jobs, call.params["jobIdentifier"], call.region, "model customization job")
             if job.status != "InProgress":
                 raise BedrockError("ValidationException", f"The job is {job.status} and cannot be stopped.")
             job.status, job.modified = "Stopping", time.time()
         return {}
 
-    def _op_get_custom_model(self, region: str, params: dict[str, str], query: dict[str, str],
-                             body: dict[str, Any]) -> dict[str, Any]:
+    def _op_get_custom_model(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            return self._find(self._models, params["modelIdentifier"], region, "custom model").as_json()
+            return self._find(self._models, call.params["modelIdentifier"], call.region, "custom model").as_json()
 
-    def _op_get_foundation_model(self, region: str, params: dict[str, str], query: dict[str, str],
-                                 body: dict[str, Any]) -> dict[str, Any]:
-        found = self.foundation_model(params["modelIdentifier"], region)
+    def _op_get_foundation_model(self, call: Call) -> dict[str, Any]:
+        found = self.foundation_model(call.params["modelIdentifier"], call.region)
         return {"modelDetails": {
-            "modelArn": _foundation_arn(region, found.model_id), "modelId": found.model_id,
+            "modelArn": _foundation_arn(call.region, found.model_id), "modelId": found.model_id,
             "modelName": found.name, "providerName": found.provider, "inputModalities": ["TEXT"],
             "outputModalities": ["TEXT"], "responseStreamingSupported": True,
             "customizationsSupported": list(found.customizations), "inferenceTypesSupported": list(found.inference),
@@ -965,27 +970,26 @@ class FakeBedrockServer:
 
     # -- custom model deployments ----------------------------------------------------------------------
 
-    def _op_create_custom_model_deployment(self, region: str, params: dict[str, str], query: dict[str, str],
-                                           body: dict[str, Any]) -> dict[str, Any]:
+    def _op_create_custom_model_deployment(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            replayed = self._replayed("deployment", body, "ValidationException")
+            replayed = self._replayed("deployment", call.body, "ValidationException")
             if replayed is not None:
                 return {"customModelDeploymentArn": replayed.arn}
-            model = self._models.get(body["modelArn"])
-            if model is None or model.region != region:
-                raise BedrockError("ResourceNotFoundException", f"The custom model {body['modelArn']} was not "
+            model = self._models.get(call.body["modelArn"])
+            if model is None or model.region != call.region:
+                raise BedrockError("ResourceNotFoundException", f"The custom model {call.body['modelArn']} was not "
                                                                 "found.")
             if not model.job.base.on_demand_deployment:
                 raise BedrockError("ValidationException", f"Custom models of {model.job.base.model_id} cannot be "
                                                           "deployed on demand; use Provisioned Throughput.")
-            name = body["modelDeploymentName"]
-            if any(d.name == name and d.region == region for d in self._deployments.values()):
+            name = call.body["modelDeploymentName"]
+            if any(d.name == name and d.region == call.region for d in self._deployments.values()):
                 raise BedrockError("ValidationException", "The provided deployment name is currently in use.")
-            arn = f"arn:aws:bedrock:{region}:{ACCOUNT}:custom-model-deployment/{_short_id()}"
-            deployment = Deployment(arn, name, region, model.arn, body.get("description"),
+            arn = f"arn:aws:bedrock:{call.region}:{ACCOUNT}:custom-model-deployment/{_short_id()}"
+            deployment = Deployment(arn, name, call.region, model.arn, call.body.get("description"),
                                     self.deployment_failure, self._stepper())
             self._deployments[arn] = deployment
-            self._remember("deployment", body, deployment)
+            self._remember("deployment", call.body, deployment)
             return {"customModelDeploymentArn": arn}
 
     def _advance_deployment(self, deployment: Deployment, *, poll: bool) -> None:
@@ -994,74 +998,67 @@ class FakeBedrockServer:
             deployment.status = "Failed" if deployment.failure else "Active"
             deployment.failure_message = deployment.failure
 
-    def _op_get_custom_model_deployment(self, region: str, params: dict[str, str], query: dict[str, str],
-                                        body: dict[str, Any]) -> dict[str, Any]:
+    def _op_get_custom_model_deployment(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            deployment = self._find(self._deployments, params["customModelDeploymentIdentifier"], region,
+            deployment = self._find(self._deployments, call.params["customModelDeploymentIdentifier"], call.region,
                                     "custom model deployment")
             self._advance_deployment(deployment, poll=True)
             return deployment.as_json()
 
-    def _op_list_custom_model_deployments(self, region: str, params: dict[str, str], query: dict[str, str],
-                                          body: dict[str, Any]) -> dict[str, Any]:
+    def _op_list_custom_model_deployments(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            mine = [d for d in self._deployments.values() if d.region == region
-                    and query.get("modelArnEquals") in (None, d.model_arn)]
+            mine = [d for d in self._deployments.values() if d.region == call.region
+                    and call.query.get("modelArnEquals") in (None, d.model_arn)]
             for deployment in mine:
                 self._advance_deployment(deployment, poll=False)
             rows = [(d.created, d.name, d.status, d.as_json(summary=True)) for d in mine]
-        return _page(rows, query, "modelDeploymentSummaries")
+        return _page(rows, call.query, "modelDeploymentSummaries")
 
-    def _op_delete_custom_model_deployment(self, region: str, params: dict[str, str], query: dict[str, str],
-                                           body: dict[str, Any]) -> dict[str, Any]:
+    def _op_delete_custom_model_deployment(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            deployment = self._find(self._deployments, params["customModelDeploymentIdentifier"], region,
+            deployment = self._find(self._deployments, call.params["customModelDeploymentIdentifier"], call.region,
                                     "custom model deployment")
             del self._deployments[deployment.arn]
         return {}
 
     # -- batch inference (model invocation jobs) -------------------------------------------------------
 
-    def _op_create_model_invocation_job(self, region: str, params: dict[str, str], query: dict[str, str],
-                                        body: dict[str, Any]) -> dict[str, Any]:
+    def _op_create_model_invocation_job(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            replayed = self._replayed("batch", body, "ConflictException")
+            replayed = self._replayed("batch", call.body, "ConflictException")
             if replayed is not None:
                 return {"jobArn": replayed.arn}
-            _constraint(body["roleArn"], "roleArn", ROLE_ARN)
-            _constraint((body["inputDataConfig"].get("s3InputDataConfig") or {}).get("s3Uri"),
+            _constraint(call.body["roleArn"], "roleArn", ROLE_ARN)
+            _constraint((call.body["inputDataConfig"].get("s3InputDataConfig") or {}).get("s3Uri"),
                         "inputDataConfig.s3InputDataConfig.s3Uri", S3_URI)
-            _constraint((body["outputDataConfig"].get("s3OutputDataConfig") or {}).get("s3Uri"),
+            _constraint((call.body["outputDataConfig"].get("s3OutputDataConfig") or {}).get("s3Uri"),
                         "outputDataConfig.s3OutputDataConfig.s3Uri", S3_URI)
-            self._invocable(body["modelId"], region)
-            if any(j.name == body["jobName"] and j.region == region for j in self._batch_jobs.values()):
+            self._invocable(call.body["modelId"], call.region)
+            if any(j.name == call.body["jobName"] and j.region == call.region for j in self._batch_jobs.values()):
                 raise BedrockError("ValidationException", "The provided job name is currently in use.")
-            arn = f"arn:aws:bedrock:{region}:{ACCOUNT}:model-invocation-job/{_short_id()}"
-            job = BatchJob(arn, region, body, self.batch_failure, self.batch_expires, self._stepper())
+            arn = f"arn:aws:bedrock:{call.region}:{ACCOUNT}:model-invocation-job/{_short_id()}"
+            job = BatchJob(arn, call.region, call.body, self.batch_failure, self.batch_expires, self._stepper())
             self._batch_jobs[arn] = job
-            self._remember("batch", body, job)
+            self._remember("batch", call.body, job)
             return {"jobArn": arn}
 
-    def _op_get_model_invocation_job(self, region: str, params: dict[str, str], query: dict[str, str],
-                                     body: dict[str, Any]) -> dict[str, Any]:
+    def _op_get_model_invocation_job(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            job = self._find(self._batch_jobs, params["jobIdentifier"], region, "model invocation job")
+            job = self._find(self._batch_jobs, call.params["jobIdentifier"], call.region, "model invocation job")
             self._advance_batch(job, poll=True)
             return job.as_json()
 
-    def _op_list_model_invocation_jobs(self, region: str, params: dict[str, str], query: dict[str, str],
-                                       body: dict[str, Any]) -> dict[str, Any]:
+    def _op_list_model_invocation_jobs(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            mine = [j for j in self._batch_jobs.values() if j.region == region]
+            mine = [j for j in self._batch_jobs.values() if j.region == call.region]
             for job in mine:
                 self._advance_batch(job, poll=False)
             rows = [(j.created, j.name, j.status, j.as_json()) for j in mine]
-        return _page(rows, query, "invocationJobSummaries")
+        return _page(rows, call.query, "invocationJobSummaries")
 
-    def _op_stop_model_invocation_job(self, region: str, params: dict[str, str], query: dict[str, str],
-                                      body: dict[str, Any]) -> dict[str, Any]:
+    def _op_stop_model_invocation_job(self, call: Call) -> dict[str, Any]:
         with self._lock:
-            job = self._find(self._batch_jobs, params["jobIdentifier"], region, "model invocation job")
+            job = self._find(self._batch_jobs, call.params["jobIdentifier"], call.region, "model invocation job")
             if job.status in (*BATCH_DONE, "Stopping"):
                 raise BedrockError("ValidationException", f"The job is {job.status} and cannot be stopped.")
             job.status, job.modified = "Stopping", time.time()
@@ -1268,7 +1265,7 @@ class _Handler(BaseHTTPRequestHandler):
         if operation == "Converse":
             return self.fake.answer(body, region, scripted)
         method = getattr(self.fake, "_op_" + re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower())
-        return method(region, params, query, body)
+        return method(Call(region, params, query, body))
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> bool:
         data = json.dumps(payload).encode()

@@ -124,7 +124,8 @@ def test_a_fault_can_carry_its_own_message(server):
 
 
 def test_random_faults_follow_the_seed_and_rates(server):
-    rates = {"ThrottlingException": 0.3, "ServiceUnavailableException": 0.2, "ModelTimeoutException": 0.1}
+    rates = {"ThrottlingException": 0.25, "ServiceUnavailableException": 0.15, "ModelTimeoutException": 0.1,
+             "ModelNotReadyException": 0.1}
 
     def outcomes(seed: int) -> list[str]:
         server.reseed(seed)
@@ -202,12 +203,17 @@ def test_max_tokens_above_the_model_limit_is_rejected(server):
     assert code == "ValidationException" and "10000" in message
 
 
-def test_endpoint_env_var_reaches_the_fake(server, monkeypatch):
+def test_endpoint_env_vars_reach_one_fake_for_both_clients(server, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", server.endpoint_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK", server.endpoint_url)
     runtime = boto3.client("bedrock-runtime", region_name="us-east-1", config=NO_RETRIES)
+    bedrock = boto3.client("bedrock", region_name="us-east-1", config=NO_RETRIES)
 
     assert runtime.converse(modelId="amazon.nova-micro-v1:0", messages=MESSAGES)["stopReason"] == "end_turn"
+    assert bedrock.get_foundation_model(modelIdentifier="amazon.nova-micro-v1:0:128k")["modelDetails"][
+        "modelName"] == "Nova Micro"
     assert server.success_counts == {STORY_TEXT: 1}
+    assert [r.operation for r in server.requests] == ["Converse", "GetFoundationModel"]
 
 
 # -- control plane ---------------------------------------------------------------------------------------
