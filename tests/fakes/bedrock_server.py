@@ -1250,7 +1250,8 @@ class _Handler(BaseHTTPRequestHandler):
                 err = BedrockError("InternalServerException", f"{type(err).__name__}: {err}")
             entry.status, entry.error_code = err.status, err.code
             fake._record(entry)
-            self._send(err.status, {"message": err.message}, {"x-amzn-ErrorType": err.code})
+            self._send(err.status, {"message": err.message},
+                       {"x-amzn-ErrorType": f"{err.code}:http://internal.amazon.com/coral/com.amazon.bedrock/"})
             return
         entry.status = status
         fake._record(entry)
