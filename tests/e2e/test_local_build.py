@@ -97,7 +97,8 @@ def test_fine_tune_is_started_followed_and_published(tmp_path, fails):
     failure = FineTuneFailure(code="invalid_training_file", message="Line 3 has too many tokens.") if fails else None
     with FakeOpenAIServer(api_key="sk-ft", reply=reply, fine_tune_failure=failure) as server:
         result = coach("build", "--limit", "14", "--provider", "openai", "--build-id", "e2e-ft", "--out", str(out),
-                       "--fine-tune", "--wait", "--poll-seconds", "0.05", "--legacy-export",
+                       "--fine-tune", "--fine-tune-backend", "openai", "--base-model", "gpt-4o-mini-2024-07-18",
+                       "--wait", "--poll-seconds", "0.05", "--legacy-export",
                        env={"OPENAI_API_KEY": "sk-ft", "OPENAI_BASE_URL": server.base_url})
         [job] = server.jobs.values()
     fine_tune = manifest(out)["fine_tune"]

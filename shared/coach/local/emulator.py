@@ -41,12 +41,17 @@ class LocalStack:
             "COACH_IDEMPOTENCY_TABLE": self.table,
             "COACH_MODEL_PARAMETER": self.model_parameter,
             "COACH_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
+            # The role a Bedrock customization job would assume; a Bedrock test server takes any.
+            "COACH_BEDROCK_ROLE_ARN": os.environ.get("COACH_BEDROCK_ROLE_ARN") or LOCAL_BEDROCK_ROLE,
         }
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
             self.server = None
+
+
+LOCAL_BEDROCK_ROLE = "arn:aws:iam::000000000000:role/coach-bedrock-customization"
 
 
 def free_port() -> int:

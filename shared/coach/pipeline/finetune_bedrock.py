@@ -141,7 +141,8 @@ def start(request: BuildRequest, *, store: BuildStore, bedrock: Any, bucket: str
     output_uri = f"s3://{bucket}/{output_prefix(build_id)}"
     if existing is not None:
         job_arn = existing["jobArn"]
-        _update_manifest(store, build_id, status=JOB_STATES.get(existing["status"], "running"), backend=BACKEND,
+        state = JOB_STATES.get(existing["status"], "running")
+        _update_manifest(store, build_id, status="deploying" if state == "trained" else state, backend=BACKEND,
                          job_id=job_arn, model=options.base_model, output_uri=output_uri, reason="")
         return StartResult(status="running", job_id=job_arn, build_id=build_id, reused=True)
 
