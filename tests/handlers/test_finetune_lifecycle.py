@@ -64,7 +64,8 @@ def _prose(rng: random.Random, sentences: int) -> str:
 
 def _request(build_id: str = "ft-build", **fine_tune) -> dict:
     return {"build_id": build_id, "provider": "openai", "model": "gpt-4o-mini",
-            "fine_tune": {"enabled": True, **fine_tune}}
+            "fine_tune": {"enabled": True, "backend": "openai", "base_model": "gpt-4o-mini-2024-07-18",
+                          **fine_tune}}
 
 
 def seed_build(store: BuildStore, build_id: str = "ft-build", n: int = 24) -> dict[str, str]:
