@@ -22,7 +22,7 @@ from coach.domain.tokens import get_counter
 from coach.errors import CoachError
 from coach.local.lambda_runtime import invoke
 from coach.step_errors import InvalidBuildRequest
-from tests.fakes.bedrock_server import Fault, FakeBedrockServer
+from tests.fakes.bedrock_server import FakeBedrockServer, Fault
 from tests.handlers.test_finetune_lifecycle import seed_build
 
 BUCKET = "coach-bedrock-tests"
@@ -160,7 +160,7 @@ def test_a_failed_deployment_is_never_published(bedrock):
     started = invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
     ended = run_to_the_end(started)
     assert ended["status"] == "failed" and ended["error"]["code"] == "bedrock_deployment_failed"
-    with pytest.raises(CoachError, match="nothing to publish|has not succeeded"):
+    with pytest.raises(CoachError, match="has not succeeded"):
         invoke("finetune", {"action": "publish", "build_id": "bd-build", "job": ended})
     assert ModelRegistry(bedrock.ssm, PARAMETER).current() is None
     fine_tune = manifest(bedrock.store).fine_tune
