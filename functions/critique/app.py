@@ -59,7 +59,7 @@ def create_critique(request: Annotated[CritiqueRequest, Body(embed=False)]) -> C
          responses={200: {"description": "The service is up",
                           "content": {"application/json": {"model": HealthResponse}}}})
 def health() -> HealthResponse:
-    return HealthResponse(status="ok", version=__version__)
+    return HealthResponse(status="ok", version=__version__, warnings=service.current().warnings())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -188,3 +188,22 @@ def test_coach_serve_reads_the_parameter_from_an_emulator_endpoint(serve):
             assert (body["model"], body["prompt_version"]) == (FINE_TUNED, COMPACT_PROMPT_VERSION)
     finally:
         server.stop()
+
+
+def test_health_warns_when_the_served_fine_tune_shuts_down_within_sixty_days(ssm, serve, monkeypatch):
+    from datetime import date
+
+    from coach.domain import retirement
+    from tests.api.api_support import http_call
+
+    monkeypatch.setattr(retirement, "today", lambda: date(2026, 12, 2))
+    record = json.loads(published())
+    put(ssm, json.dumps({**record, "retires_on": "2027-01-14"}))
+    with FakeOpenAIServer(api_key="sk-test") as upstream:
+        url = serve(model_parameter=PARAMETER, env={"COACH_MODEL_CACHE_SECONDS": "0",
+                                                    "OPENAI_BASE_URL": upstream.base_url,
+                                                    "OPENAI_API_KEY": "sk-test"})
+        health = http_call(url, "GET", "/health").json()
+    assert health["status"] == "ok"
+    [warning] = health["warnings"]
+    assert f"{FINE_TUNED} shuts down on 2027-01-14 (43 days from today)" in warning

@@ -95,7 +95,8 @@ def test_fine_tune_is_started_followed_and_published(tmp_path, fails):
 
     out = tmp_path / "out"
     failure = FineTuneFailure(code="invalid_training_file", message="Line 3 has too many tokens.") if fails else None
-    with FakeOpenAIServer(api_key="sk-ft", reply=reply, fine_tune_failure=failure) as server:
+    # No shutdown dates: this test is about the job, not about OpenAI's calendar (tested with the handlers).
+    with FakeOpenAIServer(api_key="sk-ft", reply=reply, fine_tune_failure=failure, shutdown_dates={}) as server:
         result = coach("build", "--limit", "14", "--provider", "openai", "--build-id", "e2e-ft", "--out", str(out),
                        "--fine-tune", "--fine-tune-backend", "openai", "--base-model", "gpt-4o-mini-2024-07-18",
                        "--wait", "--poll-seconds", "0.05", "--legacy-export",

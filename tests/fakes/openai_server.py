@@ -41,6 +41,10 @@ TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 DEFAULT_MODELS = (
     "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano",
 )
+# OpenAI's published shutdown dates (deprecations page, December 2026); a fine-tune shuts down with its base.
+DEFAULT_SHUTDOWN_DATES = {model: "2027-01-14" for model in DEFAULT_MODELS if not model.startswith("gpt-4.1-nano")}
+# What OpenAI answers an organisation without fine-tuning access (its standard error shape).
+FINE_TUNING_UNAVAILABLE = "Fine-tuning is not available for your organization."
 
 # What OpenAI answers for each status when nothing more specific is scripted: (type, code, message).
 _DEFAULT_ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -280,7 +284,7 @@ def _new_id(prefix: str, length: int = 24) -> str:
 _SETTINGS = frozenset({
     "api_key", "reply", "failure_rate", "rate_limit_share", "retry_after", "latency", "stall_rate",
     "stall_seconds", "fault_paths", "models", "strict_models", "fine_tune_polls_per_state",
-    "fine_tune_failure", "min_training_examples",
+    "fine_tune_failure", "min_training_examples", "shutdown_dates", "fine_tuning_available",
 })
 
 
@@ -314,6 +318,8 @@ class FakeOpenAIServer:
         fine_tune_polls_per_state: int | dict[str, int] = 1,
         fine_tune_failure: FineTuneFailure | None = None,
         min_training_examples: int = 10,
+        shutdown_dates: dict[str, str | None] | None = None,
+        fine_tuning_available: bool = True,
     ) -> None:
         self.api_key = api_key
         self.reply = reply
@@ -329,6 +335,8 @@ class FakeOpenAIServer:
         self.fine_tune_polls_per_state = fine_tune_polls_per_state
         self.fine_tune_failure = fine_tune_failure
         self.min_training_examples = min_training_examples
+        self.shutdown_dates = dict(DEFAULT_SHUTDOWN_DATES if shutdown_dates is None else shutdown_dates)
+        self.fine_tuning_available = fine_tuning_available
 
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
@@ -570,6 +578,13 @@ class FakeOpenAIServer:
             self._successes[user_content] += delta
             if self._successes[user_content] <= 0:
                 del self._successes[user_content]
+
+    def model_object(self, model: str) -> dict[str, Any]:
+        """A model as GET /v1/models lists it, with `shutdown_date` (a fine-tune inherits its base's)."""
+        base = model.split(":")[1] if model.startswith("ft:") and model.count(":") >= 2 else model
+        shutdown = self.shutdown_dates.get(model, self.shutdown_dates.get(base))
+        return {"id": model, "object": "model", "created": 1_700_000_000,
+                "owned_by": "user-coach" if model.startswith("ft:") else "system", "shutdown_date": shutdown}
 
     def model_ids(self) -> list[str]:
         with self._lock:
@@ -860,14 +875,12 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "POST" and parts == ["chat", "completions"]:
             return 200, fake.chat_completion(self._json(raw), scripted)
         if parts == ["models"] and method == "GET":
-            data = [{"id": m, "object": "model", "created": 1_700_000_000,
-                     "owned_by": "user-coach" if m.startswith("ft:") else "system"} for m in fake.model_ids()]
-            return 200, {"object": "list", "data": data}
+            return 200, {"object": "list", "data": [fake.model_object(m) for m in fake.model_ids()]}
         if len(parts) == 2 and parts[0] == "models" and method == "GET":
             if parts[1] not in fake.model_ids():
                 raise _HttpError(404, f"The model '{parts[1]}' does not exist", code="model_not_found",
                                  param="model")
-            return 200, {"id": parts[1], "object": "model", "created": 1_700_000_000, "owned_by": "system"}
+            return 200, fake.model_object(parts[1])
         if parts[:1] == ["files"]:
             return self._files_route(method, parts[1:], query, raw)
         if parts[:2] == ["fine_tuning", "jobs"]:
@@ -903,6 +916,8 @@ class _Handler(BaseHTTPRequestHandler):
                     raw: bytes) -> tuple[int, dict[str, Any]]:
         fake = self.fake
         if method == "POST" and not rest:
+            if not fake.fine_tuning_available:
+                raise _HttpError(403, FINE_TUNING_UNAVAILABLE, code=None)
             return 200, fake.create_job(self._json(raw)).as_json()
         if method == "GET" and not rest:
             jobs = sorted((j.as_json() for j in fake.jobs.values()), key=lambda j: -j["created_at"])

@@ -47,6 +47,12 @@ def lifecycle(monkeypatch):
                  "COACH_EXAMPLE_TOKEN_LIMIT", "COACH_DEDUPE_SIMILARITY", "COACH_PROVIDER", "COACH_MODEL"):
         monkeypatch.delenv(name, raising=False)
     get_counter.cache_clear()  # the counting method is chosen once per process; these tests pin it
+    # The day these tests were written: gpt-4o-mini (their base model) shuts down 43 days later.
+    from datetime import date
+
+    from coach.domain import retirement
+
+    monkeypatch.setattr(retirement, "today", lambda: date(2026, 12, 2))
     with FakeOpenAIServer(api_key="sk-test") as fake, mock_aws():
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
@@ -148,7 +154,11 @@ def test_a_build_goes_from_jsonl_to_a_published_model_the_api_then_serves(lifecy
     value = json.loads(lifecycle.ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"])
     assert value["model"] == published["model"] == done["fine_tuned_model"]
     assert value["prompt_version"] == "editor-compact-v1" and value["build_id"] == "ft-build"
-    assert set(value) == {"model", "prompt_version", "build_id", "trained_at"}
+    assert set(value) == {"model", "prompt_version", "build_id", "trained_at", "provider", "base_model",
+                          "retires_on"}
+    assert value["provider"] == "openai" and value["base_model"] == "gpt-4o-mini-2024-07-18"
+    # OpenAI retires every gpt-4o-mini fine-tune with its base: the record and the manifest say when.
+    assert value["retires_on"] == done["retires_on"] == "2027-01-14"
     assert _manifest(store).fine_tune.published_at
 
     _api_serves(lifecycle, done["fine_tuned_model"])
@@ -357,3 +367,40 @@ def test_follow_gives_up_waiting_with_a_clear_error(lifecycle):
     with pytest.raises(CoachError) as waiting:
         finetune.follow(started["job_id"], client_factory=runtime.openai_client, max_polls=3, sleep=lambda _: None)
     assert waiting.value.code == "fine_tune_still_running"
+
+
+def test_a_base_model_about_to_shut_down_is_refused_before_upload(lifecycle, monkeypatch):
+    from datetime import date
+
+    from coach.domain import retirement
+
+    monkeypatch.setattr(retirement, "today", lambda: date(2027, 1, 5))
+    seed_build(lifecycle.store)
+    invoke("assembler", {"request": _request()})
+    with pytest.raises(CoachError) as caught:
+        invoke("finetune", {"action": "start", "request": _request()})
+    assert caught.value.code == "base_model_retiring"
+    assert "2027-01-14" in caught.value.message and "Bedrock" in caught.value.message
+    assert not lifecycle.fake.files and not lifecycle.fake.jobs  # nothing uploaded, nothing paid
+    assert _manifest(lifecycle.store).fine_tune.error.code == "base_model_retiring"
+
+
+def test_a_base_model_within_sixty_days_starts_with_a_warning_in_the_manifest(lifecycle, monkeypatch):
+    seed_build(lifecycle.store)
+    invoke("assembler", {"request": _request()})
+    started = invoke("finetune", {"action": "start", "request": _request()})
+    assert started["job_id"]
+    [warning] = _manifest(lifecycle.store).fine_tune.warnings
+    assert "shuts down on 2027-01-14 (43 days from today)" in warning
+
+
+def test_an_organisation_without_fine_tuning_is_pointed_to_bedrock(lifecycle):
+    lifecycle.fake.configure(fine_tuning_available=False)
+    seed_build(lifecycle.store)
+    invoke("assembler", {"request": _request()})
+    with pytest.raises(CoachError) as caught:
+        invoke("finetune", {"action": "start", "request": _request()})
+    assert caught.value.code == "fine_tuning_unavailable"
+    assert "Bedrock backend" in caught.value.message
+    fine_tune = _manifest(lifecycle.store).fine_tune
+    assert fine_tune.status == "failed" and fine_tune.error.code == "fine_tuning_unavailable"

@@ -47,7 +47,7 @@ def test_publish_writes_exactly_what_the_api_reads(ssm):
     registry.publish(_model(1))
     value = json.loads(ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"])
     assert value == {"model": _model(1).model, "prompt_version": "editor-compact-v1", "build_id": "build-1",
-                     "trained_at": "2025-01-01T00:00:00Z"}
+                     "trained_at": "2025-01-01T00:00:00Z", "provider": "openai"}
     assert registry.current() == _model(1)
 
 
@@ -150,3 +150,23 @@ def test_coach_models_talks_to_an_emulator_through_endpoint_url(monkeypatch):
         assert _model(4).model in out and "/coach/critique-model" in out
     finally:
         server.stop()
+
+
+def test_coach_models_list_shows_provider_and_shutdown_and_warns_within_sixty_days(ssm, monkeypatch):
+    from datetime import date
+
+    from coach.domain import retirement
+
+    monkeypatch.setattr(retirement, "today", lambda: date(2026, 12, 2))
+    registry = ModelRegistry(ssm, PARAMETER)
+    registry.publish(_model(1).model_copy(update={"retires_on": "2027-01-14"}))
+    deployment = "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abc123"
+    registry.publish(PublishedModel(model=deployment, prompt_version="editor-compact-v1", build_id="build-9",
+                                    trained_at="2026-12-01T00:00:00Z", provider="bedrock",
+                                    base_model="amazon.nova-lite-v1:0:300k"))
+    table = _cli()
+    header, newest, oldest = table.splitlines()[:3]
+    assert "provider" in header and "shuts down" in header
+    assert deployment in newest and "bedrock" in newest and newest.rstrip().endswith("-")
+    assert "openai" in oldest and "2027-01-14" in oldest
+    assert (f"warning: {_model(1).model} shuts down on 2027-01-14 (43 days from today)") in table

@@ -36,6 +36,7 @@ class PublishedModel(BaseModel):
     trained_at: str
     provider: Literal["openai", "bedrock"] = "openai"  # records published before Bedrock carry none
     base_model: str | None = None
+    retires_on: str | None = None  # YYYY-MM-DD, when the provider published a shutdown date
 
     def value(self) -> str:
         return json.dumps(self.model_dump(exclude_none=True), separators=(",", ":"))

@@ -36,6 +36,7 @@ class ModelChoice:
     source: Literal["published", "configured"]
     build_id: str | None = None
     note: str = ""
+    retires_on: str | None = None  # the published model's shutdown date, when its provider gave one
 
 
 def ssm_reader() -> ParameterReader:
@@ -129,4 +130,4 @@ class ModelSelector:
             logger.warning("serving the base model", extra={"reason": note})
             return replace(self.base, note=note)
         return ModelChoice(provider=published.provider, model=published.model.strip(), layout="compact",
-                           source="published", build_id=published.build_id)
+                           source="published", build_id=published.build_id, retires_on=published.retires_on)

@@ -110,3 +110,6 @@ class ErrorResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str = Field(description="`ok` when the service can take requests.")
     version: str = Field(description="Version of the service.")
+    warnings: list[str] = Field(default_factory=list, description=(
+        "Things an operator should act on while the service still works, e.g. the served model's provider "
+        "shuts it down within 60 days."))

@@ -25,6 +25,7 @@ from coach.api.models import CritiqueRequest, CritiqueResponse, StyleNote
 from coach.domain.critic import analyse_style
 from coach.domain.prompt import END_MARKER, build_messages, extract_story
 from coach.domain.records import Usage
+from coach.domain.retirement import parse_shutdown, retirement_notice
 from coach.errors import (
     CoachError,
     ConfigError,
@@ -129,6 +130,15 @@ class CritiqueService:
             critique=outcome.text, model=model, prompt_version=prompt.prompt_version,
             truncated=prompt.truncated, usage=usage, style=self.style_notes(request.story),
         )
+
+    def warnings(self) -> list[str]:
+        """What /health tells an operator: the served model retires soon, or the published one is not used."""
+        choice = self.selector.current()
+        found = [choice.note] if choice.note else []
+        notice = retirement_notice(choice.model or "", parse_shutdown(choice.retires_on))
+        if notice is not None:
+            found.append(notice.message)
+        return found
 
     def check_limits(self, story: str) -> None:
         limit = self.config.max_story_chars

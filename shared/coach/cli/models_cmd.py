@@ -16,6 +16,7 @@ import os
 import sys
 from typing import Any
 
+from coach.domain.retirement import parse_shutdown, retirement_notice
 from coach.errors import InputError
 
 DEFAULT_PARAMETER = "/coach/critique-model"
@@ -67,11 +68,12 @@ def _list(registry: Any, as_json: bool, out: Any) -> int:
         out.write(f"no fine-tuned model has been published to {registry.parameter}; "
                   "the critique API serves the base model\n")
         return 0
-    rows = [("", "model", "build", "prompt", "trained", "published")]
+    rows = [("", "model", "provider", "build", "prompt", "trained", "published", "shuts down")]
     for entry in published:
         p = entry.published
         mark = "*" if current and p.model == current.model else ""
-        rows.append((mark, p.model, p.build_id, p.prompt_version, p.trained_at, entry.changed_at))
+        rows.append((mark, p.model, p.provider, p.build_id, p.prompt_version, p.trained_at, entry.changed_at,
+                     p.retires_on or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         out.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() + "\n")
@@ -79,6 +81,10 @@ def _list(registry: Any, as_json: bool, out: Any) -> int:
         out.write("(* none: the parameter holds no model, so the critique API serves the base model)\n")
     else:
         out.write(f"* served by the critique API (parameter {registry.parameter})\n")
+    for entry in published:
+        notice = retirement_notice(entry.published.model, parse_shutdown(entry.published.retires_on))
+        if notice is not None:
+            out.write(f"warning: {notice.message}\n")
     return 0
 
 

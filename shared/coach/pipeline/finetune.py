@@ -22,10 +22,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from coach.adapters.model_registry import ModelRegistry, PublishedModel
+from coach.adapters.openai_models import shutdown_date
 from coach.adapters.storage import BuildStore, dataset_key
 from coach.domain.finetune_data import training_cost_usd
 from coach.domain.prompt import COMPACT_PROMPT_VERSION
 from coach.domain.records import BuildManifest, BuildRequest, ErrorInfo, FineTuneStatus, utc_now
+from coach.domain.retirement import retirement_notice
 from coach.errors import (
     CoachError,
     PermanentUpstreamError,
@@ -84,6 +86,8 @@ class JobStatus(BaseModel):
     events_key: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     backend: str = "openai"
+    retires_on: str | None = None  # the served model's shutdown date, when its provider publishes one
+    warnings: list[str] = Field(default_factory=list)
     custom_model_arn: str | None = None  # Bedrock: the trained model, before it is deployed
     deployment_arn: str | None = None  # Bedrock: the on-demand deployment that serves it
 
@@ -184,6 +188,7 @@ def start(request: BuildRequest, *, store: BuildStore, client_factory: ClientFac
     raise_if_invalid(check_files(train_text, validation_text, base_model=options.base_model))
 
     client = client_factory()
+    warnings = _check_retirement(options.base_model, client, store, build_id)
     existing = _existing_job(request, store, client)
     if existing is not None:
         status = map_status(existing.status)
@@ -207,13 +212,43 @@ def start(request: BuildRequest, *, store: BuildStore, client_factory: ClientFac
     }
     if "validation.jsonl" in file_ids:
         kwargs["validation_file"] = file_ids["validation.jsonl"]
-    job = _call("creating the fine-tuning job", client.fine_tuning.jobs.create, **kwargs)
+    try:
+        job = _call("creating the fine-tuning job", client.fine_tuning.jobs.create, **kwargs)
+    except PermanentUpstreamError as exc:
+        refused = _unavailable(exc)
+        _update_manifest(store, build_id, status="failed", backend="openai", model=options.base_model,
+                         error=ErrorInfo(code=refused.code, message=refused.message))
+        raise refused from None
     status = map_status(job.status)
-    _update_manifest(store, build_id, status=status, reason="", job_id=job.id, model=options.base_model,
-                     training_file=file_ids["train.jsonl"], validation_file=file_ids.get("validation.jsonl"),
-                     error=None)
+    _update_manifest(store, build_id, status=status, reason="", backend="openai", job_id=job.id,
+                     model=options.base_model, training_file=file_ids["train.jsonl"],
+                     validation_file=file_ids.get("validation.jsonl"), error=None, warnings=warnings)
     return StartResult(status=status, job_id=job.id, build_id=build_id, training_file=file_ids["train.jsonl"],
                        validation_file=file_ids.get("validation.jsonl"))
+
+
+def _check_retirement(base_model: str, client: Any, store: BuildStore, build_id: str) -> list[str]:
+    """Refuse a base model that shuts down within REFUSE_DAYS; a warning when within WARN_DAYS."""
+    notice = retirement_notice(base_model, shutdown_date(client, base_model))
+    if notice is None:
+        return []
+    if notice.level == "refuse":
+        _update_manifest(store, build_id, status="failed", backend="openai", model=base_model,
+                         error=ErrorInfo(code="base_model_retiring", message=notice.message))
+        raise CoachError(notice.message, code="base_model_retiring")
+    return [notice.message]
+
+
+def _unavailable(exc: PermanentUpstreamError) -> CoachError:
+    """OpenAI's answer to an organisation without fine-tuning access, as a pointer to the Bedrock backend."""
+    text = exc.message.lower().partition(f"http {exc.status}: ")[2]  # OpenAI's own words, not ours
+    if exc.status in (401, 403, 404) and "fine-tun" in text and any(
+            word in text for word in ("not available", "no longer", "access", "not allowed", "not enabled")):
+        return CoachError(
+            f"OpenAI does not offer fine-tuning to this organisation ({exc.message}); OpenAI closed self-serve "
+            "fine-tuning to new users: use the Bedrock backend (fine_tune.backend bedrock, docs/fine-tuning.md)",
+            code="fine_tuning_unavailable")
+    return exc
 
 
 def _iso(epoch_seconds: int | None) -> str | None:
@@ -290,13 +325,19 @@ def status(job_id: str, *, client_factory: ClientFactory, store: BuildStore | No
     )
     if job.trained_tokens is not None:
         result.cost_usd = training_cost_usd(job.trained_tokens, training_price_for(job.model))
+    if mapped == "succeeded" and job.fine_tuned_model:
+        when = shutdown_date(client, job.fine_tuned_model)
+        result.retires_on = when.isoformat() if when else None
+        notice = retirement_notice(job.fine_tuned_model, when)
+        result.warnings = [notice.message] if notice else []
     if store is None or not build_id:
         return result
     if mapped in TERMINAL_STATES:
         result.events_key, result.metrics = _keep_job_record(job, client, store, build_id)
     _update_manifest(store, build_id, status=mapped, job_id=job.id, fine_tuned_model=job.fine_tuned_model,
                      trained_tokens=job.trained_tokens, cost_usd=result.cost_usd, error=result.error,
-                     events_key=result.events_key, metrics=result.metrics)
+                     events_key=result.events_key, metrics=result.metrics,
+                     **({"warnings": result.warnings} if result.warnings else {}))
     return result
 
 
@@ -310,6 +351,7 @@ def publish(build_id: str, job: JobStatus, *, ssm_client: Any, parameter: str,
         model=job.fine_tuned_model, prompt_version=job.prompt_version or COMPACT_PROMPT_VERSION,
         build_id=build_id, trained_at=job.finished_at or utc_now(),
         provider="bedrock" if job.backend == "bedrock" else "openai", base_model=job.base_model,
+        retires_on=job.retires_on,
     )
     version = ModelRegistry(ssm_client, parameter).publish(published)
     if store is not None:
