@@ -6,6 +6,7 @@ from pydantic import ValidationError
 
 from coach import runtime
 from coach.adapters.bedrock import bedrock_region
+from coach.adapters.completion import OPENAI_MODEL_REQUIRED
 from coach.domain.bedrock_models import fine_tune_refusal
 from coach.domain.build_defaults import DeploymentDefaults, FineTuningDisabled, with_defaults
 from coach.domain.records import BuildRequest
@@ -27,6 +28,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         raise InvalidBuildRequest(f"{exc.code}: {exc}") from None
     except ValidationError as exc:
         raise InvalidBuildRequest(f"invalid build request: {describe_validation_error(exc)}") from None
+    if request.provider == "openai" and not request.model:
+        raise InvalidBuildRequest(f"model_required: {OPENAI_MODEL_REQUIRED}")
     refusal = fine_tune_refusal(request.fine_tune, bedrock_region())
     if refusal is not None:  # refused before any story is paid for
         raise InvalidBuildRequest(f"{refusal.code}: {refusal.message}")

@@ -140,7 +140,7 @@ def api(request: pytest.FixtureRequest) -> Iterator[str]:
         return
     with FakeOpenAIServer(api_key="sk-test") as upstream:
         try:
-            yield servers.start(provider="openai", env={"OPENAI_BASE_URL": upstream.base_url,
+            yield servers.start(provider="openai", model="gpt-4o-mini", env={"OPENAI_BASE_URL": upstream.base_url,
                                                        "OPENAI_API_KEY": "sk-test"})
         finally:
             servers.close()

@@ -120,20 +120,23 @@ def test_upstream_out_of_quota_is_502_not_429(api, upstream):
 
 
 def test_an_upstream_that_cannot_be_reached_is_503(serve):
-    url = serve(provider="openai", env={"OPENAI_BASE_URL": unused_base_url(), "OPENAI_API_KEY": "sk-test"})
+    url = serve(provider="openai", model="gpt-4o-mini",
+                env={"OPENAI_BASE_URL": unused_base_url(), "OPENAI_API_KEY": "sk-test"})
     assert_error(post_story(url, STORY), 503, "upstream_unreachable")
 
 
 def test_a_slow_upstream_is_503_after_the_timeout(serve, upstream):
     upstream.configure(stall_seconds=5)
     upstream.push_script("stall")
-    url = serve(provider="openai", env={"OPENAI_BASE_URL": upstream.base_url, "OPENAI_API_KEY": "sk-test",
+    url = serve(provider="openai", model="gpt-4o-mini",
+                env={"OPENAI_BASE_URL": upstream.base_url, "OPENAI_API_KEY": "sk-test",
                                         "COACH_API_COMPLETION_TIMEOUT": "0.5"})
     assert_error(post_story(url, STORY), 503, "upstream_timeout")
 
 
 def test_a_missing_openai_key_is_a_clear_server_error(serve, upstream):
-    url = serve(provider="openai", env={"OPENAI_BASE_URL": upstream.base_url, "OPENAI_API_KEY": None})
+    url = serve(provider="openai", model="gpt-4o-mini",
+                env={"OPENAI_BASE_URL": upstream.base_url, "OPENAI_API_KEY": None})
     error = assert_error(post_story(url, STORY), 500, "missing_api_key")
     assert "OPENAI_API_KEY" in error["message"]
 

@@ -96,7 +96,8 @@ def test_the_openai_provider_and_its_failures(capsys, story_file, monkeypatch):
         assert json.loads(out)["model"] == "gpt-4.1-mini"
 
         upstream.push_script(Fault(429, retry_after=2))
-        code, out, err = run_cli(capsys, "critique", str(story_file), "--provider", "openai")
+        code, out, err = run_cli(capsys, "critique", str(story_file), "--provider", "openai",
+                                 "--model", "gpt-4.1-mini")
         assert code == 1
         assert err.startswith("error: upstream_rate_limited: ")
 

@@ -97,7 +97,8 @@ def test_fine_tune_is_started_followed_and_published(tmp_path, fails):
     failure = FineTuneFailure(code="invalid_training_file", message="Line 3 has too many tokens.") if fails else None
     # No shutdown dates: this test is about the job, not about OpenAI's calendar (tested with the handlers).
     with FakeOpenAIServer(api_key="sk-ft", reply=reply, fine_tune_failure=failure, shutdown_dates={}) as server:
-        result = coach("build", "--limit", "14", "--provider", "openai", "--build-id", "e2e-ft", "--out", str(out),
+        result = coach("build", "--limit", "14", "--provider", "openai", "--model", "gpt-4o-mini",
+                       "--build-id", "e2e-ft", "--out", str(out),
                        "--fine-tune", "--fine-tune-backend", "openai", "--base-model", "gpt-4o-mini-2024-07-18",
                        "--wait", "--poll-seconds", "0.05", "--legacy-export",
                        env={"OPENAI_API_KEY": "sk-ft", "OPENAI_BASE_URL": server.base_url})
@@ -135,7 +136,8 @@ def test_directory_source_with_an_undecodable_file(tmp_path):
 @pytest.mark.parametrize(("args", "env", "code"), [
     (["--source", "/nonexistent/stories"], {}, "source_not_found"),
     (["--provider", "gpt5"], {}, "unknown_provider"),
-    (["--provider", "openai"], {}, "missing_api_key"),
+    (["--provider", "openai", "--model", "gpt-4o-mini"], {}, "missing_api_key"),
+    (["--provider", "openai"], {"OPENAI_API_KEY": "sk-x"}, "model_required"),
     (["--build-id", "Bad Id!"], {}, "invalid_option"),
     (["--source", "EMPTY"], {}, "source_empty"),
 ])

@@ -232,8 +232,12 @@ def test_make_provider_checks_name_and_key(monkeypatch):
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         make_provider("openai")
 
-    provider = make_provider("openai", api_key="sk-x", base_url="http://127.0.0.1:9/v1")
-    assert provider.name == "openai" and provider.model == "gpt-4o-mini"
+    # No default model: every OpenAI model a default could name shuts down within months.
+    with pytest.raises(ConfigError) as no_model:
+        make_provider("openai", api_key="sk-x", base_url="http://127.0.0.1:9/v1")
+    assert no_model.value.code == "model_required" and "2027-01-14" in no_model.value.message
+    provider = make_provider("openai", "my-llama", api_key="sk-x", base_url="http://127.0.0.1:9/v1")
+    assert provider.name == "openai" and provider.model == "my-llama"
     assert isinstance(provider, CompletionProvider)
     monkeypatch.setenv("COACH_MODEL", "gpt-4.1-mini")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")

@@ -32,7 +32,11 @@ from coach.errors import (
     TransientUpstreamError,
 )
 
-DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+# No default OpenAI model: every model a default could name here shuts down within months (gpt-4o and
+# gpt-4.1 families on 2027-01-14), and an OpenAI-compatible server names its own models anyway.
+OPENAI_MODEL_REQUIRED = (
+    "the openai provider needs a model: pass --model or set COACH_MODEL to a current model of your server "
+    "(OpenAI shuts down gpt-4o, gpt-4o-mini, gpt-4.1 and gpt-4.1-mini on 2027-01-14, so none is a default)")
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 CONNECT_TIMEOUT = 10.0
 # Parameters some servers or models refuse; on such a 400 the call is adapted once and sent again.
@@ -344,8 +348,11 @@ def make_provider(
         key = api_key or os.environ.get("OPENAI_API_KEY")
         if not key:
             raise ConfigError("the openai provider needs an API key: set OPENAI_API_KEY or use provider offline")
+        chosen_model = model or os.environ.get("COACH_MODEL")
+        if not chosen_model:
+            raise ConfigError(OPENAI_MODEL_REQUIRED, code="model_required")
         return OpenAIProvider(
-            model or os.environ.get("COACH_MODEL") or DEFAULT_OPENAI_MODEL, api_key=key,
+            chosen_model, api_key=key,
             base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
             timeout=timeout if timeout is not None else 60.0,
         )

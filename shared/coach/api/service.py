@@ -52,7 +52,7 @@ _WORD = re.compile(rf"[{_IDEOGRAPHS}]|[^\W\d_{_IDEOGRAPHS}]+(?:['’-][^\W\d_{_I
 
 
 def default_provider_factory(config: ApiConfig, choice: ModelChoice) -> Any:
-    from coach.adapters.completion import DEFAULT_OPENAI_MODEL, OpenAIProvider, make_provider
+    from coach.adapters.completion import OPENAI_MODEL_REQUIRED, OpenAIProvider, make_provider
 
     if choice.provider == "bedrock":
         from coach.adapters.bedrock import BedrockProvider
@@ -69,7 +69,9 @@ def default_provider_factory(config: ApiConfig, choice: ModelChoice) -> Any:
                           code="missing_api_key")
     # No retries inside the provider: a client is waiting, so a 429 or a 5xx goes straight back to it
     # (with Retry-After), and the one retry this service makes is for a critique that fails the guard.
-    return OpenAIProvider(choice.model or DEFAULT_OPENAI_MODEL, api_key=key, base_url=config.openai_base_url,
+    if not choice.model:
+        raise ConfigError(OPENAI_MODEL_REQUIRED, code="model_required")
+    return OpenAIProvider(choice.model, api_key=key, base_url=config.openai_base_url,
                           timeout=config.completion_timeout, max_retries=0)
 
 

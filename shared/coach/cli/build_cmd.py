@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -65,13 +66,18 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
     if args.provider not in ("offline", "openai", "bedrock"):
         raise InputError(f"unknown provider '{args.provider}': use offline, bedrock or openai",
                          code="unknown_provider")
+    model = args.model or (os.environ.get("COACH_MODEL") if args.provider == "openai" else None)
+    if args.provider == "openai" and not model:
+        from coach.adapters.completion import OPENAI_MODEL_REQUIRED
+
+        raise InputError(OPENAI_MODEL_REQUIRED, code="model_required")
     try:
         spec = source_spec(args)
         build_id = args.build_id or slugify(
             f"{spec.kind}-{Path(spec.path).name if spec.path else spec.subreddit if spec.kind == 'reddit' else ''}"
             f"-{args.provider}", max_len=60)
         return BuildRequest(
-            build_id=build_id, source=spec, limit=args.limit, provider=args.provider, model=args.model,
+            build_id=build_id, source=spec, limit=args.limit, provider=args.provider, model=model,
             budget_usd=args.budget_usd, validation_fraction=args.validation_fraction,
             fine_tune=FineTuneOptions(enabled=args.fine_tune, backend=args.fine_tune_backend,
                                       base_model=args.base_model, epochs=args.epochs,

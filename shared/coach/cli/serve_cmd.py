@@ -77,6 +77,10 @@ def configure_environment(args: argparse.Namespace) -> None:
     provider = env.get("COACH_PROVIDER", "offline")
     if provider not in ("offline", "openai", "bedrock"):
         raise InputError(f"unknown provider '{provider}': use offline, openai or bedrock", code="unknown_provider")
+    if provider == "openai" and not env.get("COACH_MODEL"):
+        from coach.adapters.completion import OPENAI_MODEL_REQUIRED
+
+        raise InputError(OPENAI_MODEL_REQUIRED, code="model_required")
 
 
 def critique_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:

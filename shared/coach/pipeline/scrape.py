@@ -14,7 +14,7 @@ from coach.domain.pricing import price_table
 from coach.domain.prompt import PROMPT_VERSION, build_messages
 from coach.domain.records import BuildRequest, GenerationTask, Story, utc_now
 from coach.domain.tokens import count_chat_tokens, get_counter
-from coach.errors import CoachError
+from coach.errors import CoachError, ConfigError
 from coach.settings import Settings
 
 
@@ -50,7 +50,9 @@ def default_model(request: BuildRequest) -> str:
         from coach.domain.bedrock_models import DEFAULT_TEACHER_MODEL
 
         return DEFAULT_TEACHER_MODEL
-    return "gpt-4o-mini"
+    from coach.adapters.completion import OPENAI_MODEL_REQUIRED
+
+    raise ConfigError(OPENAI_MODEL_REQUIRED, code="model_required")
 
 
 def collect(request: BuildRequest, store: BuildStore, **source_kwargs: Any) -> tuple[list[Story], dict, bool]:
