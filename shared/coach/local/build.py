@@ -195,6 +195,8 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
     _quiet_powertools(options.verbose)
     started = time.monotonic()
     stack: LocalStack = start_local_stack(options.endpoint_url)
+    # Every worker may have a call in flight: the provider's connection pool holds them all.
+    os.environ["COACH_HTTP_POOL"] = str(max(10, options.concurrency))
     runtime.reset()
     try:
         s3 = boto3.client("s3", endpoint_url=stack.endpoint_url)
