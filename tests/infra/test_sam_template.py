@@ -223,3 +223,56 @@ def test_api_gateway_refusals_use_the_api_error_shape(template):
         body = json.loads(response["ResponseTemplates"]["application/json"])
         assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, name
         assert 400 <= int(response["StatusCode"]) < 600
+
+
+def _bedrock_statements(template: dict) -> dict[str, dict]:
+    return {f"{owner}.{s.get('Sid')}": s for owner, s in _statements(template)
+            if any(str(a).startswith(("bedrock:", "iam:PassRole"))
+                   for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))}
+
+
+def test_bedrock_access_is_least_privilege(template):
+    found = _bedrock_statements(template)
+    assert set(found) == {"GeneratorFunction.ConverseWithTeacher", "CritiqueFunction.ConverseWithCritic",
+                          "FineTuneFunction.CustomizeOnBedrock", "FineTuneFunction.HandTheJobItsRole"}
+    teacher = found["GeneratorFunction.ConverseWithTeacher"]
+    assert teacher["Action"] == "bedrock:InvokeModel"
+    assert [r["Fn::Sub"] for r in teacher["Resource"]] == [
+        "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/${TeacherModel}",
+        "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:inference-profile/${TeacherModel}"]
+    critic = [r["Fn::Sub"] for r in found["CritiqueFunction.ConverseWithCritic"]["Resource"]]
+    assert critic[0].endswith("foundation-model/${BaseModel}") and critic[2].endswith("custom-model-deployment/*")
+    customize = found["FineTuneFunction.CustomizeOnBedrock"]
+    assert not any(a.startswith("bedrock:Delete") for a in customize["Action"])  # nothing is deleted by a build
+    passes = found["FineTuneFunction.HandTheJobItsRole"]
+    assert passes["Resource"] == {"Fn::GetAtt": ["BedrockCustomizationRole", "Arn"]}
+    assert passes["Condition"] == {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}
+    env = function_environment(template, "FineTuneFunction")
+    assert env["COACH_BEDROCK_ROLE_ARN"] == {"Fn::GetAtt": ["BedrockCustomizationRole", "Arn"]}
+
+
+def test_the_customization_role_reads_datasets_and_writes_job_output_only(template):
+    role = template["Resources"]["BedrockCustomizationRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "bedrock.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    (policy,) = role["Policies"]
+    grants = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert grants["ReadDatasets"]["Action"] == "s3:GetObject"
+    assert grants["ReadDatasets"]["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/builds/*/dataset/*"}
+    assert grants["WriteJobOutput"]["Action"] == "s3:PutObject"
+    assert grants["WriteJobOutput"]["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/builds/*/fine-tune-output/*"}
+    assert set(grants) == {"ReadDatasets", "ListBuilds", "WriteJobOutput"}
+
+
+def test_a_console_click_gets_the_deployments_bedrock_defaults(template):
+    params = template["Parameters"]
+    assert params["Provider"]["Default"] == params["TeacherProvider"]["Default"] == "bedrock"
+    assert params["FineTuneBackend"]["Default"] == "bedrock"
+    assert params["FineTuneBackend"]["AllowedValues"] == ["bedrock", "openai", "none"]
+    env = function_environment(template, "CheckInputFunction")
+    assert env["COACH_TEACHER_PROVIDER"] == {"Ref": "TeacherProvider"}
+    assert env["COACH_FINE_TUNE_BACKEND"] == {"Ref": "FineTuneBackend"}
+    # No default names a model its provider shuts down within 90 days.
+    defaults = " ".join(str(p.get("Default", "")) for p in params.values())
+    assert "gpt-4o" not in defaults and "gpt-4.1" not in defaults
