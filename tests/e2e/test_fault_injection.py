@@ -183,7 +183,7 @@ def coach(*args: str, base_url: str) -> subprocess.CompletedProcess:
 
 def test_dead_lettered_stories_are_listed_with_their_cause_and_redriven_once_fixed(tmp_path):
     out = tmp_path / "out"
-    build = ("build", "--limit", "12", "--provider", "openai", "--build-id", "dead-letters",
+    build = ("build", "--limit", "12", "--provider", "openai", "--model", "gpt-4o-mini", "--build-id", "dead-letters",
              "--out", str(out))
     with FakeOpenAIServer(api_key=KEY, reply=critique, failure_rate=1.0, rate_limit_share=1.0,
                           retry_after=0.01) as server:
