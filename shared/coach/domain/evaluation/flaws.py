@@ -45,9 +45,11 @@ _SUDDENLY = ("Suddenly, everything changed.", "Suddenly, there was a noise at th
 _REPEATABLE = ("strange", "heavy", "silent", "narrow", "hollow", "bright", "gentle")
 _REPEAT_TEMPLATE = ("The evening was {w}: the street was {w}, the house was {w}, and even the sky looked {w}.")
 # First words that are ordinary sentence openers (safe to lowercase after "Suddenly, ").
-_COMMON_OPENERS = frozenset(
-    "the a an it there he she they we my his her their this that when in on at one after before as if "
-    "nobody everyone someone no every all most".split())
+_COMMON_OPENERS = frozenset((
+    "the", "a", "an", "it", "there", "he", "she", "they", "we", "my", "his", "her", "their", "this", "that",
+    "when", "in", "on", "at", "one", "after", "before", "as", "if", "nobody", "everyone", "someone", "no",
+    "every", "all", "most",
+))
 
 
 class PlantedFlaw(BaseModel):
@@ -80,10 +82,8 @@ def _subject(text: str) -> tuple[str, str, str]:
 def _insert_paragraphs(text: str, new: list[str], key: str) -> str:
     """Insert paragraphs after one of the story's inner paragraphs (never before the first)."""
     paragraphs = [p for p in _PARAGRAPH_SPLIT.split(text.strip()) if p.strip()]
-    if len(paragraphs) <= 2:
-        at = len(paragraphs)
-    else:
-        at = 1 + _hash(key) % (len(paragraphs) - 1)
+    # Between two paragraphs, never before the first; a one-paragraph story gets it after.
+    at = 1 if len(paragraphs) <= 2 else 1 + _hash(key) % (len(paragraphs) - 1)
     return "\n\n".join(paragraphs[:at] + new + paragraphs[at:])
 
 

@@ -13,20 +13,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from coach.domain.evaluation.metrics import CriticScores
+from coach.domain.records import GateConfig
+
+__all__ = ["GateCheck", "GateConfig", "GateDecision", "decide", "summary_line"]
 
 Metric = Literal["pass_rate", "grounding", "loop_rate", "flaw_lift"]
-
-
-class GateConfig(BaseModel):
-    """Floors, a ceiling and the margin against the baseline; part of a build request (`evaluation.gate`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    min_pass_rate: float = Field(0.8, ge=0, le=1)
-    min_grounding: float = Field(0.9, ge=0, le=1)
-    max_loop_rate: float = Field(0.1, ge=0, le=1)
-    min_flaw_lift: float = Field(0.2, ge=-1, le=1)
-    margin: float = Field(0.05, ge=0, le=1, description="how much worse than the baseline a score may be")
 
 
 class GateCheck(BaseModel):

@@ -1,5 +1,5 @@
-"""What an evaluation produces: the full report (stored under the build's eval/ prefix) and the short
-summary kept in the manifest and beside a published model."""
+"""What an evaluation produces: the full report, stored under the build's eval/ prefix. Its short summary
+(`coach.domain.records.EvaluationSummary`) is kept in the manifest and beside a published model."""
 
 from __future__ import annotations
 
@@ -8,27 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from coach.domain.evaluation.gate import GateConfig, GateDecision
 from coach.domain.evaluation.judge import JudgeScores
 from coach.domain.evaluation.metrics import CriticScores
-from coach.domain.records import utc_now
+from coach.domain.records import EvaluationSummary, utc_now
 
-
-class EvaluationSummary(BaseModel):
-    """The scores a person needs to decide about a model, small enough for the model registry."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str
-    passed: bool
-    reasons: list[str] = Field(default_factory=list)
-    pass_rate: float
-    grounding: float | None = None
-    loop_rate: float = 0.0
-    flaw_lift: float | None = None
-    false_alarms: float | None = None
-    critiques: int = 0
-    baseline: str | None = None
-    report_key: str | None = None
-    evaluated_at: str = Field(default_factory=utc_now)
-    forced: bool = False  # published by a person over the gate's refusal
+__all__ = ["EvaluationReport", "EvaluationSummary"]
 
 
 class EvaluationReport(BaseModel):
