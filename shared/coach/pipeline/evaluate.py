@@ -251,7 +251,7 @@ def resolve_baseline(option: str, *, candidate: CriticSpec, manifest: BuildManif
         return Baseline(label="teacher", spec=CriticSpec(provider=manifest.provider, model=manifest.model,
                                                          layout="full"))
     if choice.startswith("recorded:"):
-        return Baseline(label=choice, recorded=choice.split(":", 1)[1])
+        return Baseline(label=choice, recorded=parse_model_spec(choice.split(":", 1)[1]).model)
     return Baseline(label=choice, spec=parse_model_spec(choice))
 
 
@@ -285,6 +285,11 @@ def evaluate(
     manifest_key = dataset_key(build_id, "manifest.json")
     manifest = store.get_model(manifest_key, BuildManifest)
 
+    judge_spec = parse_model_spec(options.judge) if options.judge else None
+    if judge_spec is not None and judge_spec.provider == "offline":
+        raise ConfigError("the offline critic writes critiques and cannot judge them: give the judge a model id",
+                          code="judge_unsupported")
+
     answers = run_critic(provider_for(candidate), candidate, items, concurrency=options.concurrency, settings=cfg)
     store.put_text(eval_answers_key(build_id, candidate.model), _jsonl(answers), "application/x-ndjson")
     if record:
@@ -316,11 +321,7 @@ def evaluate(
                         if references else None)
 
     judge_scores = None
-    if options.judge:
-        judge_spec = parse_model_spec(options.judge)
-        if judge_spec.provider == "offline":
-            raise ConfigError("the offline critic writes critiques and cannot judge them: give the judge a "
-                              "model id", code="judge_unsupported")
+    if judge_spec is not None:
         other, against = ((baseline_answers, baseline_scores.model) if baseline_scores is not None
                           else (references, "teacher references"))
         judge_scores = run_judge(provider_for(judge_spec), judge_spec.model, against, items, answers, other,

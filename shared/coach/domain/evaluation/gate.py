@@ -49,20 +49,25 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
+def _lift(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"
+
+
 def _higher_is_better(metric: Metric, value: float | None, floor: float, baseline: float | None,
                       margin: float, label: str, detail: str = "") -> GateCheck:
+    fmt = _lift if metric == "flaw_lift" else _pct
     if value is None:
         return GateCheck(metric=metric, value=None, limit=floor, baseline=baseline, passed=True,
                          message=f"{label}: not measurable (nothing to measure), not gated")
     if value < floor:
         return GateCheck(metric=metric, value=value, limit=floor, baseline=baseline, passed=False,
                          code=f"{metric}_below_floor",
-                         message=f"{label} {_pct(value)} is below the floor {_pct(floor)}{detail}")
+                         message=f"{label} {fmt(value)} is below the floor {fmt(floor)}{detail}")
     if baseline is not None and value < baseline - margin:
         return GateCheck(metric=metric, value=value, limit=floor, baseline=baseline, passed=False,
                          code=f"{metric}_below_baseline",
-                         message=f"{label} {_pct(value)} is more than {_pct(margin)} below the baseline's "
-                                 f"{_pct(baseline)}{detail}")
+                         message=f"{label} {fmt(value)} is more than {fmt(margin)} below the baseline's "
+                                 f"{fmt(baseline)}{detail}")
     return GateCheck(metric=metric, value=value, limit=floor, baseline=baseline, passed=True)
 
 
@@ -101,7 +106,7 @@ def decide(candidate: CriticScores, config: GateConfig, baseline: CriticScores |
 def summary_line(scores: CriticScores, failed: list[GateCheck], baseline: CriticScores | None) -> str:
     figures = (f"pass rate {_pct(scores.pass_rate)}, grounding {_pct(scores.grounding)}, "
                f"loop rate {_pct(scores.loop_rate)}, planted-flaw lift "
-               f"{'n/a' if scores.flaw_lift is None else f'{scores.flaw_lift:+.2f}'}, "
+               f"{_lift(scores.flaw_lift)}, "
                f"false alarms {_pct(scores.false_alarms)} on {scores.critiques} critiques")
     against = f" (baseline {baseline.model}: pass rate {_pct(baseline.pass_rate)}, grounding " \
               f"{_pct(baseline.grounding)})" if baseline else ""

@@ -4,7 +4,8 @@
   validator's rules, the same code as the dataset build);
 - grounding: the share of quoted spans found verbatim in the story (quotes and whitespace normalised);
 - planted flaws: how often the critique names the planted flaw on the copy, how often it names that kind
-  of flaw on the story as written (false alarms), and the difference (lift);
+  of flaw on the story as written (false alarms), and the difference (lift); only critiques that pass the
+  house standard count, since a refused critique never reaches the writer;
 - loop and truncation rates, length against the teacher's references, latency and cost per critique.
 """
 
@@ -79,7 +80,7 @@ class CriticScores(BaseModel):
     truncated_rate: float = 0.0
     words: Distribution = Field(default_factory=Distribution)
     teacher_words_median: float | None = None
-    length_ratio: float | None = None  # median words / the teacher's median words
+    length_ratio: float | None = None  # median words / the teacher's median words, on the same stories
     latency_ms_median: float = 0.0
     latency_ms_p90: float = 0.0
     cost_usd_total: float = 0.0
@@ -113,9 +114,10 @@ def flaw_scores(items: Sequence[EvalItem], answers: dict[str, CritiqueResult]) -
         original_answer = answers.get(original.item_id) if original else None
         if planted_answer is None or original_answer is None or planted_answer.error or original_answer.error:
             continue
+        # A critique the guard refused never reaches the writer, so it names nothing for them.
         by_kind.setdefault(item.flaw, []).append((
-            names_flaw(planted_answer.text, item.flaw, word=item.word),
-            names_flaw(original_answer.text, item.flaw, word=item.word),
+            planted_answer.accepted and names_flaw(planted_answer.text, item.flaw, word=item.word),
+            original_answer.accepted and names_flaw(original_answer.text, item.flaw, word=item.word),
         ))
     scores = []
     for kind, pairs in by_kind.items():
@@ -142,6 +144,9 @@ def score(critic: str, items: Sequence[EvalItem], answers: Iterable[CritiqueResu
     words = [count_words(a.text) for _, a in ok]
     teacher = [count_words(i.reference) for i in present if i.reference]
     teacher_median = float(statistics.median(teacher)) if teacher else None
+    # Length against the teacher on the same stories: the ones with a reference.
+    same_stories = [count_words(a.text) for i, a in ok if i.reference]
+    own_median = float(statistics.median(same_stories)) if same_stories else None
     latencies = [a.latency_ms for _, a in ok]
     total_cost = sum(a.cost_usd for a in results)
     word_stats = distribution(words)
@@ -158,7 +163,7 @@ def score(critic: str, items: Sequence[EvalItem], answers: Iterable[CritiqueResu
         loop_rate=_rate(sum(1 for _, a in ok if a.trimmed_loop), len(ok)),
         truncated_rate=_rate(sum(1 for _, a in ok if a.finish_reason == "length"), len(ok)),
         words=word_stats, teacher_words_median=teacher_median,
-        length_ratio=round(word_stats.median / teacher_median, 3) if teacher_median and ok else None,
+        length_ratio=round(own_median / teacher_median, 3) if teacher_median and own_median else None,
         latency_ms_median=float(statistics.median(latencies)) if latencies else 0.0,
         latency_ms_p90=_p90(latencies),
         cost_usd_total=round(total_cost, 6),
