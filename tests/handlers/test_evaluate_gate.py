@@ -21,7 +21,7 @@ from coach.domain.records import BuildManifest, Story
 from coach.errors import CoachError
 from coach.local.lambda_runtime import invoke
 from tests.fakes import critic_models
-from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.openai_server import CONTENT_POLICY, FakeOpenAIServer
 
 BUCKET = "coach-eval-tests"
 PARAMETER = "/coach/critique-model"
@@ -180,3 +180,16 @@ def test_evaluation_disabled_lets_the_model_through_and_says_so(env):
     assert result["passed"] is True and result["skipped"] is True
     assert "disabled" in result["summary"]
     assert env.fake.chat_requests() == []
+
+
+def test_a_retried_evaluate_step_pays_only_for_what_is_missing(env):
+    env.fake.push_script(CONTENT_POLICY, CONTENT_POLICY, CONTENT_POLICY)  # refused, not retried by the provider
+    first = invoke("evaluate", {"request": build_request(concurrency=1), "job": succeeded(critic_models.GOOD)})
+    asked_first = len(env.fake.chat_requests())
+    assert first["scores"]["critiques"] == HELD_OUT * 6
+
+    again = invoke("evaluate", {"request": build_request(), "job": succeeded(critic_models.GOOD)})
+
+    # Only the three items whose calls failed are asked again.
+    assert len(env.fake.chat_requests()) - asked_first == 3
+    assert again["passed"] is True and again["scores"]["pass_rate"] == 1.0

@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(the model the API serves), recorded:ID (a golden record), none (default)")
     parser.add_argument("--judge", help="a model id that judges each pair of critiques, both orders")
     parser.add_argument("--record", action="store_true", help="keep the model's answers as a golden record")
+    parser.add_argument("--fresh", action="store_true",
+                        help="ask again for items already answered on this build (default: reuse those answers)")
     parser.add_argument("--stories", help="score on these stories instead of a build: samples, a folder, a .jsonl")
     parser.add_argument("--max-stories", type=int, default=EvaluationOptions().max_stories,
                         help="held-out stories in a new evaluation set (each also gets one copy per planted flaw)")
@@ -146,7 +148,8 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
         return make_provider(spec.provider, spec.model)
 
     report, key = evaluate(build_id, candidate, store=store, options=options, provider_for=provider_for,
-                           published=_published_model(args), record=args.record, eval_set=eval_set)
+                           published=_published_model(args), record=args.record, eval_set=eval_set,
+                           reuse=not args.fresh)
     if args.json:
         out.write(json.dumps({"report_key": key, **report.model_dump(mode="json")}, indent=2) + "\n")
     else:

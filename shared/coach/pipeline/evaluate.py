@@ -163,11 +163,17 @@ def answer_item(provider: Any, spec: CriticSpec, item: EvalItem, *, max_tokens: 
 
 
 def run_critic(provider: Any, spec: CriticSpec, items: Sequence[EvalItem], *, concurrency: int = 4,
-               settings: Settings | None = None) -> list[CritiqueResult]:
-    """Answers in item order. The offline critic runs in this thread (it is CPU-bound); models in parallel."""
+               settings: Settings | None = None, previous: Sequence[CritiqueResult] = ()) -> list[CritiqueResult]:
+    """Answers in item order. An item already answered (without error, same model and prompt) in `previous`
+    is not asked again, so a retried step pays only for what is missing. The offline critic runs in this
+    thread (it is CPU-bound); models are asked in parallel."""
     cfg = settings or Settings.from_env()
+    kept = {a.item_id: a for a in previous
+            if a.error is None and a.model == spec.model and a.prompt_version == spec.prompt_version}
 
     def one(item: EvalItem) -> CritiqueResult:
+        if item.item_id in kept:
+            return kept[item.item_id]
         return answer_item(provider, spec, item, max_tokens=cfg.max_feedback_tokens,
                            max_story_tokens=cfg.max_story_tokens)
 
@@ -272,6 +278,7 @@ def evaluate(
     record: bool = False,
     eval_set: EvalSet | None = None,
     update_manifest: bool = False,
+    reuse: bool = True,
     settings: Settings | None = None,
 ) -> tuple[EvaluationReport, str]:
     """Score the candidate (and the baseline), decide, store answers and report; (report, report key)."""
@@ -290,8 +297,10 @@ def evaluate(
         raise ConfigError("the offline critic writes critiques and cannot judge them: give the judge a model id",
                           code="judge_unsupported")
 
-    answers = run_critic(provider_for(candidate), candidate, items, concurrency=options.concurrency, settings=cfg)
-    store.put_text(eval_answers_key(build_id, candidate.model), _jsonl(answers), "application/x-ndjson")
+    answers_key = eval_answers_key(build_id, candidate.model)
+    answers = run_critic(provider_for(candidate), candidate, items, concurrency=options.concurrency, settings=cfg,
+                         previous=read_answers(store, answers_key) if reuse else ())
+    store.put_text(answers_key, _jsonl(answers), "application/x-ndjson")
     if record:
         store.put_text(golden_key(build_id, candidate.model), _jsonl(answers), "application/x-ndjson")
     candidate_scores = _scores("candidate", candidate, items, answers)
@@ -309,10 +318,11 @@ def evaluate(
         baseline_scores = score(baseline.label, items, baseline_answers, provider=first.provider,
                                 model=first.model, prompt_version=first.prompt_version)
     elif baseline is not None and baseline.spec is not None:
+        baseline_key = eval_answers_key(build_id, baseline.spec.model)
         baseline_answers = run_critic(provider_for(baseline.spec), baseline.spec, items,
-                                      concurrency=options.concurrency, settings=cfg)
-        store.put_text(eval_answers_key(build_id, baseline.spec.model), _jsonl(baseline_answers),
-                       "application/x-ndjson")
+                                      concurrency=options.concurrency, settings=cfg,
+                                      previous=read_answers(store, baseline_key) if reuse else ())
+        store.put_text(baseline_key, _jsonl(baseline_answers), "application/x-ndjson")
         baseline_scores = _scores(baseline.label, baseline.spec, items, baseline_answers)
 
     references = reference_answers(items)
