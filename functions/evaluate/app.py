@@ -37,8 +37,9 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         raise InputError("nothing to evaluate: the event names no model and no fine-tuned job result",
                          code="nothing_to_evaluate")
     candidate = evaluate.parse_model_spec(model, default_provider=event.get("provider") or "openai")
+    options = evaluate.options_with_defaults(request.evaluation, runtime.settings())
     report, key = evaluate.evaluate(
-        request.build_id, candidate, store=runtime.store(), options=request.evaluation,
+        request.build_id, candidate, store=runtime.store(), options=options,
         provider_for=lambda spec: runtime.provider(spec.provider, spec.model), published=_published_model,
         update_manifest=True,
     )

@@ -24,6 +24,7 @@ class Settings(BaseModel):
     completion_timeout: float = 60.0
     max_story_tokens: int = 1_500
     max_feedback_tokens: int = 800
+    eval_gate: str | None = None  # JSON: this deployment's default promotion gate (a build request may set its own)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -43,6 +44,7 @@ class Settings(BaseModel):
             completion_timeout=float(env("COACH_COMPLETION_TIMEOUT", "60")),
             max_story_tokens=int(env("COACH_MAX_STORY_TOKENS", "1500")),
             max_feedback_tokens=int(env("COACH_MAX_FEEDBACK_TOKENS", "800")),
+            eval_gate=env("COACH_EVAL_GATE") or None,
         )
 
     def require(self, *names: str) -> None:

@@ -193,3 +193,18 @@ def test_a_retried_evaluate_step_pays_only_for_what_is_missing(env):
     # Only the three items whose calls failed are asked again.
     assert len(env.fake.chat_requests()) - asked_first == 3
     assert again["passed"] is True and again["scores"]["pass_rate"] == 1.0
+
+
+def test_the_deployments_gate_applies_unless_the_build_request_sets_its_own(env, monkeypatch):
+    monkeypatch.setenv("COACH_EVAL_GATE", '{"min_flaw_lift": -1.0}')
+    lenient = invoke("evaluate", {"request": build_request(), "job": succeeded(critic_models.BLIND)})
+    assert lenient["passed"] is True
+
+    strict = invoke("evaluate", {"request": build_request(gate={"min_flaw_lift": 0.2}),
+                                 "job": succeeded(critic_models.BLIND)})
+    assert strict["reasons"] == ["flaw_lift_below_floor"]
+
+    monkeypatch.setenv("COACH_EVAL_GATE", '{"min_pass_rate": 2}')
+    with pytest.raises(CoachError) as bad:
+        invoke("evaluate", {"request": build_request(), "job": succeeded(critic_models.BLIND)})
+    assert bad.value.code == "invalid_configuration"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from coach.adapters.storage import (
     BuildStore,
@@ -43,8 +43,8 @@ from coach.domain.evaluation import (
 )
 from coach.domain.evaluation.judge import combine, judge_messages, parse_preference
 from coach.domain.prompt import END_MARKER, build_messages, extract_story
-from coach.domain.records import BuildManifest, ErrorInfo, EvaluationOptions, Story
-from coach.errors import CoachError, ConfigError, InputError
+from coach.domain.records import BuildManifest, ErrorInfo, EvaluationOptions, GateConfig, Story
+from coach.errors import CoachError, ConfigError, InputError, describe_validation_error
 from coach.settings import Settings
 
 Layout = Literal["full", "compact"]
@@ -85,6 +85,18 @@ def parse_model_spec(spec: str, *, default_provider: str = "openai", layout: Lay
             return CriticSpec(provider="offline", model="coach-offline-critic-v1", layout=layout)
         return CriticSpec(provider="openai", model=rest, layout=layout)
     return CriticSpec(provider=default_provider, model=raw, layout=layout)
+
+
+def options_with_defaults(options: EvaluationOptions, settings: Settings) -> EvaluationOptions:
+    """The build request's evaluation options; a gate it does not set comes from COACH_EVAL_GATE, if given."""
+    if "gate" in options.model_fields_set or not settings.eval_gate:
+        return options
+    try:
+        gate = GateConfig.model_validate_json(settings.eval_gate)
+    except ValidationError as exc:
+        raise ConfigError(f"COACH_EVAL_GATE is not a valid gate: {describe_validation_error(exc)}",
+                          code="invalid_configuration") from None
+    return options.model_copy(update={"gate": gate})
 
 
 # -- the evaluation set ---------------------------------------------------------------------------------
