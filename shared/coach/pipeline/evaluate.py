@@ -42,7 +42,13 @@ from coach.domain.evaluation import (
     score,
 )
 from coach.domain.evaluation.judge import combine, judge_messages, parse_preference
-from coach.domain.prompt import END_MARKER, build_messages, extract_story
+from coach.domain.prompt import (
+    COMPACT_PROMPT_VERSION,
+    END_MARKER,
+    PROMPT_VERSION,
+    build_messages,
+    extract_story,
+)
 from coach.domain.records import BuildManifest, ErrorInfo, EvaluationOptions, GateConfig, Story
 from coach.errors import CoachError, ConfigError, InputError, describe_validation_error
 from coach.settings import Settings
@@ -66,7 +72,7 @@ class CriticSpec(BaseModel):
 
     @property
     def prompt_version(self) -> str:
-        return build_messages("x", layout=self.layout).prompt_version
+        return COMPACT_PROMPT_VERSION if self.layout == "compact" else PROMPT_VERSION
 
 
 ProviderFor = Callable[[CriticSpec], Any]
