@@ -53,6 +53,11 @@ def provider_for_task(task: GenerationTask) -> Any:
     return _provider(task.provider, task.model)
 
 
+def provider(name: str, model: str | None) -> Any:
+    """A completion provider by name and model, built once per process (keys read through Parameters)."""
+    return _provider(name, model)
+
+
 def openai_client() -> Any:
     from openai import OpenAI
 

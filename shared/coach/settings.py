@@ -32,6 +32,7 @@ class Settings(BaseModel):
     max_feedback_tokens: int = 800
     # Connections a provider keeps open: at least the number of critiques in flight at once.
     http_pool: int = 10
+    eval_gate: str | None = None  # JSON: this deployment's default promotion gate (a build request may set its own)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -57,6 +58,7 @@ class Settings(BaseModel):
             max_story_tokens=int(env("COACH_MAX_STORY_TOKENS", "1500")),
             max_feedback_tokens=int(env("COACH_MAX_FEEDBACK_TOKENS", "800")),
             http_pool=int(env("COACH_HTTP_POOL", "10")),
+            eval_gate=env("COACH_EVAL_GATE") or None,
         )
 
     def require(self, *names: str) -> None:

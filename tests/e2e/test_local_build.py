@@ -114,8 +114,28 @@ def test_fine_tune_is_started_followed_and_published(tmp_path, fails):
         assert result.returncode == 0, result.stderr
         assert fine_tune["status"] == "succeeded" and fine_tune["fine_tuned_model"].startswith("ft:")
         assert "published ft:" in result.stderr
+        # The model was evaluated on the held-out stories before it was published, as in the state machine.
+        evaluation = manifest(out)["evaluation"]
+        assert evaluation["passed"] and evaluation["model"] == fine_tune["fine_tuned_model"]
+        assert result.stderr.index("evaluated:") < result.stderr.index("published ft:")
         assert fine_tune["trained_tokens"] > 0 and (out / "fine-tune-events.jsonl").exists()
     assert (out / "train_legacy.jsonl").exists()
+
+
+def test_a_fine_tune_the_gate_refuses_is_not_published(tmp_path):
+    from tests.fakes.critic_models import blind
+
+    out = tmp_path / "out"
+    # Teacher and student both write grounded praise that never names a problem.
+    with FakeOpenAIServer(api_key="sk-ft", reply=blind) as server:
+        result = coach("build", "--limit", "14", "--provider", "openai", "--build-id", "e2e-blind", "--out",
+                       str(out), "--fine-tune", "--wait", "--poll-seconds", "0.05",
+                       env={"OPENAI_API_KEY": "sk-ft", "OPENAI_BASE_URL": server.base_url})
+    assert result.returncode == 5, result.stderr
+    assert "not published:" in result.stderr and "planted-flaw lift +0.00 is below the floor" in result.stderr
+    assert "published ft:" not in result.stderr
+    evaluation = manifest(out)["evaluation"]
+    assert evaluation["passed"] is False and evaluation["reasons"] == ["flaw_lift_below_floor"]
 
 
 def test_directory_source_with_an_undecodable_file(tmp_path):

@@ -284,7 +284,7 @@ def _new_id(prefix: str, length: int = 24) -> str:
 _SETTINGS = frozenset({
     "api_key", "reply", "failure_rate", "rate_limit_share", "retry_after", "latency", "stall_rate",
     "stall_seconds", "fault_paths", "models", "strict_models", "fine_tune_polls_per_state",
-    "fine_tune_failure", "min_training_examples", "shutdown_dates", "fine_tuning_available",
+    "fine_tune_failure", "min_training_examples", "shutdown_dates", "fine_tuning_available", "replies_by_model",
 })
 
 
@@ -292,7 +292,8 @@ class FakeOpenAIServer:
     """An OpenAI-compatible server on 127.0.0.1 in a background thread.
 
     Reply selection for chat completions, first match wins: a scripted Reply at the head of the script,
-    then the reply queue, then `reply` (a string or a callable of the messages), then `default_critique`.
+    then the reply queue, then `replies_by_model[model]` (so several fake models can answer side by side),
+    then `reply` (a string or a callable of the messages), then `default_critique`.
     Faults apply to the paths in `fault_paths` (chat completions by default); a non-empty script decides
     the next call's outcome before any random fault is drawn. All settings can be changed while it runs,
     with `configure(...)` or by assigning the attribute.
@@ -320,6 +321,7 @@ class FakeOpenAIServer:
         min_training_examples: int = 10,
         shutdown_dates: dict[str, str | None] | None = None,
         fine_tuning_available: bool = True,
+        replies_by_model: dict[str, str | ReplyFn] | None = None,
     ) -> None:
         self.api_key = api_key
         self.reply = reply
@@ -337,6 +339,7 @@ class FakeOpenAIServer:
         self.min_training_examples = min_training_examples
         self.shutdown_dates = dict(DEFAULT_SHUTDOWN_DATES if shutdown_dates is None else shutdown_dates)
         self.fine_tuning_available = fine_tuning_available
+        self.replies_by_model = dict(replies_by_model or {})
 
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
@@ -524,14 +527,14 @@ class FakeOpenAIServer:
         raise _HttpError(item.status, item.message or "", code=item.code, type=item.type, param=item.param,
                          headers=headers)
 
-    def _pick_reply(self, messages: list[dict[str, Any]], scripted: Reply | None) -> Reply:
+    def _pick_reply(self, messages: list[dict[str, Any]], scripted: Reply | None, model: str = "") -> Reply:
         if scripted is not None:
             return scripted
         with self._lock:
             if self._replies:
                 queued = self._replies.pop(0)
                 return queued if isinstance(queued, Reply) else Reply(queued)
-            reply = self.reply
+            reply = self.replies_by_model.get(model, self.reply)
         if callable(reply):
             return Reply(reply(messages))
         if isinstance(reply, str):
@@ -548,7 +551,7 @@ class FakeOpenAIServer:
         if self.strict_models and model not in self.model_ids():
             raise _HttpError(404, f"The model `{model}` does not exist or you do not have access to it.",
                              code="model_not_found", param="model")
-        chosen = self._pick_reply(messages, scripted)
+        chosen = self._pick_reply(messages, scripted, model)
         text, finish = chosen.text, chosen.finish_reason
         for stop in _as_list(body.get("stop")):
             if stop and stop in text:

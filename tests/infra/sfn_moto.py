@@ -40,6 +40,7 @@ FUNCTIONS = {
     "ValidatorFunctionArn": "validator",
     "AssemblerFunctionArn": "assembler",
     "FineTuneFunctionArn": "finetune",
+    "EvaluateFunctionArn": "evaluate",
 }
 BUCKET = "coach-data-test"
 DEFAULT_SETTINGS = {

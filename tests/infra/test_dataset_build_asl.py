@@ -31,7 +31,7 @@ def _next_states(state: dict) -> set[str]:
 
 def test_every_task_retries_transient_lambda_errors_and_catches_everything(asl):
     tasks = {name: state for name, state in asl["States"].items() if state["Type"] == "Task"}
-    assert len(tasks) == 12
+    assert len(tasks) == 13
     for name, state in tasks.items():
         retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
         assert retried >= TRANSIENT_LAMBDA_ERRORS, f"{name} does not retry transient Lambda errors"
@@ -58,6 +58,21 @@ def test_bedrock_steps_are_retried_because_each_finds_the_builds_job_and_deploym
     choice = asl["States"]["FineTuneRequested"]["Choices"][0]
     assert {"Variable": "$.request.fine_tune.backend", "StringEquals": "bedrock"} in choice["And"]
     assert choice["Next"] == "StartBedrockFineTune"
+def test_a_model_is_published_only_after_the_evaluate_step_passed_it(asl):
+    states = asl["States"]
+    into_publish = {name for name, state in states.items() if "PublishModel" in _next_states(state)}
+    assert into_publish == {"EvaluationPassed"}
+    passed = states["EvaluationPassed"]
+    assert passed["Choices"] == [{"Variable": "$.evaluation.passed", "BooleanEquals": True, "Next": "PublishModel"}]
+    assert passed["Default"] == "EvaluationFailed"
+    assert states["EvaluationFailed"]["Error"] == "EvaluationFailed"
+    assert "$.evaluation.summary" in states["EvaluationFailed"]["CausePath"]
+    # Every fine-tune backend's success leads here (the OpenAI job's, at least).
+    into_evaluate = {name for name, state in states.items() if "Evaluate" in _next_states(state)}
+    assert {"FineTuneFinished", "DeploymentReady"} <= into_evaluate
+    # Upstream hiccups while asking the model are retried; a handler's own refusal is not.
+    retried = {e for retrier in states["Evaluate"]["Retry"] for e in retrier["ErrorEquals"]}
+    assert {"TransientUpstreamError", "RateLimitedError"} <= retried
 
 
 def test_every_state_is_reachable_and_every_target_exists(asl):

@@ -43,6 +43,12 @@ JOB = "ftjob-abc123"
 MODEL = "ft:gpt-4o-mini-2024-07-18:acme:writing-coach:9xYz"
 
 
+EVAL_REPORT = f"builds/{BUILD_ID}/eval/reports/model.json"
+PASSED = {"passed": True, "skipped": False, "model": MODEL, "reasons": [], "report_key": EVAL_REPORT,
+          "summary": f"{MODEL}: pass rate 95%, grounding 98%, loop rate 0%, planted-flaw lift +0.46; passed the gate",
+          "scores": {"model": MODEL, "passed": True, "pass_rate": 0.95, "grounding": 0.98}}
+
+
 def job_status(status: str, *, model: str | None = None, error: dict | None = None) -> dict:
     return {"job_id": JOB, "status": status, "fine_tuned_model": model, "trained_tokens": 41230 if model else None,
             "error": error}
@@ -69,12 +75,14 @@ def test_happy_path_with_fine_tune_publishes_the_model(machine):
          {"job_id": JOB, "status": "validating_files"},
          job_status("running"),
          job_status("succeeded", model=MODEL),
+         PASSED,
          {"parameter": "/coach/critique-model", "model": MODEL}],
     )
 
     assert execution.status == "SUCCEEDED", execution.cause
     assert execution.called() == ["checkinput", "scraper", "progress", "validator", "assembler",
-                                  "finetune", "finetune", "finetune", "finetune"]
+                                  "finetune", "finetune", "finetune", "evaluate", "finetune"]
+    assert execution.events_for("evaluate") == [{"request": REQUEST, "job": job_status("succeeded", model=MODEL)}]
     # Each function receives the event its handler expects.
     assert execution.events_for("checkinput") == [
         {"build_id": BUILD_ID, "source": {"kind": "reddit"}, "provider": "openai", "limit": 200,
@@ -95,6 +103,39 @@ def test_happy_path_with_fine_tune_publishes_the_model(machine):
     assert output["validation"]["accepted"] == 4
     assert output["fine_tune"]["status"] == "succeeded"
     assert output["published"] == {"parameter": "/coach/critique-model", "model": MODEL}
+
+
+def test_a_model_the_gate_refuses_is_not_published_and_the_cause_carries_its_scores(machine):
+    summary = (f"{MODEL}: pass rate 100%, grounding 100%, loop rate 100%, planted-flaw lift +0.50; refused: "
+               "loop rate 100% is above the ceiling 10%")
+    refused = {**PASSED, "passed": False, "reasons": ["loop_rate_above_ceiling"], "summary": summary}
+    execution = machine.run(
+        {"build_id": BUILD_ID},
+        [REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, {"job_id": JOB, "status": "running"},
+         job_status("succeeded", model=MODEL), refused],
+    )
+
+    assert execution.status == "FAILED"
+    assert execution.error == "EvaluationFailed"
+    assert execution.cause == (
+        f"The fine-tuned model was not published: {summary} Full report: {EVAL_REPORT}. A person can publish "
+        f"it anyway with coach models promote {BUILD_ID} --force.")
+    # PublishModel never ran: the last call is the evaluation.
+    assert execution.called()[-2:] == ["finetune", "evaluate"]
+
+
+def test_an_evaluation_that_cannot_run_fails_with_its_message(machine):
+    message = "evaluation_calls_failed: every critique request to ft:x failed (96); the first: upstream_auth: 401"
+    execution = machine.run(
+        {"build_id": BUILD_ID},
+        [REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, {"job_id": JOB, "status": "running"},
+         job_status("succeeded", model=MODEL), lambda_error("EvaluationError", message)],
+    )
+
+    assert execution.status == "FAILED"
+    assert execution.error == "EvaluationError"
+    assert execution.cause == message
+    assert "finetune" not in execution.called()[-1:]
 
 
 def test_fine_tune_disabled_ends_after_the_dataset(machine):
@@ -281,11 +322,13 @@ def test_bedrock_branch_trains_deploys_and_publishes_the_deployment(machine):
         [BEDROCK_REQUEST, SCRAPE, progress(5), VALIDATION, DATASET,
          {"status": "running", "job_id": JOB_ARN},
          bedrock_status("running"), bedrock_status("trained"),
-         deploying, active,
+         deploying, active, {**PASSED, "model": DEPLOYMENT},
          {"parameter": "/coach/critique-model", "model": DEPLOYMENT}],
     )
 
     assert execution.status == "SUCCEEDED", execution.cause
+    # The deployment is evaluated before it is published, like an OpenAI model.
+    assert execution.events_for("evaluate") == [{"request": BEDROCK_REQUEST, "job": active}]
     start, check1, check2, deploy, check_deployment, publish = execution.events_for("finetune")
     assert start == {"action": "start", "request": BEDROCK_REQUEST, "dataset": DATASET}
     assert check1 == check2 == {"action": "status", "backend": "bedrock", "job_id": JOB_ARN, "build_id": BUILD_ID}

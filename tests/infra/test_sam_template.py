@@ -110,7 +110,7 @@ def test_secrets_are_passed_by_name_and_read_only_by_their_users(template):
                 assert arn.endswith("-??????"), arn  # that secret only, not every secret with the prefix
                 readers.setdefault(secret, set()).add(logical_id)
     assert readers == {
-        "openai": {"GeneratorFunction", "FineTuneFunction", "CritiqueFunction"},
+        "openai": {"GeneratorFunction", "FineTuneFunction", "CritiqueFunction", "EvaluateFunction"},
         "reddit": {"ScraperFunction"},
     }
 
@@ -139,7 +139,7 @@ def test_writers_may_only_put_objects_under_builds(template):
             writable.setdefault(statement["Resource"]["Fn::Sub"], set()).add(owner)
     assert writable == {
         "${DataBucket.Arn}/builds/*": {"ScraperFunction", "GeneratorFunction", "ProgressFunction", "ValidatorFunction",
-                                       "AssemblerFunction", "FineTuneFunction"},
+                                       "AssemblerFunction", "FineTuneFunction", "EvaluateFunction"},
         "${DataBucket.Arn}/index/stories/*": {"ScraperFunction"},
     }
 
@@ -234,7 +234,8 @@ def _bedrock_statements(template: dict) -> dict[str, dict]:
 def test_bedrock_access_is_least_privilege(template):
     found = _bedrock_statements(template)
     assert set(found) == {"GeneratorFunction.ConverseWithTeacher", "CritiqueFunction.ConverseWithCritic",
-                          "FineTuneFunction.CustomizeOnBedrock", "FineTuneFunction.HandTheJobItsRole"}
+                          "EvaluateFunction.ConverseWithCandidates", "FineTuneFunction.CustomizeOnBedrock",
+                          "FineTuneFunction.HandTheJobItsRole"}
     teacher = found["GeneratorFunction.ConverseWithTeacher"]
     assert teacher["Action"] == "bedrock:InvokeModel"
     assert [r["Fn::Sub"] for r in teacher["Resource"]] == [

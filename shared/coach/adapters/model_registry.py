@@ -20,6 +20,7 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
+from coach.domain.records import EvaluationSummary
 from coach.errors import CoachError, ConfigError, UpstreamError
 
 HISTORY_PAGE = 50  # SSM's maximum page size for GetParameterHistory
@@ -37,6 +38,7 @@ class PublishedModel(BaseModel):
     provider: Literal["openai", "bedrock"] = "openai"  # records published before Bedrock carry none
     base_model: str | None = None
     retires_on: str | None = None  # YYYY-MM-DD, when the provider published a shutdown date
+    scores: EvaluationSummary | None = None  # the evaluation it passed (or was promoted over)
 
     def value(self) -> str:
         return json.dumps(self.model_dump(exclude_none=True), separators=(",", ":"))
@@ -47,7 +49,7 @@ class RegistryEntry(BaseModel):
 
     version: int
     changed_at: str
-    action: Literal["publish", "rollback", "other"]
+    action: Literal["publish", "promote", "rollback", "other"]
     published: PublishedModel | None  # None: a placeholder, the base model is served
     description: str = ""
 
@@ -68,9 +70,9 @@ def _iso(moment: Any) -> str:
     return str(moment or "")
 
 
-def _action(description: str) -> Literal["publish", "rollback", "other"]:
+def _action(description: str) -> Literal["publish", "promote", "rollback", "other"]:
     head = description.split(":", 1)[0].strip().lower()
-    return head if head in ("publish", "rollback") else "other"  # type: ignore[return-value]
+    return head if head in ("publish", "promote", "rollback") else "other"  # type: ignore[return-value]
 
 
 def _aws_error(exc: Exception, parameter: str) -> CoachError:
@@ -163,6 +165,10 @@ class ModelRegistry:
         if current is not None and current.model == published.model:
             return None
         return self._put(published, f"publish: {published.model} from build {published.build_id}")
+
+    def promote(self, published: PublishedModel, note: str) -> int:
+        """Serve a model a person chose over the gate's refusal; the version's description says so and why."""
+        return self._put(published, f"promote: {published.model} from build {published.build_id}, {note}")
 
     def rollback(self, *, to_model: str | None = None, steps: int | None = None) -> PublishedModel:
         """Serve an earlier published model: a named one, or the one `steps` publications before the current."""

@@ -7,12 +7,19 @@ builds/{build_id}/stories/{story}.json  Story records
 builds/{build_id}/feedback/{story}.json GenerationRecord (generated, failed or skipped_budget)
 builds/{build_id}/verdicts/{story}.json Verdict
 builds/{build_id}/dataset/...           train.jsonl, validation.jsonl, rejected.jsonl, manifest.json
+builds/{build_id}/eval/set.json         the evaluation set (held-out stories, planted-flaw copies, references)
+builds/{build_id}/eval/answers/{model}.jsonl  a critic's judged answers on the set
+builds/{build_id}/eval/golden/{model}.jsonl   a model's answers kept for comparison after it is gone
+builds/{build_id}/eval/reports/{model}.json   an evaluation report (scores, judge, gate decision)
+builds/{build_id}/eval/promotions.jsonl       models published over the gate by a person, and why
 index/stories/{story_id}                marker: a story already taken by some build (deduplication)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -55,6 +62,38 @@ def verdict_key(build_id: str, story_id: str) -> str:
 
 def dataset_key(build_id: str, name: str) -> str:
     return f"{build_prefix(build_id)}dataset/{name}"
+
+
+def model_slug(model: str) -> str:
+    """A model id as one safe key segment ("ft:gpt-4o-mini:acme::x1" has colons); distinct ids stay distinct."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_.") or "model"
+    if slug != model:
+        slug = f"{slug[:100]}-{hashlib.sha256(model.encode('utf-8')).hexdigest()[:8]}"
+    return slug
+
+
+def eval_key(build_id: str, name: str) -> str:
+    return f"{build_prefix(build_id)}eval/{name}"
+
+
+def eval_set_key(build_id: str) -> str:
+    return eval_key(build_id, "set.json")
+
+
+def eval_answers_key(build_id: str, model: str) -> str:
+    return eval_key(build_id, f"answers/{model_slug(model)}.jsonl")
+
+
+def golden_key(build_id: str, model: str) -> str:
+    return eval_key(build_id, f"golden/{model_slug(model)}.jsonl")
+
+
+def eval_report_key(build_id: str, model: str) -> str:
+    return eval_key(build_id, f"reports/{model_slug(model)}.json")
+
+
+def promotions_key(build_id: str) -> str:
+    return eval_key(build_id, "promotions.jsonl")
 
 
 def index_key(story_id: str) -> str:

@@ -15,7 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "critique": ("critique_cmd", "critique one story file (or - for stdin)"),
     "serve": ("serve_cmd", "serve the critique API over HTTP on a loopback port"),
     "redrive": ("redrive_cmd", "move a local build's dead-letter messages back to the story queue"),
-    "models": ("models_cmd", "list published fine-tuned models, or roll back to an earlier one"),
+    "models": ("models_cmd", "list published fine-tuned models with their scores, roll back, or promote"),
+    "eval": ("eval_cmd", "score a critic on a build's held-out stories and planted flaws; apply the gate"),
 }
 
 

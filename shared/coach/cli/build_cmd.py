@@ -103,4 +103,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\ndataset written to {out}/ (train.jsonl, validation.jsonl, rejected.jsonl, manifest.json)")
     if result.manifest.fine_tune.status in ("failed", "cancelled"):
         return 4
+    evaluation = result.manifest.evaluation
+    if evaluation is not None and not evaluation.passed and not evaluation.forced:
+        return 5  # the fine-tune finished, but the evaluation gate refused to publish it
     return 0 if result.generation_complete else 3

@@ -205,6 +205,49 @@ class FineTuneOptions(_Record):
         return self
 
 
+class GateConfig(_Record):
+    """The promotion gate: floors, a loop-rate ceiling and how much worse than the baseline a model may be."""
+
+    min_pass_rate: Annotated[float, Field(ge=0, le=1)] = 0.8
+    min_grounding: Annotated[float, Field(ge=0, le=1)] = 0.9
+    max_loop_rate: Annotated[float, Field(ge=0, le=1)] = 0.1
+    min_flaw_lift: Annotated[float, Field(ge=-1, le=1)] = 0.2
+    margin: Annotated[float, Field(ge=0, le=1)] = 0.05
+
+
+class EvaluationOptions(_Record):
+    """How a fine-tuned model is evaluated before it is published (the Evaluate step)."""
+
+    enabled: bool = True
+    # published (the model the API serves now), teacher (the build's own critic, full prompt), none,
+    # recorded:<model> (stored answers of a model), or a model id on the completion API.
+    baseline: Annotated[str, Field(min_length=1, max_length=200)] = "published"
+    judge: Annotated[str, Field(min_length=1, max_length=200)] | None = None  # a model id; None: no judge
+    # Each story is asked six times (as written, five planted copies) of the model and of the baseline:
+    # 40 stories at 8 at once fit the Evaluate function's 15 minutes with seconds-long completions.
+    max_stories: Annotated[int, Field(ge=1, le=200)] = 40
+    concurrency: Annotated[int, Field(ge=1, le=16)] = 8
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+
+class EvaluationSummary(_Record):
+    """The scores a person needs to decide about a model; kept in the manifest and beside a published model."""
+
+    model: str
+    passed: bool
+    reasons: list[str] = Field(default_factory=list)
+    pass_rate: float
+    grounding: float | None = None
+    loop_rate: float = 0.0
+    flaw_lift: float | None = None
+    false_alarms: float | None = None
+    critiques: int = 0
+    baseline: str | None = None
+    report_key: str | None = None
+    evaluated_at: str = Field(default_factory=utc_now)
+    forced: bool = False  # published by a person over the gate's refusal (coach models promote --force)
+
+
 class BuildRequest(_Record):
     """The input of one dataset build (a Step Functions execution, or `coach build`)."""
 
@@ -216,6 +259,7 @@ class BuildRequest(_Record):
     budget_usd: Annotated[float, Field(gt=0)] | None = None
     validation_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
     fine_tune: FineTuneOptions = Field(default_factory=FineTuneOptions)
+    evaluation: EvaluationOptions = Field(default_factory=EvaluationOptions)
 
 
 class Counts(_Record):
@@ -317,3 +361,5 @@ class BuildManifest(_Record):
     validation_report: dict[str, Any] = Field(default_factory=dict)
     dataset_checks: dict[str, DatasetChecks] = Field(default_factory=dict)  # per file name
     files: dict[str, str] = Field(default_factory=dict)
+    validation_ids: list[str] = Field(default_factory=list)  # in validation.jsonl's order: the held-out stories
+    evaluation: EvaluationSummary | None = None

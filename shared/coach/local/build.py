@@ -1,7 +1,8 @@
 """`coach build`: one whole dataset build on this machine, through the real handlers.
 
 The flow mirrors the state machine: check input -> scrape -> generation (SQS poller) -> progress ->
-validate -> assemble -> fine-tune start. AWS is emulated in-process unless an endpoint is given.
+validate -> assemble -> fine-tune start (with --wait: follow the job, evaluate its model, publish it only
+if the gate passed). AWS is emulated in-process unless an endpoint is given.
 """
 
 from __future__ import annotations
@@ -163,28 +164,35 @@ def _publish_outputs(store: BuildStore, build_id: str, out: Path, manifest: Buil
     (out / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
-def _follow_fine_tune(job_id: str, store: BuildStore, stack: LocalStack, build_id: str,
+def _follow_fine_tune(job_id: str, store: BuildStore, normalised: dict[str, Any], build_id: str,
                       options: LocalBuildOptions, stream: TextIO) -> None:
-    """Poll the job as the state machine would, and publish the model into the emulated SSM parameter."""
+    """Poll the job (and, on Bedrock, its deployment) as the state machine would, evaluate the model, and
+    publish it only if the gate passes (into the emulated SSM parameter)."""
     from coach.pipeline import finetune, finetune_bedrock
 
     def report(job: Any) -> None:
         where = f" ({job.deployment_arn})" if getattr(job, "deployment_arn", None) else ""
         stream.write(f"fine-tune {job_id}: {job.status}{where}\n")
 
-    ssm = boto3.client("ssm", endpoint_url=stack.endpoint_url)
     if options.request.fine_tune.backend == "bedrock":
         result = finetune_bedrock.follow(job_id, store=store, bedrock=runtime.bedrock(), build_id=build_id,
-                                         ssm_client=ssm, parameter=stack.model_parameter,
                                          interval_s=options.fine_tune_poll_s, on_poll=report)
     else:
         result = finetune.follow(job_id, client_factory=runtime.openai_client, store=store, build_id=build_id,
-                                 ssm_client=ssm, parameter=stack.model_parameter,
                                  interval_s=options.fine_tune_poll_s, on_poll=report)
     if result.job.error:
         stream.write(f"fine-tune failed: {result.job.error.code}: {result.job.error.message}\n")
-    elif result.published:
-        stream.write(f"published {result.published['model']} to {stack.model_parameter}\n")
+        return
+    if result.job.status != "succeeded":
+        return
+    job = result.job.model_dump(mode="json")
+    evaluation = _step("evaluate", {"request": normalised, "job": job})
+    if not evaluation["passed"]:
+        stream.write(f"not published: {evaluation['summary']}\n")
+        return
+    stream.write(f"evaluated: {evaluation['summary']}\n")
+    published = _step("finetune", {"action": "publish", "build_id": build_id, "job": job})
+    stream.write(f"published {published['model']} to {published['parameter']}\n")
 
 
 def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) -> LocalBuildResult:
@@ -270,7 +278,7 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
             mirror.save(store, state, request.build_id, known=known)
         started_job = _step("finetune", {"action": "start", "request": normalised, "dataset": assembled})
         if options.wait_for_fine_tune and started_job.get("job_id"):
-            _follow_fine_tune(started_job["job_id"], store, stack, request.build_id, options, stream)
+            _follow_fine_tune(started_job["job_id"], store, normalised, request.build_id, options, stream)
         mirror.save(store, state, request.build_id, known=known)
         manifest = store.get_model(assembled["manifest_key"], BuildManifest)
         if manifest is None:

@@ -254,6 +254,7 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
         ),
         validation_report=build_report(verdicts.values()),
         dataset_checks={name: result.summary() for name, result in checks.items()},
+        validation_ids=validation_ids,
     )
     keys = {name: dataset_key(build_id, name) for name in DATASET_FILES}
     store.put_text(keys["rejected.jsonl"], _jsonl(rejected_rows), "application/x-ndjson")

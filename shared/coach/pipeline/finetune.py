@@ -26,7 +26,14 @@ from coach.adapters.openai_models import shutdown_date
 from coach.adapters.storage import BuildStore, dataset_key
 from coach.domain.finetune_data import training_cost_usd
 from coach.domain.prompt import COMPACT_PROMPT_VERSION
-from coach.domain.records import BuildManifest, BuildRequest, ErrorInfo, FineTuneStatus, utc_now
+from coach.domain.records import (
+    BuildManifest,
+    BuildRequest,
+    ErrorInfo,
+    EvaluationSummary,
+    FineTuneStatus,
+    utc_now,
+)
 from coach.domain.retirement import retirement_notice
 from coach.errors import (
     CoachError,
@@ -341,17 +348,30 @@ def status(job_id: str, *, client_factory: ClientFactory, store: BuildStore | No
     return result
 
 
+def _evaluation_of(store: BuildStore, build_id: str, model: str) -> EvaluationSummary | None:
+    """The build's evaluation of this model, if the Evaluate step ran."""
+    manifest = _manifest(store, build_id)
+    found = manifest.evaluation if manifest is not None else None
+    return found if found is not None and found.model == model else None
+
+
 def publish(build_id: str, job: JobStatus, *, ssm_client: Any, parameter: str,
             store: BuildStore | None = None) -> dict[str, Any]:
     """Name the model the critique API serves, with the prompt layout it was trained on."""
     if job.status != "succeeded" or not job.fine_tuned_model:
         raise CoachError(f"job {job.job_id} has not succeeded ({job.status}); nothing to publish",
                          code="nothing_to_publish")
+    evaluation = _evaluation_of(store, build_id, job.fine_tuned_model) if store is not None else None
+    if evaluation is not None and not evaluation.passed and not evaluation.forced:
+        raise CoachError(
+            f"{job.fine_tuned_model} did not pass the evaluation gate ({', '.join(evaluation.reasons)}); nothing "
+            f"was published. To serve it anyway: coach models promote {build_id} --force",
+            code="evaluation_failed")
     published = PublishedModel(
         model=job.fine_tuned_model, prompt_version=job.prompt_version or COMPACT_PROMPT_VERSION,
         build_id=build_id, trained_at=job.finished_at or utc_now(),
         provider="bedrock" if job.backend == "bedrock" else "openai", base_model=job.base_model,
-        retires_on=job.retires_on,
+        retires_on=job.retires_on, scores=evaluation,
     )
     version = ModelRegistry(ssm_client, parameter).publish(published)
     if store is not None:
