@@ -6,7 +6,10 @@ builds/{build_id}/progress.json         when the story queue was first seen drai
 builds/{build_id}/stories/{story}.json  Story records
 builds/{build_id}/feedback/{story}.json GenerationRecord (generated, failed or skipped_budget)
 builds/{build_id}/verdicts/{story}.json Verdict
-builds/{build_id}/dataset/...           train.jsonl, validation.jsonl, rejected.jsonl, manifest.json
+builds/{build_id}/dataset/...           train.jsonl, validation.jsonl, rejected.jsonl, manifest.json,
+                                        README.md (the dataset card)
+builds/{build_id}/eval/...              the evaluation's scores (scores.json)
+builds/{build_id}/report/report.html    the build report: one self-contained page
 index/stories/{story_id}                marker: a story already taken by some build (deduplication)
 """
 
@@ -55,6 +58,19 @@ def verdict_key(build_id: str, story_id: str) -> str:
 
 def dataset_key(build_id: str, name: str) -> str:
     return f"{build_prefix(build_id)}dataset/{name}"
+
+
+def eval_key(build_id: str, name: str) -> str:
+    return f"{build_prefix(build_id)}eval/{name}"
+
+
+def report_key(build_id: str, name: str = "report.html") -> str:
+    return f"{build_prefix(build_id)}report/{name}"
+
+
+def card_key(build_id: str) -> str:
+    """The dataset card sits beside the dataset files, as a dataset hub expects."""
+    return dataset_key(build_id, "README.md")
 
 
 def index_key(story_id: str) -> str:

@@ -27,6 +27,7 @@ from coach.local import mirror
 from coach.local.emulator import LocalStack, start_local_stack
 from coach.local.lambda_runtime import invoke
 from coach.local.poller import SqsPoller
+from coach.local.report_out import write_report_files
 from coach.pipeline.assemble import cost_line
 from coach.step_errors import DatasetInvalid, DatasetTooSmall, InvalidBuildRequest, NoStories, SourceFailed
 
@@ -229,6 +230,9 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         _step("validator", {"build_id": request.build_id})
         try:
             assembled = _step("assembler", {"request": normalised, "scrape": scrape})
+        except CoachError:
+            write_report_files(store, request.build_id, options.out, regenerate=False)  # it says what went wrong
+            raise
         finally:
             mirror.save(store, state, request.build_id, known=known)
         started_job = _step("finetune", {"action": "start", "request": normalised, "dataset": assembled})
@@ -239,6 +243,7 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         if manifest is None:
             raise CoachError("the assembler wrote no manifest", code="manifest_missing")
         _publish_outputs(store, request.build_id, options.out, manifest)
+        write_report_files(store, request.build_id, options.out)
         return LocalBuildResult(manifest=manifest, out=options.out, elapsed_s=time.monotonic() - started,
                                 generation_complete=drained and progress["done"])
     finally:

@@ -1,0 +1,156 @@
+"""Report stage: read a build's stored records, write report.html and the dataset card beside them.
+
+Called by the assembler (every build that reaches it, finished or refused), when a fine-tune ends (so the
+loss curve appears), by `coach build` and by `coach report`. Reads only; the rendering is pure domain code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from coach.adapters.storage import BuildStore, card_key, dataset_key, eval_key, report_key, request_key, scrape_key
+from coach.domain.finetune_data import encoding_for_model, example_tokens
+from coach.domain.prompt import PROMPT_VERSION
+from coach.domain.records import BuildManifest, BuildRequest, Counts, Story
+from coach.domain.report import EvalScores, ReportInput, StepMetric, example_view, render_card, render_report
+from coach.domain.tokens import get_counter
+
+EVAL_SCORES = "scores.json"
+
+
+class ReportKeys(BaseModel):
+    report_key: str
+    card_key: str
+
+
+def report_files(build_id: str) -> dict[str, str]:
+    """The manifest's links to the report and the card."""
+    return {"report.html": report_key(build_id), "README.md": card_key(build_id)}
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_step_metrics(text: str) -> list[StepMetric]:
+    """The fine-tuning result file (CSV: step, train_loss, valid_loss, ...); unreadable rows are skipped."""
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        step = _float(row.get("step"))
+        if step is None:
+            continue
+        rows.append(StepMetric(step=int(step), train_loss=_float(row.get("train_loss")),
+                               valid_loss=_float(row.get("valid_loss")),
+                               full_valid_loss=_float(row.get("full_valid_loss"))))
+    return rows
+
+
+def parse_eval_scores(raw: Any) -> EvalScores | None:
+    """{"scores": {name: number}, "passed": bool} or a flat {name: number}; anything else is ignored."""
+    if not isinstance(raw, dict):
+        return None
+    found = raw.get("scores", raw)
+    scores = {str(k): float(v) for k, v in found.items()
+              if isinstance(v, int | float) and not isinstance(v, bool)} if isinstance(found, dict) else {}
+    passed = raw.get("passed")
+    return EvalScores(scores=scores, passed=passed if isinstance(passed, bool) else None)
+
+
+def _request(store: BuildStore, build_id: str) -> BuildRequest | None:
+    raw = store.get_json(request_key(build_id))
+    try:
+        return BuildRequest.model_validate(raw) if raw else None
+    except ValidationError:
+        return None
+
+
+def _manifest_without_dataset(request: BuildRequest, counts: Counts) -> BuildManifest:
+    """What can be said of a build that never wrote a manifest: its request and its records."""
+    build_id = request.build_id
+    return BuildManifest(build_id=build_id, provider=request.provider, model=request.model or "unknown",
+                         prompt_version=PROMPT_VERSION, source=request.source, counts=counts)
+
+
+def collect(store: BuildStore, build_id: str, *, manifest: BuildManifest | None = None,
+            problem: str = "") -> ReportInput:
+    """Join the build's stories, generation records, verdicts and dataset files into the report's input."""
+    stories: dict[str, Story] = {s.story_id: s for s in store.stories(build_id)}
+    records = {r.story_id: r for r in store.feedback(build_id)}
+    verdicts = {v.story_id: v for v in store.verdicts(build_id)}
+    stored = manifest or store.get_model(dataset_key(build_id, "manifest.json"), BuildManifest)
+    request = _request(store, build_id)
+    base_model = request.fine_tune.base_model if request else ""
+    counter = get_counter(encoding_for_model(base_model)) if base_model else get_counter()
+
+    duplicates: dict[str, dict] = {}
+    for line in (store.get_text(dataset_key(build_id, "rejected.jsonl")) or "").splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if row.get("verdict") == "duplicate":
+            duplicates[row["id"]] = row
+    # An example names no story; its critique is its story's cleaned feedback, unique once duplicates are out.
+    by_critique = {v.feedback.strip(): sid for sid, v in verdicts.items() if v.accepted}
+    splits: dict[str, tuple[str, int]] = {}
+    for split in ("train", "validation"):
+        for line in (store.get_text(dataset_key(build_id, f"{split}.jsonl")) or "").splitlines():
+            if line.strip():
+                messages = json.loads(line)["messages"]
+                story_id = by_critique.get(_assistant_text(messages))
+                if story_id:
+                    splits[story_id] = (split, example_tokens(messages, counter)[0])
+
+    views = []
+    for story_id in sorted(set(stories) | set(records)):
+        split, tokens = splits.get(story_id, (None, None))
+        views.append(example_view(stories.get(story_id), records.get(story_id), verdicts.get(story_id),
+                                  story_id=story_id, duplicate=duplicates.get(story_id), split=split,
+                                  tokens=tokens))
+    if stored is None:
+        scrape = store.get_json(scrape_key(build_id)) or {}
+        counts = Counts(stories=len(stories), generated=sum(1 for v in views if v.generated),
+                        reused=int(scrape.get("reused", 0)),
+                        failed=sum(1 for v in views if v.status == "failed"),
+                        skipped_budget=sum(1 for v in views if v.status == "skipped_budget"),
+                        accepted=sum(1 for v in views if v.status == "accepted"),
+                        rejected=sum(1 for v in views if v.status == "rejected"))
+        counts.rejected_by_reason = dict(sorted(_reason_counts(views).items()))
+        stored = _manifest_without_dataset(request or BuildRequest(build_id=build_id), counts)
+        problem = problem or "the build stopped before its dataset was assembled: no dataset files exist"
+    step_csv = store.get_text(dataset_key(build_id, "fine-tune/step_metrics.csv")) or ""
+    return ReportInput(
+        manifest=stored, examples=views, step_metrics=parse_step_metrics(step_csv),
+        evaluation=parse_eval_scores(store.get_json(eval_key(build_id, EVAL_SCORES))),
+        budget_usd=request.budget_usd if request else None, base_model=base_model,
+        token_limit=stored.cost.example_token_limit, complete=not problem, problem=problem,
+    )
+
+
+def _reason_counts(views: list) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for view in views:
+        if view.status == "rejected":
+            for reason in view.reasons:
+                counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
+def _assistant_text(messages: list[dict]) -> str:
+    return next((str(m.get("content", "")) for m in messages if m.get("role") == "assistant"), "").strip()
+
+
+def publish_report(store: BuildStore, build_id: str, *, manifest: BuildManifest | None = None,
+                   problem: str = "") -> ReportKeys:
+    """Render the report and the dataset card from the stored records and store both; returns their keys."""
+    data = collect(store, build_id, manifest=manifest, problem=problem)
+    keys = ReportKeys(report_key=report_key(build_id), card_key=card_key(build_id))
+    store.put_text(keys.report_key, render_report(data), "text/html; charset=utf-8")
+    if data.complete:  # a card describes a dataset; a build without one gets the report only
+        store.put_text(keys.card_key, render_card(data), "text/markdown; charset=utf-8")
+    return keys
