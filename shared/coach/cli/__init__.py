@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve_cmd", "serve the critique API over HTTP on a loopback port"),
     "redrive": ("redrive_cmd", "move a local build's dead-letter messages back to the story queue"),
     "models": ("models_cmd", "list published fine-tuned models, or roll back to an earlier one"),
+    "report": ("report_cmd", "write a build's report.html and dataset card again from its stored records"),
 }
 
 

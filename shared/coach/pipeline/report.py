@@ -53,6 +53,22 @@ def parse_step_metrics(text: str) -> list[StepMetric]:
     return rows
 
 
+def checkpoint_metrics(raw: Any) -> list[StepMetric]:
+    """Losses at each checkpoint (from the kept job record) when the job gave no per-step result file."""
+    found = raw.get("checkpoints") if isinstance(raw, dict) else None
+    rows = []
+    for checkpoint in found if isinstance(found, list) else []:
+        if not isinstance(checkpoint, dict):
+            continue
+        metrics = checkpoint.get("metrics") if isinstance(checkpoint.get("metrics"), dict) else {}
+        step = _float(checkpoint.get("step_number") or metrics.get("step"))
+        if step is not None:
+            rows.append(StepMetric(step=int(step), train_loss=_float(metrics.get("train_loss")),
+                                   valid_loss=_float(metrics.get("valid_loss")),
+                                   full_valid_loss=_float(metrics.get("full_valid_loss"))))
+    return sorted(rows, key=lambda r: r.step)
+
+
 def parse_eval_scores(raw: Any) -> EvalScores | None:
     """{"scores": {name: number}, "passed": bool} or a flat {name: number}; anything else is ignored."""
     if not isinstance(raw, dict):
@@ -123,9 +139,13 @@ def collect(store: BuildStore, build_id: str, *, manifest: BuildManifest | None 
         counts.rejected_by_reason = dict(sorted(_reason_counts(views).items()))
         stored = _manifest_without_dataset(request or BuildRequest(build_id=build_id), counts)
         problem = problem or "the build stopped before its dataset was assembled: no dataset files exist"
-    step_csv = store.get_text(dataset_key(build_id, "fine-tune/step_metrics.csv")) or ""
+    from coach.pipeline.finetune import metrics_key, step_metrics_key  # here: finetune calls this module
+
+    steps, steps_from = parse_step_metrics(store.get_text(step_metrics_key(build_id)) or ""), "result file"
+    if not steps:
+        steps, steps_from = checkpoint_metrics(store.get_json(metrics_key(build_id))), "checkpoints"
     return ReportInput(
-        manifest=stored, examples=views, step_metrics=parse_step_metrics(step_csv),
+        manifest=stored, examples=views, step_metrics=steps, step_metrics_from=steps_from,
         evaluation=parse_eval_scores(store.get_json(eval_key(build_id, EVAL_SCORES))),
         budget_usd=request.budget_usd if request else None, base_model=base_model,
         token_limit=stored.cost.example_token_limit, complete=not problem, problem=problem,

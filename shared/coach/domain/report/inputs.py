@@ -68,6 +68,7 @@ class ReportInput(BaseModel):
     manifest: BuildManifest
     examples: list[ExampleView] = Field(default_factory=list)
     step_metrics: list[StepMetric] = Field(default_factory=list)
+    step_metrics_from: str = "result file"  # or "checkpoints" when the job kept no per-step file
     evaluation: EvalScores | None = None
     budget_usd: float | None = None
     base_model: str = ""
@@ -89,7 +90,8 @@ def spans_of(verdict: Verdict) -> tuple[list[Span], list[str]]:
     """The verdict's rule evidence as spans of its (cleaned) feedback; the rest as notes.
 
     Rule offsets point into the cleaned text; a cleaner's point into the text before cleaning, so what a
-    cleaner removed is told as a note rather than drawn on text it is no longer part of.
+    cleaner removed is told as a note rather than drawn on text it is no longer part of. A span that is
+    (nearly) the whole critique, as a length rule's is, is a note too: marking everything shows nothing.
     """
     text = verdict.feedback
     spans: list[Span] = []
@@ -103,7 +105,8 @@ def spans_of(verdict: Verdict) -> tuple[list[Span], list[str]]:
         if (start is None or end is None) and item.span and " ... " not in item.span:
             found = text.find(item.span)
             start, end = (found, found + len(item.span)) if found >= 0 else (None, None)
-        if start is not None and end is not None and 0 <= start < end <= len(text):
+        whole = start is not None and end is not None and end - start >= 0.9 * len(text)
+        if start is not None and end is not None and 0 <= start < end <= len(text) and not whole:
             spans.append(Span(start=start, end=end, reason=item.reason, detail=item.detail))
         else:
             notes.append(f"{item.reason}: {item.detail or item.span or 'the whole critique'}")

@@ -242,7 +242,7 @@ def _loss_chart(data: ReportInput) -> str:
                if ft.status not in ("succeeded", "failed", "cancelled") else "the job kept no step metrics")
         return svg.unavailable("fine-tune-loss", "Fine-tune loss by step", f"not available: {why}")
     return svg.line_chart("fine-tune-loss", "Fine-tune loss by step", series, x_label="step", y_label="loss",
-                          caption=f"{len(rows)} steps from the job's result file")
+                          caption=f"{len(rows)} steps, from the job's {escape(data.step_metrics_from)}")
 
 
 def _eval_chart(data: ReportInput) -> str:

@@ -30,13 +30,16 @@ def _fmt(value: float) -> str:
     return f"{value:.1e}"
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering [low, high] (1, 2 or 5 times a power of ten apart)."""
+def nice_ticks(low: float, high: float, count: int = 5, *, integer: bool = False) -> list[float]:
+    """Round tick values covering [low, high] (1, 2 or 5 times a power of ten apart; whole numbers when
+    counting things)."""
     if high <= low:
         high = low + 1
     raw = (high - low) / max(count - 1, 1)
     power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    step = min((m * power for m in (1, 2, 5, 10)), key=lambda candidate: abs(candidate - raw))
+    if integer:
+        step = max(step, 1)
     first = math.floor(low / step) * step
     ticks = []
     value = first
@@ -115,7 +118,7 @@ def histogram(name: str, title: str, values: Sequence[float], *, x_label: str, b
     counts = [0] * bins
     for value in values:
         counts[min(int((value - start) / width), bins - 1)] += 1
-    frame = _Frame(x_ticks, nice_ticks(0, max(counts), 4))
+    frame = _Frame(x_ticks, nice_ticks(0, max(counts), 4, integer=True))
     parts = frame.axes(x_label, "count")
     for i, count in enumerate(counts):
         if not count:
