@@ -200,3 +200,12 @@ def test_evidence_a_cleaner_removed_is_a_note_not_a_mark():
                                          start=0, end=9, detail="removed")])
     view = example_view(STORY, _record("s", feedback="FEEDBACK: You write well."), verdict, story_id="s")
     assert view.spans == [] and view.notes == ["cleaned (strip_label): removed \u201cFEEDBACK:\u201d"]
+
+
+def test_a_very_large_build_lists_what_was_thrown_out_first_and_says_how_many_are_left_out():
+    html = render_report(_input(), max_cards=2)
+    assert html.count('<article class="ex"') == 2
+    assert 'data-status="rejected"' in html and 'data-status="failed"' in html
+    assert "2 more stories (1 skipped (budget), 1 accepted) are not listed here" in html
+    # The charts still count every story.
+    assert "4 stories" in re.search(r'data-chart="story-length">.*?</figure>', html).group(0)

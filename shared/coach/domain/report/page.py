@@ -20,6 +20,8 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'
 STATUS_LABELS = {"accepted": "accepted", "rejected": "rejected", "duplicate": "duplicate", "failed": "failed",
                  "skipped_budget": "skipped (budget)", "pending": "not generated"}
 _WORD = re.compile(r"\S+")
+# About 4 kB a card: 2,000 cards keep the page near 10 MB, which a browser still opens quickly.
+MAX_CARDS = 2_000
 
 STYLE = """
 :root{--fg:#1d2330;--muted:#5b6475;--bg:#fff;--card:#f6f7f9;--line:#d9dde5;--accent:#2f6db5;
@@ -258,9 +260,12 @@ def _eval_chart(data: ReportInput) -> str:
     return svg.bar_chart("evaluation", "Evaluation scores", rates, x_label="rate", caption=escape(caption))
 
 
-def _browser(data: ReportInput) -> str:
+def _browser(data: ReportInput, max_cards: int) -> str:
     order = {status: i for i, status in enumerate(STATUS_ORDER)}
-    views = sorted(data.examples, key=lambda e: (order[e.status], e.story_id))
+    every = sorted(data.examples, key=lambda e: (order[e.status], e.story_id))
+    # A very large build lists what was thrown out first and as many kept examples as fit; the rest are in
+    # the dataset files. The charts above always count every story.
+    views, left_out = every[:max_cards], every[max_cards:]
     present = Counter(e.status for e in views)
     reasons = sorted({r for e in views for r in e.reasons})
     status_options = "".join(f'<option value="{s}">{escape(STATUS_LABELS[s])} ({present[s]})</option>'
@@ -270,10 +275,16 @@ def _browser(data: ReportInput) -> str:
             f'aria-label="search"><select id="verdict" aria-label="verdict"><option value="">every verdict'
             f'</option>{status_options}</select><select id="reason" aria-label="reason"><option value="">'
             f'every reason</option>{reason_options}</select><span class="muted"><span id="shown">{len(views)}'
-            f'</span> of {len(views)} shown</span></div>' + "".join(_example(v) for v in views))
+            f'</span> of {len(views)} shown</span></div>' + "".join(_example(v) for v in views)
+            + (f'<p class="muted">{len(left_out)} more stories ({_status_counts(left_out)}) are not listed '
+               "here, to keep this page small; they are in the dataset files.</p>" if left_out else ""))
 
 
-def render_report(data: ReportInput) -> str:
+def _status_counts(views: list[ExampleView]) -> str:
+    return ", ".join(f"{n} {STATUS_LABELS[s]}" for s, n in Counter(v.status for v in views).items())
+
+
+def render_report(data: ReportInput, *, max_cards: int = MAX_CARDS) -> str:
     m = data.manifest
     banner = "" if data.complete else f'<p class="banner">{escape(data.problem or "the build did not finish")}</p>'
     files = "".join(f"<li><code>{escape(name)}</code>: <code>{escape(key)}</code></li>"
@@ -288,7 +299,7 @@ def render_report(data: ReportInput) -> str:
         f"{escape(m.prompt_version)}. This page loads nothing from the network; the stories stay here.</p>"
         f"{banner}<h2 id=\"summary\">Summary</h2>{_summary(data)}"
         f"<h2 id=\"charts\">Charts</h2>{_charts(data)}"
-        f'<h2 id="examples">Stories and critiques</h2>{_browser(data)}'
+        f'<h2 id="examples">Stories and critiques</h2>{_browser(data, max_cards)}'
         + (f'<h2 id="files">Files</h2><ul>{files}</ul>' if files else "")
         + f"</main><script>{SCRIPT}</script></body></html>\n"
     )
