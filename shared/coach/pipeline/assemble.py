@@ -45,7 +45,7 @@ from coach.domain.records import (
 from coach.domain.tokens import TokenCounter, get_counter
 from coach.domain.validation import build_report
 from coach.errors import CoachError, ConfigError
-from coach.pipeline.report import publish_report, report_files
+from coach.pipeline.report import BuildRecords, publish_report, report_files
 from coach.pipeline.scrape import default_model
 from coach.settings import Settings
 
@@ -256,12 +256,13 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
             f"duplicates removed); a fine-tuning dataset needs at least {min_examples}: "
             "add stories or inspect rejected.jsonl"
         )
-        publish_report(store, build_id, manifest=manifest, problem=too_small.message)  # shows what was rejected
+        publish_report(store, build_id, manifest=manifest, problem=too_small.message,  # shows what was rejected
+                       loaded=BuildRecords(stories, records, verdicts))
         raise too_small
     if any(not result.passed for result in checks.values()):
         store.put_text(dataset_key(build_id, "checks.json"),
                        json.dumps({n: r.model_dump(exclude={"examples"}) for n, r in checks.items()}, indent=2))
-        publish_report(store, build_id, manifest=manifest,
+        publish_report(store, build_id, manifest=manifest, loaded=BuildRecords(stories, records, verdicts),
                        problem="the dataset failed its format checks (dataset/checks.json names the lines)")
         raise_if_invalid(checks)
 
@@ -278,8 +279,8 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
                 estimated=counter.estimated, errors=legacy.skipped)
     manifest.files = keys
     manifest.files.update(report_files(build_id))
+    report = publish_report(store, build_id, manifest=manifest, loaded=BuildRecords(stories, records, verdicts))
     store.put_text(keys["manifest.json"], manifest.model_dump_json(indent=2))  # last: its presence means done
-    report = publish_report(store, build_id, manifest=manifest)
     result = AssembleResult(
         build_id=build_id, train_examples=len(train_ids), validation_examples=len(validation_ids),
         manifest_key=keys["manifest.json"], train_key=keys["train.jsonl"],

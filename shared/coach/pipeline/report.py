@@ -9,14 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
 from coach.adapters.storage import BuildStore, card_key, dataset_key, eval_key, report_key, request_key, scrape_key
 from coach.domain.finetune_data import encoding_for_model, example_tokens
 from coach.domain.prompt import PROMPT_VERSION
-from coach.domain.records import BuildManifest, BuildRequest, Counts, Story
+from coach.domain.records import BuildManifest, BuildRequest, Counts, GenerationRecord, Story, Verdict
 from coach.domain.report import EvalScores, ReportInput, StepMetric, example_view, render_card, render_report
 from coach.domain.tokens import get_counter
 
@@ -95,12 +95,24 @@ def _manifest_without_dataset(request: BuildRequest, counts: Counts) -> BuildMan
                          prompt_version=PROMPT_VERSION, source=request.source, counts=counts)
 
 
-def collect(store: BuildStore, build_id: str, *, manifest: BuildManifest | None = None,
-            problem: str = "") -> ReportInput:
+class BuildRecords(NamedTuple):
+    """A build's records by story id, for a caller that has already read them (the assembler)."""
+
+    stories: dict[str, Story]
+    feedback: dict[str, GenerationRecord]
+    verdicts: dict[str, Verdict]
+
+
+def read_records(store: BuildStore, build_id: str) -> BuildRecords:
+    return BuildRecords(stories={s.story_id: s for s in store.stories(build_id)},
+                        feedback={r.story_id: r for r in store.feedback(build_id)},
+                        verdicts={v.story_id: v for v in store.verdicts(build_id)})
+
+
+def collect(store: BuildStore, build_id: str, *, manifest: BuildManifest | None = None, problem: str = "",
+            loaded: BuildRecords | None = None) -> ReportInput:
     """Join the build's stories, generation records, verdicts and dataset files into the report's input."""
-    stories: dict[str, Story] = {s.story_id: s for s in store.stories(build_id)}
-    records = {r.story_id: r for r in store.feedback(build_id)}
-    verdicts = {v.story_id: v for v in store.verdicts(build_id)}
+    stories, feedback, verdicts = loaded or read_records(store, build_id)
     stored = manifest or store.get_model(dataset_key(build_id, "manifest.json"), BuildManifest)
     request = _request(store, build_id)
     base_model = request.fine_tune.base_model if request else ""
@@ -123,9 +135,9 @@ def collect(store: BuildStore, build_id: str, *, manifest: BuildManifest | None 
                     splits[story_id] = (split, example_tokens(messages, counter)[0])
 
     views = []
-    for story_id in sorted(set(stories) | set(records)):
+    for story_id in sorted(set(stories) | set(feedback)):
         split, tokens = splits.get(story_id, (None, None))
-        views.append(example_view(stories.get(story_id), records.get(story_id), verdicts.get(story_id),
+        views.append(example_view(stories.get(story_id), feedback.get(story_id), verdicts.get(story_id),
                                   story_id=story_id, duplicate=duplicates.get(story_id), split=split,
                                   tokens=tokens))
     if stored is None:
@@ -166,9 +178,9 @@ def _assistant_text(messages: list[dict]) -> str:
 
 
 def publish_report(store: BuildStore, build_id: str, *, manifest: BuildManifest | None = None,
-                   problem: str = "") -> ReportKeys:
+                   problem: str = "", loaded: BuildRecords | None = None) -> ReportKeys:
     """Render the report and the dataset card from the stored records and store both; returns their keys."""
-    data = collect(store, build_id, manifest=manifest, problem=problem)
+    data = collect(store, build_id, manifest=manifest, problem=problem, loaded=loaded)
     keys = ReportKeys(report_key=report_key(build_id), card_key=card_key(build_id))
     store.put_text(keys.report_key, render_report(data), "text/html; charset=utf-8")
     if data.complete:  # a card describes a dataset; a build without one gets the report only
