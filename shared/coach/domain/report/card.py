@@ -16,8 +16,9 @@ from coach.domain.validation.reasons import MEANINGS, REASONS
 
 LICENCES = {
     # Reddit posts belong to their authors; the project cannot relicense them.
-    "reddit": ("other", "Stories: copyright of their Reddit authors, shared under Reddit's User Agreement; "
-                        "each example keeps its permalink. Critiques: generated for this dataset."),
+    "reddit": ("other", "Stories: copyright of their Reddit authors, posted under Reddit's User Agreement; "
+                        "each story's provenance (post, comment, permalink) is kept in the build's story "
+                        "records. Critiques: generated for this dataset."),
     "samples": ("mit", "Stories and critiques: original works of the Creative Writing Coach project, under "
                        "its MIT licence."),
 }
