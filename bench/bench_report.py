@@ -7,10 +7,10 @@ by a bad critique from the validator's fixtures (rejections with highlighted spa
 budget-skipped stories, a fine-tune result file of 300 steps and evaluation scores, so every chart and
 every kind of card is drawn. Then validate -> assemble, which writes report.html as a build does.
 
-Opening is timed in one headless Chromium (Debian's `chromium`), network off, over the DevTools pipe:
-from the navigation command to the first frame drawn after the page's load event, the median of several
-opens; the first contentful paint and a search over every card, as the page measures them, are printed
-beside it.
+Opening is timed in headless Chromium (Debian's `chromium`), network off, over the DevTools pipe: from
+the navigation command to the first frame drawn after the page's load event; in a freshly started browser
+(median of 3, browser start-up not counted) and opened again in one browser (median of --runs). The first
+contentful paint and a search over every card, as the page measures them, are printed beside it.
 
     .venv/bin/python bench/bench_report.py [--stories 400] [--runs 7] [--json]
 """
@@ -136,6 +136,14 @@ def main() -> int:
         if args.keep:
             args.keep.write_text(html, encoding="utf-8")
         url = page.resolve().as_uri()
+        cold = []
+        for _ in range(3):  # a fresh browser each time: nothing of the page is cached yet
+            with Chromium(browser, width=1280, height=900) as chromium:
+                chromium.offline()
+                started = time.perf_counter()
+                chromium.open(url)
+                chromium.evaluate(PAINTED)
+                cold.append(time.perf_counter() - started)
         opens, facts, search = [], {}, {}
         with Chromium(browser, width=1280, height=900) as chromium:
             chromium.offline()
@@ -151,22 +159,26 @@ def main() -> int:
                 ("file:", "about:"))]
     size = len(html.encode("utf-8"))
     median = statistics.median(opens)
+    cold_median = statistics.median(cold)
     result = {
         "stories": args.stories, "cards": facts.get("cards"), "charts_drawn": facts.get("charts"),
         "report_bytes": size, "report_gzip_bytes": len(gzip.compress(html.encode("utf-8"))),
         "render_median_s": round(statistics.median(renders), 3), "runs": args.runs,
+        "cold_open_median_s": round(cold_median, 3), "cold_open_max_s": round(max(cold), 3),
         "open_median_s": round(median, 3), "open_min_s": round(min(opens), 3), "open_max_s": round(max(opens), 3),
         "first_contentful_paint_ms": round(facts.get("fcp_ms") or 0), "search_ms": round(search.get("ms", 0), 1),
         "requests_outside_the_file": outside, "load_average": round(os.getloadavg()[0], 1),
-        "target_s": TARGET_SECONDS, "within_target": median < TARGET_SECONDS and not outside,
+        "target_s": TARGET_SECONDS,
+        "within_target": max(cold_median, median) < TARGET_SECONDS and not outside,
     }
     if args.json:
         print(json.dumps(result))
     else:
         print(f"report of {args.stories} stories: {size / 1e6:.2f} MB ({result['report_gzip_bytes'] / 1e3:.0f} kB "
               f"gzipped), {result['cards']} cards, {result['charts_drawn']} charts; written in "
-              f"{result['render_median_s']:.2f} s (median of 3); opened in headless Chromium in {median:.3f} s "
-              f"median of {args.runs} (min {min(opens):.3f}, max {max(opens):.3f}; first contentful paint "
+              f"{result['render_median_s']:.2f} s (median of 3); opened in headless Chromium in {cold_median:.3f} s "
+              f"from a fresh browser (median of 3, max {max(cold):.3f}), {median:.3f} s when opened again "
+              f"(median of {args.runs}, min {min(opens):.3f}, max {max(opens):.3f}; first contentful paint "
               f"{result['first_contentful_paint_ms']} ms; a search over every card {result['search_ms']} ms; "
               f"load average {result['load_average']}; target < {TARGET_SECONDS:.0f} s); "
               f"requests outside the file: {len(outside)}")
