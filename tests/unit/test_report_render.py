@@ -209,3 +209,12 @@ def test_a_very_large_build_lists_what_was_thrown_out_first_and_says_how_many_ar
     assert "2 more stories (1 skipped (budget), 1 accepted) are not listed here" in html
     # The charts still count every story.
     assert "4 stories" in re.search(r'data-chart="story-length">.*?</figure>', html).group(0)
+
+
+def test_a_duplicate_is_shown_with_what_it_repeats_and_stays_out_of_the_splits():
+    text = "You open with real confidence, and your keeper's climb is vivid. " * 4
+    view = example_view(STORY, _record("s-1", feedback=text), Verdict(story_id="s-1", accepted=True, feedback=text),
+                        story_id="s-1", split="train", tokens=900,
+                        duplicate={"reasons": ["near_duplicate_critique"], "duplicate_of": "s-0", "similarity": 0.93})
+    assert view.status == "duplicate" and view.split is None and view.tokens is None
+    assert view.reasons == ["near_duplicate_critique"] and view.notes == ["duplicate of s-0 (similarity 0.93)"]
