@@ -89,7 +89,8 @@ def _tags(html: str) -> list[tuple[str, dict]]:
 
 def test_the_rejected_critique_has_its_spans_marked_with_their_reasons():
     html = render_report(_input())
-    marks = re.findall(r'<mark class="flag" data-reason="([^"]+)" title="[^"]*">([^<]*)</mark>', html)
+    marks = re.findall(r'<mark class="flag" data-reason="([^"]+)"(?: data-label="[^"]+")? title="[^"]*">([^<]*)</mark>',
+                       html)
     assert marks, "no highlighted span"
     reasons = {r for found, _ in marks for r in found.split()}
     assert reasons == {"list_format", "third_person"}
@@ -103,6 +104,8 @@ def test_overlapping_spans_cut_the_text_without_losing_or_repeating_any():
     html = highlight(text, [Span(start=2, end=6, reason="x"), Span(start=4, end=8, reason="y")])
     assert re.sub(r"<[^>]+>", "", html) == text
     assert '<mark class="flag" data-reason="x y"' in html and html.count("<mark") == 3
+    # Each reason is labelled once, where its span ends.
+    assert re.findall(r'data-label="([^"]+)"', html) == ["x", "y"]
 
 
 def test_failed_and_skipped_stories_show_their_causes():

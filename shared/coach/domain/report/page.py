@@ -60,7 +60,7 @@ article.ex>header{display:flex;gap:8px;flex-wrap:wrap;align-items:baseline}
 .text{white-space:pre-wrap;max-height:24em;overflow:auto;background:var(--card);padding:8px 10px;
 border-radius:6px;font-size:.93em}
 mark.flag{background:var(--bad-bg);color:inherit;border-bottom:2px solid var(--bad);padding:0 1px}
-mark.flag::after{content:attr(data-reason);font-size:.7em;color:var(--bad);vertical-align:super;margin-left:2px}
+mark.flag[data-label]::after{content:attr(data-label);font-size:.7em;color:var(--bad);vertical-align:super;margin-left:2px}
 .cause{color:var(--bad)}ul.notes{margin:4px 0 0;padding-left:18px;font-size:.88em;color:var(--muted)}
 """
 
@@ -108,7 +108,11 @@ def highlight(text: str, spans: list[Span]) -> str:
             continue
         reasons = " ".join(dict.fromkeys(s.reason for s in active))
         details = "; ".join(dict.fromkeys(f"{s.reason}: {s.detail}" if s.detail else s.reason for s in active))
-        out.append(f'<mark class="flag" data-reason="{escape(reasons)}" title="{escape(details)}">{piece}</mark>')
+        # The reason is written once, where its span ends, however many pieces overlaps cut the span into.
+        ending = " ".join(dict.fromkeys(s.reason for s in active if s.end == end))
+        label = f' data-label="{escape(ending)}"' if ending else ""
+        out.append(f'<mark class="flag" data-reason="{escape(reasons)}"{label} title="{escape(details)}">'
+                   f"{piece}</mark>")
     return "".join(out)
 
 
