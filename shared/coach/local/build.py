@@ -24,6 +24,7 @@ from coach.adapters.storage import BuildStore, dataset_key, feedback_key
 from coach.domain.records import BuildManifest, BuildRequest
 from coach.errors import CoachError, ConfigError, InputError
 from coach.local import mirror
+from coach.local.dir_store import DirectoryStore
 from coach.local.emulator import LocalStack, start_local_stack
 from coach.local.lambda_runtime import invoke
 from coach.local.poller import SqsPoller
@@ -243,7 +244,7 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         if manifest is None:
             raise CoachError("the assembler wrote no manifest", code="manifest_missing")
         _publish_outputs(store, request.build_id, options.out, manifest)
-        write_report_files(store, request.build_id, options.out)
+        write_report_files(DirectoryStore(state), request.build_id, options.out)  # the mirror: fast local reads
         return LocalBuildResult(manifest=manifest, out=options.out, elapsed_s=time.monotonic() - started,
                                 generation_complete=drained and progress["done"])
     finally:
