@@ -65,7 +65,19 @@ def test_a_build_that_cannot_fit_is_refused_with_its_figures():
 
 
 @pytest.fixture
-def ledger():
+def ledger(monkeypatch):
+    from moto.dynamodb.models import DynamoDBBackend
+
+    # DynamoDB applies a conditional update to an item atomically; moto checks the condition and writes in
+    # separate steps, so threads could interleave where the real service never lets them.
+    lock = threading.Lock()
+    update_item = DynamoDBBackend.update_item
+
+    def atomic_update_item(self, *args, **kwargs):
+        with lock:
+            return update_item(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "update_item", atomic_update_item)
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(TableName="ledger", BillingMode="PAY_PER_REQUEST",

@@ -6,12 +6,14 @@ builds/{build_id}/progress.json         when the story queue was first seen drai
 builds/{build_id}/stories/{story}.json  Story records
 builds/{build_id}/feedback/{story}.json GenerationRecord (generated, failed or skipped_budget)
 builds/{build_id}/verdicts/{story}.json Verdict
-builds/{build_id}/dataset/...           train.jsonl, validation.jsonl, rejected.jsonl, manifest.json
+builds/{build_id}/dataset/...           train.jsonl, validation.jsonl, rejected.jsonl, manifest.json,
+                                        README.md (the dataset card)
 builds/{build_id}/eval/set.json         the evaluation set (held-out stories, planted-flaw copies, references)
 builds/{build_id}/eval/answers/{model}.jsonl  a critic's judged answers on the set
 builds/{build_id}/eval/golden/{model}.jsonl   a model's answers kept for comparison after it is gone
 builds/{build_id}/eval/reports/{model}.json   an evaluation report (scores, judge, gate decision)
 builds/{build_id}/eval/promotions.jsonl       models published over the gate by a person, and why
+builds/{build_id}/report/report.html    the build report: one self-contained page
 index/stories/{story_id}                marker: a story already taken by some build (deduplication)
 """
 
@@ -94,6 +96,13 @@ def eval_report_key(build_id: str, model: str) -> str:
 
 def promotions_key(build_id: str) -> str:
     return eval_key(build_id, "promotions.jsonl")
+def report_key(build_id: str, name: str = "report.html") -> str:
+    return f"{build_prefix(build_id)}report/{name}"
+
+
+def card_key(build_id: str) -> str:
+    """The dataset card sits beside the dataset files, as a dataset hub expects."""
+    return dataset_key(build_id, "README.md")
 
 
 def index_key(story_id: str) -> str:

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "redrive": ("redrive_cmd", "move a local build's dead-letter messages back to the story queue"),
     "models": ("models_cmd", "list published fine-tuned models with their scores, roll back, or promote"),
     "eval": ("eval_cmd", "score a critic on a build's held-out stories and planted flaws; apply the gate"),
+    "report": ("report_cmd", "write a build's report.html and dataset card again from its stored records"),
 }
 
 

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     ))
     print(summary_table(result))
     print(f"\ndataset written to {out}/ (train.jsonl, validation.jsonl, rejected.jsonl, manifest.json)")
+    print(f"report: {out / 'report.html'} (open it in a browser); dataset card: {out / 'README.md'}")
     if result.manifest.fine_tune.status in ("failed", "cancelled"):
         return 4
     evaluation = result.manifest.evaluation

@@ -27,9 +27,11 @@ from coach.adapters.storage import BuildStore, dataset_key, feedback_key
 from coach.domain.records import BuildManifest, BuildRequest
 from coach.errors import CoachError, ConfigError, InputError
 from coach.local import mirror
+from coach.local.dir_store import DirectoryStore
 from coach.local.emulator import LocalStack, start_local_stack
 from coach.local.lambda_runtime import invoke
 from coach.local.poller import SqsPoller
+from coach.local.report_out import write_report_files
 from coach.pipeline.assemble import cost_line
 from coach.step_errors import DatasetInvalid, DatasetTooSmall, InvalidBuildRequest, NoStories, SourceFailed
 
@@ -274,6 +276,9 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         _step("validator", {"build_id": request.build_id})
         try:
             assembled = _step("assembler", {"request": normalised, "scrape": scrape})
+        except CoachError:
+            write_report_files(store, request.build_id, options.out, regenerate=False)  # it says what went wrong
+            raise
         finally:
             mirror.save(store, state, request.build_id, known=known)
         started_job = _step("finetune", {"action": "start", "request": normalised, "dataset": assembled})
@@ -284,6 +289,7 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         if manifest is None:
             raise CoachError("the assembler wrote no manifest", code="manifest_missing")
         _publish_outputs(store, request.build_id, options.out, manifest)
+        write_report_files(DirectoryStore(state), request.build_id, options.out)  # the mirror: fast local reads
         return LocalBuildResult(manifest=manifest, out=options.out, elapsed_s=time.monotonic() - started,
                                 generation_complete=drained and progress["done"])
     finally:

@@ -48,6 +48,7 @@ from coach.domain.tokens import TokenCounter, get_counter
 from coach.domain.validation import build_report
 from coach.errors import CoachError, ConfigError
 from coach.pipeline.bedrock_dataset import TRAIN_FILE, check_bedrock_files, spec_for, write_bedrock_files
+from coach.pipeline.report import BuildRecords, publish_report, report_files
 from coach.pipeline.scrape import default_model
 from coach.settings import Settings
 
@@ -80,6 +81,7 @@ class AssembleResult(BaseModel):
     billable_training_tokens: int = 0
     fine_tune_estimate_usd: float | None = None
     cost_line: str = ""
+    report_key: str = ""
 
 
 # -- configuration read at call time (tests and the CLI change the environment) ------------------------------
@@ -259,14 +261,19 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
     keys = {name: dataset_key(build_id, name) for name in DATASET_FILES}
     store.put_text(keys["rejected.jsonl"], _jsonl(rejected_rows), "application/x-ndjson")
     if len(examples) < min_examples:
-        raise DatasetTooSmallError(
+        too_small = DatasetTooSmallError(
             f"only {len(examples)} usable examples ({counts.accepted} accepted, {counts.duplicates_removed} "
             f"duplicates removed); a fine-tuning dataset needs at least {min_examples}: "
             "add stories or inspect rejected.jsonl"
         )
+        publish_report(store, build_id, manifest=manifest, problem=too_small.message,  # shows what was rejected
+                       loaded=BuildRecords(stories, records, verdicts))
+        raise too_small
     if any(not result.passed for result in checks.values()):
         store.put_text(dataset_key(build_id, "checks.json"),
                        json.dumps({n: r.model_dump(exclude={"examples"}) for n, r in checks.items()}, indent=2))
+        publish_report(store, build_id, manifest=manifest, loaded=BuildRecords(stories, records, verdicts),
+                       problem="the dataset failed its format checks (dataset/checks.json names the lines)")
         raise_if_invalid(checks)
 
     store.put_text(keys["train.jsonl"], train_text, "application/x-ndjson")
@@ -283,13 +290,15 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
                 examples=len(legacy.rows), passed=not legacy.skipped, token_method=counter.method,
                 estimated=counter.estimated, errors=legacy.skipped)
     manifest.files = keys
+    manifest.files.update(report_files(build_id))
+    report = publish_report(store, build_id, manifest=manifest, loaded=BuildRecords(stories, records, verdicts))
     store.put_text(keys["manifest.json"], manifest.model_dump_json(indent=2))  # last: its presence means done
     result = AssembleResult(
         build_id=build_id, train_examples=len(train_ids), validation_examples=len(validation_ids),
         manifest_key=keys["manifest.json"], train_key=keys["train.jsonl"],
         validation_key=keys["validation.jsonl"], rejected_key=keys["rejected.jsonl"],
         duplicates_removed=len(dedupe.removed), billable_training_tokens=cost.billable_tokens,
-        fine_tune_estimate_usd=cost.usd, cost_line=cost_line(manifest),
+        fine_tune_estimate_usd=cost.usd, cost_line=cost_line(manifest), report_key=report.report_key,
     )
     return result, manifest
 

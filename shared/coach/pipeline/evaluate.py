@@ -366,5 +366,8 @@ def evaluate(
     if update_manifest and manifest is not None:
         manifest.evaluation = report.summary(report_key)
         store.put_text(manifest_key, manifest.model_dump_json(indent=2))
+        from coach.pipeline.report import publish_report  # here: the report module reads this one's records
+
+        publish_report(store, build_id)  # the build's report now shows the scores and the gate's decision
     return report, report_key
 

@@ -43,6 +43,7 @@ from coach.errors import (
     UpstreamError,
 )
 from coach.pipeline.assemble import DatasetInvalidError, check_files, raise_if_invalid, training_price_for
+from coach.pipeline.report import publish_report
 
 ClientFactory = Callable[[], Any]  # returns an openai.OpenAI client
 
@@ -345,6 +346,8 @@ def status(job_id: str, *, client_factory: ClientFactory, store: BuildStore | No
                      trained_tokens=job.trained_tokens, cost_usd=result.cost_usd, error=result.error,
                      events_key=result.events_key, metrics=result.metrics,
                      **({"warnings": result.warnings} if result.warnings else {}))
+    if mapped in TERMINAL_STATES and store.exists(dataset_key(build_id, "manifest.json")):
+        publish_report(store, build_id)  # now with the loss curve and the real cost
     return result
 
 

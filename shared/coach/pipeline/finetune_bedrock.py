@@ -43,6 +43,7 @@ from coach.pipeline.finetune import (
     skip_reason,
     step_metrics_key,
 )
+from coach.pipeline.report import publish_report
 
 BACKEND = "bedrock"
 MAX_ATTEMPTS = 5
@@ -223,6 +224,8 @@ def job_status(job_id: str, *, store: BuildStore | None, bedrock: Any, build_id:
     _update_manifest(store, build_id, status="deploying" if mapped == "trained" else mapped, error=error,
                      custom_model_arn=result.custom_model_arn, metrics=result.metrics,
                      events_key=result.events_key)
+    if mapped in ("trained", "failed", "cancelled") and store.exists(dataset_key(build_id, "manifest.json")):
+        publish_report(store, build_id)  # now with the loss curve, or the job's failure
     return result
 
 

@@ -32,3 +32,20 @@ REASONS: tuple[str, ...] = (
     TOO_SHORT,
     TOO_LONG,
 )
+
+# What each reason means, for people reading a report or a dataset card.
+MEANINGS: dict[str, str] = {
+    EMPTY: "nothing left to judge (no text, or only what the cleaners removed)",
+    ERROR_TEXT: "an error message or API failure text instead of a critique",
+    REFUSAL: "the model declined to critique the story",
+    TRUNCATED_OUTPUT: "the generation stopped at its token limit, mid-thought",
+    STORY_CONTINUATION: "continues or retells the story instead of critiquing it",
+    LINE_BY_LINE_QUOTING: "walks through the story quoting it line by line",
+    ANNOTATION_LABELS: "labelled sections (Strengths:, Weaknesses:) instead of prose to the writer",
+    LIST_FORMAT: "a numbered or bulleted list instead of paragraphs",
+    THIRD_PERSON: "talks about \u201cthe author\u201d instead of to the writer as \u201cyou\u201d",
+    REPETITION_LOOP: "the same sentence or phrase repeated in a loop",
+    METHOD_EXPLANATION: "explains how the feedback is structured instead of giving it",
+    TOO_SHORT: "too short to be useful feedback",
+    TOO_LONG: "far longer than an editor's critique",
+}
