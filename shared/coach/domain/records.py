@@ -122,6 +122,19 @@ class GenerationRecord(_Record):
     created_at: str = Field(default_factory=utc_now)
     # The story's message used its last delivery on this failure and goes to the dead-letter queue.
     dead_lettered: bool = False
+    # The model the build asked for (part of the generation key); `model` is the one that answered.
+    requested_model: str | None = None
+
+    def written_for(self, provider: str, model: str, prompt_version: str) -> bool:
+        """True for a generated critique of exactly this generation key: another provider, model or prompt
+        version is another critique, never a reusable one."""
+        return (self.status == "generated" and self.provider == provider
+                and self.prompt_version == prompt_version and (self.requested_model or self.model) == model)
+
+    @property
+    def writer(self) -> str:
+        """Who wrote the critique, as `provider/model`."""
+        return f"{self.provider}/{self.model}"
 
     @model_validator(mode="after")
     def _consistent(self) -> GenerationRecord:
@@ -201,6 +214,8 @@ class BuildRequest(_Record):
     budget_usd: Annotated[float, Field(gt=0)] | None = None
     validation_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
     fine_tune: FineTuneOptions = Field(default_factory=FineTuneOptions)
+    # Assemble a dataset whose critiques come from more than one provider/model (refused otherwise).
+    allow_mixed_models: bool = False
 
 
 class Counts(_Record):
@@ -219,6 +234,8 @@ class Counts(_Record):
     near_duplicate_critiques: int = 0
     train_examples: int = 0
     validation_examples: int = 0
+    # Generated critiques per `provider/model` that wrote them; more than one key means a mixed build.
+    by_model: dict[str, int] = Field(default_factory=dict)
 
 
 class TokenStats(_Record):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import threading
@@ -113,6 +114,9 @@ def _step(name: str, event: dict[str, Any]) -> Any:
     except DatasetTooSmall as exc:
         raise CoachError(str(exc), code="dataset_too_small") from None
     except DatasetInvalid as exc:
+        code, _, message = str(exc).partition(": ")
+        if message and re.fullmatch(r"[a-z_]+", code):  # a cause that names its own code
+            raise CoachError(message, code=code) from None
         raise CoachError(str(exc), code="dataset_invalid") from None
 
 
@@ -258,6 +262,10 @@ def summary_table(result: LocalBuildResult) -> str:
         ("prompt version", m.prompt_version),
         ("stories", str(c.stories)),
         ("generated (now / reused)", f"{c.generated} ({c.generated_now} / {c.reused})"),
+    ]
+    if len(c.by_model) > 1:  # a mixed build says who wrote what
+        rows += [(f"  by {who}", str(n)) for who, n in c.by_model.items()]
+    rows += [
         ("failed / skipped (budget)", f"{c.failed} / {c.skipped_budget}"),
         ("accepted", str(c.accepted)),
         ("rejected", str(c.rejected)),

@@ -39,6 +39,7 @@ from coach.domain.records import (
     CostEstimate,
     Counts,
     DatasetChecks,
+    GenerationRecord,
     TokenStats,
     Verdict,
 )
@@ -63,6 +64,28 @@ class DatasetInvalidError(CoachError):
     """A fine-tuning file fails OpenAI's format checks; the message names the file and its lines."""
 
     code = "dataset_invalid"
+
+
+class MixedModelsError(DatasetInvalidError):
+    """Critiques of the build come from more than one generation key and the request did not allow it."""
+
+    code = "mixed_models"
+
+
+def check_one_writer(request: BuildRequest, generated: list[GenerationRecord]) -> Counter[str]:
+    """Generated critiques per `provider/model`; refuses, unless allowed, critiques the build's own provider,
+    model and prompt version did not write (a dataset must not silently mix teachers)."""
+    model = default_model(request)
+    by_model = Counter(r.writer for r in generated)
+    foreign = Counter(f"{r.writer} (prompt {r.prompt_version})" for r in generated
+                      if not r.written_for(request.provider, model, PROMPT_VERSION))
+    if foreign and not request.allow_mixed_models:
+        raise MixedModelsError(
+            f"{sum(foreign.values())} of {len(generated)} critiques were not written by {request.provider}/{model} "
+            f"(prompt {PROMPT_VERSION}): " + ", ".join(f"{k}: {n}" for k, n in sorted(foreign.items()))
+            + "; re-run the build to critique them again, or allow a mixed dataset (--allow-mixed-models, "
+            "request field allow_mixed_models)")
+    return by_model
 
 
 class AssembleResult(BaseModel):
@@ -161,6 +184,8 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
     scrape = store.get_json(scrape_key(build_id)) or {}
     stories = {s.story_id: s for s in store.stories(build_id)}
     records = {r.story_id: r for r in store.feedback(build_id)}
+    generated = [r for r in records.values() if r.status == "generated"]
+    by_model = check_one_writer(request, generated)
     verdicts: dict[str, Verdict] = {v.story_id: v for v in store.verdicts(build_id)
                                     if records.get(v.story_id) and records[v.story_id].status == "generated"}
 
@@ -205,7 +230,6 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
                                   token_limit=train_check.token_limit, price_per_million=price)
     all_tokens = sum(sum(c.example_tokens) for c in checks.values())
 
-    generated = [r for r in records.values() if r.status == "generated"]
     counts = Counts(
         stories=len(stories),
         decode_errors=int(scrape.get("decode_errors", 0)),
@@ -222,6 +246,7 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
         near_duplicate_critiques=dedupe.count("near_duplicate_critique"),
         train_examples=len(train_ids),
         validation_examples=len(validation_ids),
+        by_model=dict(sorted(by_model.items())),
     )
     manifest = BuildManifest(
         build_id=build_id, provider=request.provider, model=default_model(request),
