@@ -73,11 +73,12 @@ def environment(base_url: str) -> dict[str, str]:
     return env
 
 
-def start_build(source: Path, out: Path, base_url: str) -> subprocess.Popen:
+def start_build(source: Path, out: Path, base_url: str, concurrency: int = CONCURRENCY,
+                batch_size: int = BATCH_SIZE) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "coach", "build", "--source", str(source), "--provider", "openai",
-         "--model", "gpt-4o-mini", "--build-id", BUILD, "--out", str(out), "--concurrency", str(CONCURRENCY),
-         "--batch-size", str(BATCH_SIZE)],
+         "--model", "gpt-4o-mini", "--build-id", BUILD, "--out", str(out), "--concurrency", str(concurrency),
+         "--batch-size", str(batch_size)],
         cwd=REPO, env=environment(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -174,6 +175,30 @@ def test_interrupted_and_crashed_build_accounts_for_every_story_and_pays_once(tm
     dataset = (out / "train.jsonl").read_text() + (out / "validation.jsonl").read_text()
     assert "Rate limit" not in dataset and "server had an error" not in dataset
     assert f"{counts['generated']} ({counts['generated_now']} / {counts['reused']})" in stdout
+
+
+def test_sigterm_stops_a_build_like_ctrl_c_and_the_resume_pays_nothing_twice(tmp_path):
+    # What `timeout`, systemd, containers and CI send: the critiques in flight are finished and kept.
+    source = tmp_path / "stories.jsonl"
+    ids = write_stories(source)
+    out = tmp_path / "out"
+    with FakeOpenAIServer(api_key=KEY, reply=critique, latency=(0.2, 0.4), seed=12) as server:
+        first = start_build(source, out, server.base_url, concurrency=8, batch_size=1)
+        wait_for_paid(server, first, 10)
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=60)
+        assert first.returncode == 128 + signal.SIGTERM, stderr
+        assert "error: terminated: re-run the same command to continue" in stderr
+        assert "Traceback" not in stderr
+        time.sleep(0.5)  # any answer still on its way would be counted by now
+        kept = {s for s, r in records_on_disk(out).items() if r["status"] == "generated"}
+        assert kept and server.total_successes == len(kept)  # nothing paid was lost
+
+        second = start_build(source, out, server.base_url, concurrency=8, batch_size=1)
+        _, stderr = second.communicate(timeout=120)
+        assert second.returncode == 0, stderr
+        paid = paid_per_story(server, ids)
+    assert paid == dict.fromkeys(ids, 1)
 
 
 def coach(*args: str, base_url: str) -> subprocess.CompletedProcess:
