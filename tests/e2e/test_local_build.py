@@ -148,3 +148,43 @@ def test_bad_input_is_one_clear_line(tmp_path, args, env, code):
     assert lines and lines[-1].startswith(f"error: {code}"), result.stderr
     assert "Traceback" not in result.stderr
     assert not (out / "manifest.json").exists() and not (out / "train.jsonl").exists()
+
+
+def test_a_failed_fine_tune_start_leaves_a_manifest_that_says_so(tmp_path):
+    from tests.fakes.openai_server import Fault
+
+    def reply(messages):
+        title, text = extract_story(messages)
+        return write_critique(text, title=title)
+
+    out = tmp_path / "out"
+    env_of = {"OPENAI_API_KEY": "sk-stale"}
+    with FakeOpenAIServer(api_key="sk-stale", reply=reply) as server:
+        env = {**env_of, "OPENAI_BASE_URL": server.base_url}
+        args = ("build", "--limit", "14", "--provider", "openai", "--build-id", "e2e-stale", "--out", str(out))
+        first = coach(*args, env=env)
+        assert first.returncode == 0, first.stderr
+        assert manifest(out)["fine_tune"]["reason"].startswith("fine-tuning is not enabled")
+        server.configure(fault_paths=("/v1/files",))
+        server.push_script(Fault(403, code="upload_refused", message="This key may not upload files."))
+        second = coach(*args, "--fine-tune", env=env)
+    assert second.returncode == 2, second.stdout + second.stderr
+    code = second.stderr.strip().splitlines()[-1].split(":")[1].strip()
+    assert "This key may not upload files." in second.stderr
+    m = manifest(out)
+    assert m["fine_tune"]["status"] == "failed" and m["fine_tune"]["error"]["code"] == code
+    assert m["failure"]["step"] == "fine-tune" and m["failure"]["code"] == code
+    assert (out / "train.jsonl").read_text()  # the dataset itself is complete
+
+
+def test_a_failed_assembly_replaces_an_earlier_manifest_and_keeps_rejected(tmp_path):
+    out = tmp_path / "out"
+    first = coach("build", "--limit", "14", "--build-id", "e2e-big", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    second = coach("build", "--limit", "4", "--build-id", "e2e-small", "--out", str(out))
+    assert second.returncode == 2 and "error: dataset_too_small" in second.stderr
+    m = manifest(out)
+    assert m["build_id"] == "e2e-small" and m["failure"]["code"] == "dataset_too_small"
+    assert m["failure"]["step"] == "assemble" and m["counts"]["stories"] == 4
+    assert (out / "rejected.jsonl").exists()  # the message says to inspect it: it is there
+    assert not (out / "train.jsonl").exists()  # an earlier build's dataset does not pose as this one's

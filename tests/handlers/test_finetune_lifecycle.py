@@ -229,7 +229,11 @@ def test_the_assembler_refuses_examples_over_the_token_limit_and_writes_no_datas
         invoke("assembler", {"request": _request()})
     assert "too_many_tokens" in str(refused.value) and "offending lines: 1-" in str(refused.value)
     assert store.get_text(dataset_key("ft-build", "train.jsonl")) is None
-    assert store.get_text(dataset_key("ft-build", "manifest.json")) is None
+    # The manifest says the assembly failed and why, instead of being absent (or an earlier run's).
+    failed = _manifest(store)
+    assert failed.failure is not None and failed.failure.step == "assemble"
+    assert failed.failure.code == "dataset_invalid" and "too_many_tokens" in failed.failure.message
+    assert failed.counts.accepted == 24 and "train.jsonl" not in failed.files
     report = json.loads(store.get_text(dataset_key("ft-build", "checks.json")))
     assert report["train.jsonl"]["problems"][0]["code"] == "too_many_tokens"
 

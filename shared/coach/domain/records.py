@@ -299,6 +299,14 @@ class FineTuneStatus(_Record):
     published_at: str | None = None
 
 
+class StepFailure(_Record):
+    """The step that stopped a build, with its error code and message."""
+
+    step: str
+    code: str
+    message: str
+
+
 class BuildManifest(_Record):
     build_id: str
     provider: ProviderName
@@ -313,3 +321,5 @@ class BuildManifest(_Record):
     validation_report: dict[str, Any] = Field(default_factory=dict)
     dataset_checks: dict[str, DatasetChecks] = Field(default_factory=dict)  # per file name
     files: dict[str, str] = Field(default_factory=dict)
+    # Set when a step failed: the manifest then describes an unfinished build, not a dataset to train on.
+    failure: StepFailure | None = None

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from coach import runtime
 from coach.adapters.storage import BuildStore, dataset_key, feedback_key
-from coach.domain.records import BuildManifest, BuildRequest
+from coach.domain.records import BuildManifest, BuildRequest, StepFailure
 from coach.errors import CoachError, ConfigError, InputError
 from coach.local import mirror
 from coach.local.emulator import LocalStack, start_local_stack
@@ -140,6 +140,30 @@ def _publish_outputs(store: BuildStore, build_id: str, out: Path, manifest: Buil
     (out / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
+def _publish_failure(store: BuildStore, request: BuildRequest, out: Path, step: str, exc: CoachError) -> None:
+    """Leave OUT/manifest.json saying which step failed and why, never an earlier run's manifest."""
+    from coach.domain.prompt import PROMPT_VERSION
+    from coach.pipeline.scrape import default_model
+
+    manifest = store.get_model(dataset_key(request.build_id, "manifest.json"), BuildManifest)
+    if manifest is None:  # the step failed before the assembler counted anything
+        manifest = BuildManifest(build_id=request.build_id, provider=request.provider, model=default_model(request),
+                                 prompt_version=PROMPT_VERSION, source=request.source)
+    if manifest.failure is None:
+        manifest.failure = StepFailure(step=step, code=exc.code, message=exc.message)
+    if step == "fine-tune":  # the dataset itself is complete: publish it with the manifest that says so
+        _publish_outputs(store, request.build_id, out, manifest)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    # Dataset files of an earlier run would not match this manifest; the records stay in the state folder.
+    for name in ("train.jsonl", "validation.jsonl", "train_legacy.jsonl", "validation_legacy.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    rejected = store.get_text(dataset_key(request.build_id, "rejected.jsonl"))
+    if rejected is not None:
+        (out / "rejected.jsonl").write_text(rejected, encoding="utf-8")
+    (out / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
 def _follow_fine_tune(job_id: str, store: BuildStore, stack: LocalStack, build_id: str,
                       options: LocalBuildOptions, stream: TextIO) -> None:
     """Poll the job as the state machine would, and publish the model into the emulated SSM parameter."""
@@ -230,12 +254,23 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
             stream.write(f"warning: {progress['dead_lettered']} messages are in the dead-letter queue; "
                          f"fix the cause, then `coach redrive {request.build_id}`\n")
 
-        _step("validator", {"build_id": request.build_id})
+        step = "validate"
         try:
-            assembled = _step("assembler", {"request": normalised, "scrape": scrape})
-        finally:
+            _step("validator", {"build_id": request.build_id})
+            # An earlier run's manifest must not pass for this run's if assembling fails.
+            for name in ("manifest.json", "rejected.jsonl"):
+                s3.delete_object(Bucket=stack.bucket, Key=dataset_key(request.build_id, name))
+            step = "assemble"
+            try:
+                assembled = _step("assembler", {"request": normalised, "scrape": scrape})
+            finally:
+                mirror.save(store, state, request.build_id, known=known)
+            step = "fine-tune"
+            started_job = _step("finetune", {"action": "start", "request": normalised, "dataset": assembled})
+        except CoachError as exc:
+            _publish_failure(store, request, options.out, step, exc)
             mirror.save(store, state, request.build_id, known=known)
-        started_job = _step("finetune", {"action": "start", "request": normalised, "dataset": assembled})
+            raise
         if options.wait_for_fine_tune and started_job.get("job_id"):
             _follow_fine_tune(started_job["job_id"], store, stack, request.build_id, options, stream)
         mirror.save(store, state, request.build_id, known=known)

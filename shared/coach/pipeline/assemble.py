@@ -40,6 +40,7 @@ from coach.domain.records import (
     Counts,
     DatasetChecks,
     GenerationRecord,
+    StepFailure,
     TokenStats,
     Verdict,
 )
@@ -56,14 +57,14 @@ DATASET_FILES = ("train.jsonl", "validation.jsonl", "rejected.jsonl", "manifest.
 LEGACY_FILES = {"train.jsonl": "train_legacy.jsonl", "validation.jsonl": "validation_legacy.jsonl"}
 
 
-class DatasetTooSmallError(CoachError):
-    code = "dataset_too_small"
-
-
 class DatasetInvalidError(CoachError):
     """A fine-tuning file fails OpenAI's format checks; the message names the file and its lines."""
 
     code = "dataset_invalid"
+
+
+class DatasetTooSmallError(DatasetInvalidError):
+    code = "dataset_too_small"
 
 
 class MixedModelsError(DatasetInvalidError):
@@ -273,16 +274,23 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
     )
     keys = {name: dataset_key(build_id, name) for name in DATASET_FILES}
     store.put_text(keys["rejected.jsonl"], _jsonl(rejected_rows), "application/x-ndjson")
-    if len(examples) < min_examples:
-        raise DatasetTooSmallError(
-            f"only {len(examples)} usable examples ({counts.accepted} accepted, {counts.duplicates_removed} "
-            f"duplicates removed); a fine-tuning dataset needs at least {min_examples}: "
-            "add stories or inspect rejected.jsonl"
-        )
-    if any(not result.passed for result in checks.values()):
-        store.put_text(dataset_key(build_id, "checks.json"),
-                       json.dumps({n: r.model_dump(exclude={"examples"}) for n, r in checks.items()}, indent=2))
-        raise_if_invalid(checks)
+    try:
+        if len(examples) < min_examples:
+            raise DatasetTooSmallError(
+                f"only {len(examples)} usable examples ({counts.accepted} accepted, {counts.duplicates_removed} "
+                f"duplicates removed); a fine-tuning dataset needs at least {min_examples}: "
+                "add stories or inspect rejected.jsonl"
+            )
+        if any(not result.passed for result in checks.values()):
+            store.put_text(dataset_key(build_id, "checks.json"), json.dumps(
+                {n: r.model_dump(exclude={"examples"}) for n, r in checks.items()}, indent=2))
+            raise_if_invalid(checks)
+    except DatasetInvalidError as exc:
+        # The manifest still counts what was found, and says why there is no dataset.
+        manifest.failure = StepFailure(step="assemble", code=exc.code, message=exc.message)
+        manifest.files = {"rejected.jsonl": keys["rejected.jsonl"]}
+        store.put_text(keys["manifest.json"], manifest.model_dump_json(indent=2))
+        raise
 
     store.put_text(keys["train.jsonl"], train_text, "application/x-ndjson")
     store.put_text(keys["validation.jsonl"], validation_text, "application/x-ndjson")
@@ -296,7 +304,7 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
                 examples=len(legacy.rows), passed=not legacy.skipped, token_method=counter.method,
                 estimated=counter.estimated, errors=legacy.skipped)
     manifest.files = keys
-    store.put_text(keys["manifest.json"], manifest.model_dump_json(indent=2))  # last: its presence means done
+    store.put_text(keys["manifest.json"], manifest.model_dump_json(indent=2))  # last: without `failure`, it means done
     result = AssembleResult(
         build_id=build_id, train_examples=len(train_ids), validation_examples=len(validation_ids),
         manifest_key=keys["manifest.json"], train_key=keys["train.jsonl"],

@@ -172,6 +172,17 @@ def start(request: BuildRequest, *, store: BuildStore, client_factory: ClientFac
     if reason:
         _update_manifest(store, build_id, status="skipped", reason=reason)
         return StartResult(status="skipped", reason=reason, build_id=build_id)
+    try:
+        return _start(request, store=store, client_factory=client_factory)
+    except CoachError as exc:
+        # The manifest must not keep saying what an earlier run did ("not enabled", an old job).
+        _update_manifest(store, build_id, status="failed", reason="the fine-tuning job could not be started",
+                         error=ErrorInfo(code=exc.code, message=exc.message))
+        raise
+
+
+def _start(request: BuildRequest, *, store: BuildStore, client_factory: ClientFactory) -> StartResult:
+    build_id = request.build_id
     train_text = store.get_text(dataset_key(build_id, "train.jsonl")) or ""
     validation_text = store.get_text(dataset_key(build_id, "validation.jsonl")) or ""
     if not train_text.strip():
