@@ -8,6 +8,7 @@ import importlib
 import signal
 import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
 from coach.errors import CoachError
 
@@ -22,8 +23,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the command line's error shape: one `error: invalid_option: ...` line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: invalid_option: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coach", description="Creative Writing Coach")
+    parser = _Parser(prog="coach", description="Creative Writing Coach")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = sys.argv[1] if len(sys.argv) > 1 else None
     for name, (module, help_text) in COMMANDS.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -79,6 +80,19 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         raise InputError(f"invalid option: {describe_validation_error(exc)}", code="invalid_option") from None
 
 
+def usable_folder(flag: str, folder: Path) -> None:
+    """Fail before any work when the output folder cannot be one: not after paying for critiques."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{flag} {folder} is a file: give a folder for the build's output", code="out_not_a_folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {flag} folder {folder}: {exc.strerror or exc}", code="out_unwritable") \
+            from None
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"{flag} folder {folder} is not writable", code="out_unwritable")
+
+
 def run(args: argparse.Namespace) -> int:
     from coach.local.build import LocalBuildOptions, run_local_build, summary_table
 
@@ -86,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--concurrency must be >= 1 and --batch-size between 1 and 10", code="invalid_option")
     request = request_from_args(args)
     out = args.out or Path("out") / request.build_id
+    for flag, folder in (("--out", out), ("--state-dir", args.state_dir)):
+        if folder is not None:
+            usable_folder(flag, folder)
     result = run_local_build(LocalBuildOptions(
         request=request, out=out, state_dir=args.state_dir, endpoint_url=args.endpoint_url,
         concurrency=args.concurrency, batch_size=args.batch_size, verbose=args.verbose,

@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from coach.errors import InputError
+from coach.errors import ConfigError, InputError
 
 DEFAULT_PARAMETER = "/coach/critique-model"
 
@@ -48,7 +48,14 @@ def _registry(args: argparse.Namespace) -> Any:
     if region or args.endpoint_url:
         kwargs["region_name"] = region or "us-east-1"
     parameter = args.parameter or os.environ.get("COACH_MODEL_PARAMETER") or DEFAULT_PARAMETER
-    return ModelRegistry(boto3.client("ssm", **kwargs), parameter)
+    from botocore.exceptions import NoRegionError
+
+    try:
+        client = boto3.client("ssm", **kwargs)
+    except NoRegionError:
+        raise ConfigError("no AWS region: give --region (or set AWS_REGION / a profile's region), or "
+                          "--endpoint-url for an emulator", code="missing_aws_region") from None
+    return ModelRegistry(client, parameter)
 
 
 def _list(registry: Any, as_json: bool, out: Any) -> int:

@@ -1,0 +1,54 @@
+"""Bad input on the command line: one `error: <code>: <message>` line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from coach.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse exits for bad flags
+        code = int(exit_.code or 0)
+    err = capsys.readouterr().err
+    return code, err
+
+
+def one_error_line(err: str, code: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {code}: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("action", ["list", "rollback"])
+def test_models_without_an_aws_region_says_how_to_give_one(capsys, monkeypatch, tmp_path, action):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    code, err = run(capsys, "models", action)
+    assert code == 2
+    assert "--region" in one_error_line(err, "missing_aws_region")
+
+
+@pytest.mark.parametrize("port", ["-1", "99999", "http"])
+def test_serve_refuses_a_port_out_of_range(capsys, port):
+    code, err = run(capsys, "serve", "--port", port)
+    assert code == 2
+    assert "--port" in one_error_line(err, "invalid_option")
+
+
+def test_build_into_a_file_or_an_impossible_folder_fails_before_any_work(capsys, tmp_path):
+    story = tmp_path / "story.md"
+    story.write_text("Once upon a time.")
+    code, err = run(capsys, "build", "--out", str(story))
+    assert code == 2 and "is a file" in one_error_line(err, "out_not_a_folder")
+    assert story.read_text() == "Once upon a time."
+    code, err = run(capsys, "build", "--out", str(story / "inside"))
+    assert code == 2
+    one_error_line(err, "out_unwritable")
+    code, err = run(capsys, "build", "--out", "/proc/nope")
+    assert code == 2
+    one_error_line(err, "out_unwritable")
