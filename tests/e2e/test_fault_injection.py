@@ -215,7 +215,9 @@ def test_dead_lettered_stories_are_listed_with_their_cause_and_redriven_once_fix
         broken = coach(*build, base_url=server.base_url)  # the API refuses everything: 429 on every call
         assert broken.returncode != 0
         assert "12 messages are in the dead-letter queue" in broken.stderr
-        assert "coach redrive dead-letters" in broken.stderr
+        # The hint names the folder the build used, and the error names why the dataset is empty.
+        assert f"coach redrive dead-letters --out {out}" in broken.stderr
+        assert "12 stories have no critique (upstream_rate_limited: 12)" in broken.stderr
 
         listed = coach("redrive", "dead-letters", "--out", str(out), "--list", base_url=server.base_url)
         assert listed.returncode == 0, listed.stderr
@@ -234,3 +236,17 @@ def test_dead_lettered_stories_are_listed_with_their_cause_and_redriven_once_fix
         again = coach("redrive", "dead-letters", "--out", str(out), base_url=server.base_url)
         assert again.returncode == 0 and "0 dead-lettered stories" in again.stdout
         assert "nothing to redrive" in again.stdout and server.total_successes == 12
+
+
+def test_an_unreachable_completion_api_fails_the_build_at_once_with_the_cause(tmp_path):
+    from tests.fakes.openai_server import unused_base_url
+
+    out = tmp_path / "out"
+    base_url = unused_base_url()
+    result = coach("build", "--limit", "12", "--provider", "openai", "--build-id", "unreachable", "--out", str(out),
+                   base_url=base_url)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: upstream_unreachable: "), result.stderr
+    assert base_url in lines[0] and "OPENAI_BASE_URL" in lines[0]
+    assert not (out / ".state").exists()  # no story was stored, queued or tried

@@ -76,6 +76,45 @@ def check_provider(request: BuildRequest) -> None:
         raise ConfigError(
             "the openai provider needs an API key: set OPENAI_API_KEY (and OPENAI_BASE_URL to use another "
             "OpenAI-compatible server), or use --provider offline", code="missing_api_key")
+    if request.provider == "openai":
+        probe_openai()
+
+
+def probe_openai(timeout_s: float = 10.0) -> None:
+    """One free request (list models) before any story is queued: a server that cannot be reached fails the
+    build now with its cause, instead of every story failing its retries and the build ending as too small.
+    Any HTTP answer, even an error, shows the server is there; what it thinks of the key is the generator's."""
+    import openai
+
+    base_url = os.environ.get("OPENAI_BASE_URL") or None
+    client = openai.OpenAI(api_key=os.environ.get("OPENAI_API_KEY"), base_url=base_url, timeout=timeout_s,
+                           max_retries=0)
+    try:
+        client.models.list()
+    except openai.APITimeoutError:
+        raise ConfigError(f"the completion API at {client.base_url} did not answer within {timeout_s:g}s: check "
+                          "OPENAI_BASE_URL", code="upstream_unreachable") from None
+    except openai.APIConnectionError as err:
+        cause = " ".join(str(err.__cause__ or err).split())[:200]
+        raise ConfigError(f"cannot reach the completion API at {client.base_url}: {cause}; check OPENAI_BASE_URL",
+                          code="upstream_unreachable") from None
+    except openai.APIError:
+        pass
+    finally:
+        client.close()
+
+
+def redrive_hint(options: LocalBuildOptions) -> str:
+    """The `coach redrive` command for this build, with the folders it used."""
+    import shlex
+
+    build_id = options.request.build_id
+    parts = ["coach", "redrive", build_id]
+    if options.out != Path("out") / build_id:
+        parts += ["--out", str(options.out)]
+    if options.state_dir is not None:
+        parts += ["--state-dir", str(options.state_dir)]
+    return shlex.join(parts)
 
 
 class ProgressBar:
@@ -252,7 +291,7 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
                          "re-run the same build id to continue\n")
         if progress["dead_lettered"]:
             stream.write(f"warning: {progress['dead_lettered']} messages are in the dead-letter queue; "
-                         f"fix the cause, then `coach redrive {request.build_id}`\n")
+                         f"fix the cause, then `{redrive_hint(options)}`\n")
 
         step = "validate"
         try:

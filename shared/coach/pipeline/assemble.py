@@ -276,10 +276,14 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
     store.put_text(keys["rejected.jsonl"], _jsonl(rejected_rows), "application/x-ndjson")
     try:
         if len(examples) < min_examples:
+            # Stories without a critique explain a small dataset better than the rejections do.
+            causes = Counter(r.error.code for r in records.values() if r.status != "generated" and r.error)
+            missing = (f"; {sum(causes.values())} stories have no critique ("
+                       + ", ".join(f"{code}: {n}" for code, n in causes.most_common(3)) + ")") if causes else ""
             raise DatasetTooSmallError(
                 f"only {len(examples)} usable examples ({counts.accepted} accepted, {counts.duplicates_removed} "
-                f"duplicates removed); a fine-tuning dataset needs at least {min_examples}: "
-                "add stories or inspect rejected.jsonl"
+                f"duplicates removed{missing}); a fine-tuning dataset needs at least {min_examples}: "
+                "add stories or inspect rejected.jsonl" + (" and the failed stories' causes" if causes else "")
             )
         if any(not result.passed for result in checks.values()):
             store.put_text(dataset_key(build_id, "checks.json"), json.dumps(
