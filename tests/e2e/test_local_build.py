@@ -188,3 +188,28 @@ def test_a_failed_assembly_replaces_an_earlier_manifest_and_keeps_rejected(tmp_p
     assert m["failure"]["step"] == "assemble" and m["counts"]["stories"] == 4
     assert (out / "rejected.jsonl").exists()  # the message says to inspect it: it is there
     assert not (out / "train.jsonl").exists()  # an earlier build's dataset does not pose as this one's
+
+
+def test_skipped_stories_are_counted_by_reason_in_the_summary_and_the_manifest(tmp_path):
+    stories = tmp_path / "stories"
+    stories.mkdir()
+    for path in sorted((REPO / "shared" / "coach" / "samples").glob("*.md"))[:14]:
+        (stories / f"{path.stem}.txt").write_text(path.read_text().split("\n", 2)[2])
+    (stories / "huge.txt").write_text("All work and no play makes a dull story. " * 12_500)  # about 500 KB
+    (stories / "tiny.txt").write_text("Four words, no more.")
+    out = tmp_path / "out"
+    result = coach("build", "--source", str(stories), "--build-id", "e2e-skips", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert manifest(out)["counts"]["skipped"] == {"too_long": 1, "too_short": 1}
+    assert "too_long 1, too_short 1" in result.stdout and "too_long 1, too_short 1" in result.stderr
+
+
+def test_a_folder_of_only_unreadable_files_says_why_there_are_no_stories(tmp_path):
+    stories = tmp_path / "stories"
+    stories.mkdir()
+    (stories / "photo.txt").write_bytes(bytes(range(256)) * 8)
+    result = coach("build", "--source", str(stories), "--build-id", "e2e-binary", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no_stories: ") and "unreadable: 1" in last and "photo.txt" in last
+    assert "the source had none" not in last

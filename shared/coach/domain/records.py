@@ -221,6 +221,8 @@ class BuildRequest(_Record):
 class Counts(_Record):
     stories: int = 0
     decode_errors: int = 0
+    # Stories the source offered and the build left out, by reason (too_short, too_long, duplicate, ...).
+    skipped: dict[str, int] = Field(default_factory=dict)
     generated: int = 0  # feedback records with text (new + reused)
     generated_now: int = 0
     reused: int = 0

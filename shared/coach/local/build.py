@@ -179,6 +179,14 @@ def _publish_outputs(store: BuildStore, build_id: str, out: Path, manifest: Buil
     (out / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
+def _skipped_note(scrape: dict[str, Any]) -> str:
+    skips = {**scrape.get("skipped", {}), **({"unreadable": scrape["decode_errors"]}
+                                              if scrape.get("decode_errors") else {})}
+    if not skips:
+        return ""
+    return " (skipped: " + ", ".join(f"{reason} {n}" for reason, n in sorted(skips.items())) + ")"
+
+
 def _publish_failure(store: BuildStore, request: BuildRequest, out: Path, step: str, exc: CoachError) -> None:
     """Leave OUT/manifest.json saying which step failed and why, never an earlier run's manifest."""
     from coach.domain.prompt import PROMPT_VERSION
@@ -239,6 +247,7 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         stream.write(
             f"build {request.build_id}: {scrape['stories']} stories"
             + (f" (resumed, {restored} records restored)" if scrape.get("resumed") else "")
+            + _skipped_note(scrape)
             + f", {scrape['reused']} already have feedback, {scrape['enqueued']} to generate\n")
         for warning in scrape.get("warnings", [])[:20]:
             stream.write(f"warning: {warning}\n")
@@ -335,6 +344,8 @@ def summary_table(result: LocalBuildResult) -> str:
         ("provider / model", f"{m.provider} / {m.model}"),
         ("prompt version", m.prompt_version),
         ("stories", str(c.stories)),
+        ("skipped (source)", _skipped_note({"skipped": c.skipped, "decode_errors": c.decode_errors})
+         .removeprefix(" (skipped: ").removesuffix(")") or "none"),
         ("generated (now / reused)", f"{c.generated} ({c.generated_now} / {c.reused})"),
     ]
     if len(c.by_model) > 1:  # a mixed build says who wrote what

@@ -234,6 +234,7 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
     counts = Counts(
         stories=len(stories),
         decode_errors=int(scrape.get("decode_errors", 0)),
+        skipped=dict(sorted(scrape.get("skipped", {}).items())),
         generated=len(generated),
         generated_now=sum(1 for r in generated if r.run_id == scrape.get("run_id")),
         reused=int(scrape.get("reused", 0)),

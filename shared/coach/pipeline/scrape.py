@@ -56,12 +56,15 @@ def collect(request: BuildRequest, store: BuildStore, **source_kwargs: Any) -> t
     """Stories of the build: the stored ones on a re-run (so a resume sees the same set), else fresh."""
     stored = sorted(store.stories(request.build_id), key=lambda s: s.story_id)
     if stored:
+        # What the first run skipped stays part of the build's account.
+        before = store.get_json(scrape_key(request.build_id)) or {}
         warnings = []
         if request.limit is not None and request.limit != len(stored):
             warnings.append(f"limit {request.limit} does not apply to a re-run: build {request.build_id} already "
                             f"holds {len(stored)} stories and continues with them; use a new build id for "
                             "another set")
-        return stored, {"decode_errors": 0, "skipped": {}, "warnings": warnings}, True
+        return stored, {"decode_errors": int(before.get("decode_errors", 0)),
+                        "skipped": dict(before.get("skipped", {})), "warnings": warnings}, True
     from coach.adapters.sources import load_stories
 
     seen = store.seen_story_ids()
@@ -88,7 +91,12 @@ def scrape(request: BuildRequest, *, store: BuildStore, queue: StoryQueue, **sou
     started = utc_now()
     stories, info, resumed = collect(request, store, **source_kwargs)
     if not stories:
-        detail = ", ".join(f"{k}: {v}" for k, v in sorted(info["skipped"].items())) or "the source had none"
+        skips = dict(info["skipped"])
+        if info["decode_errors"]:
+            skips["unreadable"] = info["decode_errors"]
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(skips.items())) or "the source had none"
+        if info["warnings"]:
+            detail += "; " + "; ".join(info["warnings"][:3])
         raise NoStoriesError(f"no stories to critique from source '{request.source.kind}' ({detail})")
     store.put_model(request_key(request.build_id), request)
     run_id = uuid.uuid4().hex[:12]
