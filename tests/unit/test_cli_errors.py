@@ -52,3 +52,19 @@ def test_build_into_a_file_or_an_impossible_folder_fails_before_any_work(capsys,
     code, err = run(capsys, "build", "--out", "/proc/nope")
     assert code == 2
     one_error_line(err, "out_unwritable")
+
+
+@pytest.mark.parametrize("source", ["http://example.com/stories", "s3:/bucket/stories", "ftp://host/x",
+                                    "https://example.com/a.jsonl"])
+def test_a_url_source_is_not_taken_for_a_folder(capsys, tmp_path, source):
+    code, err = run(capsys, "build", "--source", source, "--out", str(tmp_path / "out"))
+    assert code == 2
+    line = one_error_line(err, "source_unsupported")
+    assert "s3://bucket/prefix" in line and "a folder" in line
+
+
+def test_an_s3_source_without_an_endpoint_explains_the_local_emulator(capsys, tmp_path):
+    code, err = run(capsys, "build", "--source", "s3://my-stories/2026", "--out", str(tmp_path / "out"))
+    assert code == 2
+    line = one_error_line(err, "source_s3_needs_endpoint")
+    assert "--endpoint-url" in line and "aws s3 sync s3://my-stories/2026" in line

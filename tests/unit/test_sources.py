@@ -167,11 +167,19 @@ def test_a_missing_folder_names_the_path_and_the_fix(tmp_path: Path) -> None:
     assert str(missing) in caught.value.message and "\n" not in caught.value.message
 
 
-def test_a_file_given_as_a_folder(tmp_path: Path) -> None:
+def test_one_story_file_is_one_story(tmp_path: Path) -> None:
     (tmp_path / "one.txt").write_text(STORY, encoding="utf-8")
+    (tmp_path / "two.txt").write_text(STORY + " And another.", encoding="utf-8")
+    result = load_stories(_spec("directory", tmp_path / "one.txt"))
+    assert len(result.stories) == 1 and result.stories[0].provenance.path == "one.txt"
+
+
+def test_a_file_that_is_not_a_story_is_refused_with_the_sources_that_exist(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(PNG)
     with pytest.raises(SourceError) as caught:
-        load_stories(_spec("directory", tmp_path / "one.txt"))
+        load_stories(_spec("directory", tmp_path / "photo.jpg"))
     assert caught.value.code == "source_not_a_directory"
+    assert "--source stories.jsonl" in caught.value.message and "kind" not in caught.value.message
 
 
 def test_a_folder_without_story_files(tmp_path: Path) -> None:

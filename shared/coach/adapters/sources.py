@@ -4,7 +4,7 @@ Sources and their story ids:
 - samples: the bundled `coach/samples/*.md` (first line `# Title`) -> `sample-<file stem>`; curated, so
   not length-filtered.
 - directory: `.txt` and `.md` files, searched recursively (hidden files and folders skipped), in sorted
-  order -> `file-<slug of stem>-<8 hex of sha1(text)>`.
+  order -> `file-<slug of stem>-<8 hex of sha1(text)>`; the path may also be one such file.
 - jsonl: one object a line with "text" (or "story") and optional "id" and "title" -> the line's id when
   it is a valid story id, else `jsonl-<line number>`.
 - s3: `s3://bucket/prefix`, the same rules as a directory -> `s3-<slug of stem>-<8 hex>`.
@@ -252,10 +252,14 @@ def _from_directory(collector: _Collector, path: str) -> None:
     if not root.exists():
         raise SourceError(f"story folder '{path}' does not exist: give the path of a folder of .txt/.md files",
                           code="source_not_found")
-    if not root.is_dir():
-        raise SourceError(f"'{path}' is a file, not a folder: use kind 'jsonl' for a JSONL file or give "
-                          "the folder that holds the stories", code="source_not_a_directory")
-    found = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p.relative_to(root).parts))
+    if root.is_file() and root.suffix.lower() in STORY_SUFFIXES:
+        found = [root]  # one story file: the build takes it as it would inside a folder
+        root = root.parent
+    elif not root.is_dir():
+        raise SourceError(f"'{path}' is not a folder or a .txt/.md story: give a folder of stories, one "
+                          "story file, or a .jsonl file (--source stories.jsonl)", code="source_not_a_directory")
+    else:
+        found = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p.relative_to(root).parts))
     stories = [p for p in found if p.suffix.lower() in STORY_SUFFIXES]
     if not stories:
         others = f" (it holds {len(found)} other files)" if found else ""

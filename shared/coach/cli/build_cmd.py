@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -14,7 +15,8 @@ from coach.errors import InputError, describe_validation_error
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", default="samples",
-                        help="samples | reddit | a folder of .txt/.md files | a .jsonl file | s3://bucket/prefix")
+                        help="samples | reddit[:SUBREDDIT] | a folder of .txt/.md files | one .txt/.md story | "
+                             "a .jsonl file | s3://bucket/prefix (needs --endpoint-url locally)")
     parser.add_argument("--limit", type=int, help="at most this many stories")
     parser.add_argument("--provider", default="offline", help="offline (default) or openai")
     parser.add_argument("--model", help="completion model (openai default: gpt-4o-mini)")
@@ -57,8 +59,22 @@ def source_spec(args: argparse.Namespace) -> SourceSpec:
         return SourceSpec(kind="reddit", **common)
     if raw.startswith("s3://"):
         return SourceSpec(kind="s3", path=raw, **common)
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):/", raw)
+    if scheme:  # a URL is never a folder name (s3:/bucket, http://, ftp://...)
+        raise InputError(f"--source {raw}: the {scheme.group(1)}: scheme is not a story source; use samples, "
+                         "reddit[:SUBREDDIT], a folder, a .txt/.md story file, a .jsonl file, or s3://bucket/prefix",
+                         code="source_unsupported")
     kind = "jsonl" if raw.lower().endswith(".jsonl") else "directory"
     return SourceSpec(kind=kind, path=str(Path(raw).expanduser().resolve()), **common)
+
+
+def check_s3_source(spec: SourceSpec, endpoint_url: str | None) -> None:
+    """Locally, S3 is the build's own in-process emulator unless --endpoint-url names another one."""
+    if spec.kind == "s3" and not endpoint_url:
+        raise InputError(
+            f"--source {spec.path}: a local build reads S3 through its own in-process AWS emulator, which does "
+            "not hold your bucket; give --endpoint-url of an emulator that holds it, or copy the stories to a "
+            f"folder (aws s3 sync {spec.path} ./stories) and use --source ./stories", code="source_s3_needs_endpoint")
 
 
 def request_from_args(args: argparse.Namespace) -> BuildRequest:
@@ -99,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1 or args.batch_size < 1 or args.batch_size > 10:
         raise InputError("--concurrency must be >= 1 and --batch-size between 1 and 10", code="invalid_option")
     request = request_from_args(args)
+    check_s3_source(request.source, args.endpoint_url)
     out = args.out or Path("out") / request.build_id
     for flag, folder in (("--out", out), ("--state-dir", args.state_dir)):
         if folder is not None:
