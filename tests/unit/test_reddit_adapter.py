@@ -204,7 +204,7 @@ def test_stories_taken_by_earlier_builds_are_skipped_as_duplicates(server: FakeR
     first = load_stories(_spec(), reddit=_client(server))
     again = load_stories(_spec(), reddit=_client(server), seen_ids={s.story_id for s in first.stories})
     assert again.stories == []
-    assert again.skipped["duplicate"] == 3
+    assert again.skipped["seen_in_earlier_build"] == 3
 
 
 def test_the_story_limit_stops_before_fetching_more_posts(server: FakeRedditServer) -> None:

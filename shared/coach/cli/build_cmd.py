@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true",
                         help="with --fine-tune: follow the job until it ends and publish the model")
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="fine-tune status poll interval")
+    parser.add_argument("--skip-seen", action="store_true",
+                        help="leave out stories that an earlier build already took (counted in the summary)")
     parser.add_argument("--allow-mixed-models", action="store_true",
                         help="assemble even when critiques of the build come from several providers/models")
     parser.add_argument("--legacy-export", action="store_true",
@@ -88,7 +90,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         return BuildRequest(
             build_id=build_id, source=spec, limit=args.limit, provider=args.provider, model=args.model,
             budget_usd=args.budget_usd, validation_fraction=args.validation_fraction,
-            allow_mixed_models=args.allow_mixed_models,
+            allow_mixed_models=args.allow_mixed_models, skip_seen=args.skip_seen,
             fine_tune=FineTuneOptions(enabled=args.fine_tune, base_model=args.base_model, epochs=args.epochs,
                                       legacy_export=args.legacy_export),
         )

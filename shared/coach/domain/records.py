@@ -216,6 +216,8 @@ class BuildRequest(_Record):
     fine_tune: FineTuneOptions = Field(default_factory=FineTuneOptions)
     # Assemble a dataset whose critiques come from more than one provider/model (refused otherwise).
     allow_mixed_models: bool = False
+    # Leave out stories an earlier build already took (counted as skipped: seen_in_earlier_build).
+    skip_seen: bool = False
 
 
 class Counts(_Record):

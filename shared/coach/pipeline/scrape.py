@@ -67,7 +67,7 @@ def collect(request: BuildRequest, store: BuildStore, **source_kwargs: Any) -> t
                         "skipped": dict(before.get("skipped", {})), "warnings": warnings}, True
     from coach.adapters.sources import load_stories
 
-    seen = store.seen_story_ids()
+    seen = store.seen_story_ids() if request.skip_seen else set()
     result = load_stories(request.source, limit=request.limit, seen_ids=seen, **source_kwargs)
     for story in result.stories:
         store.put_story(request.build_id, story)
