@@ -79,10 +79,12 @@ def test_a_mixed_build_is_refused_unless_allowed_and_counted_per_model(aws):
     with pytest.raises(DatasetInvalid, match=r"^mixed_models: 2 of 16 critiques .*openai/my-llama"):
         invoke("assembler", {"request": request})
 
-    result = invoke("assembler", {"request": {**request, "allow_mixed_models": True}})
+    result = invoke("assembler", {"request": {**request, "allow_mixed_models": True, "budget_usd": 2.5}})
     manifest = store.get_model(result["manifest_key"], BuildManifest)
     assert manifest is not None
     assert manifest.counts.by_model == {"offline/coach-offline-critic-v1": 14, "openai/my-llama": 2}
+    # The manifest says what the cost figure leaves out, and what the budget was.
+    assert manifest.cost.unpriced_models == ["my-llama"] and manifest.budget_usd == 2.5
 
 
 def test_the_idempotency_key_includes_provider_and_model(aws):

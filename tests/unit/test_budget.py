@@ -56,7 +56,7 @@ def test_a_build_that_cannot_fit_is_refused_with_its_figures():
         check_fits(estimate, budget_usd=estimate.usd * 2, spent_usd=estimate.usd * 1.5)
     message = refused.value.message
     assert refused.value.code == "budget_exceeded"
-    assert "10 stories" in message and "already spent" in message and "raise budget_usd" in message
+    assert "10 stories" in message and "already spent" in message and "raise the budget (--budget" in message
     with pytest.raises(ConfigError) as unpriced:
         check_fits(estimate_build("mystery-model", [10], PRICES, max_completion_tokens=800), budget_usd=5)
     assert unpriced.value.code == "unpriced_model" and "COACH_PRICE_TABLE" in unpriced.value.message

@@ -68,3 +68,38 @@ def test_an_s3_source_without_an_endpoint_explains_the_local_emulator(capsys, tm
     assert code == 2
     line = one_error_line(err, "source_s3_needs_endpoint")
     assert "--endpoint-url" in line and "aws s3 sync s3://my-stories/2026" in line
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["--budget", "-1"], "--budget: "),
+    (["--validation-fraction", "0.9"], "--validation-fraction: "),
+    (["--wait"], "--wait follows a fine-tuning job: add --fine-tune"),
+    (["--fine-tune", "--poll-seconds", "-1"], "--poll-seconds must be more than 0"),
+    (["--min-chars", "500", "--max-chars", "100"], "--min-chars"),
+])
+def test_build_options_are_named_as_flags_and_meaningless_ones_refused(capsys, tmp_path, argv, fragment):
+    code, err = run(capsys, "build", *argv, "--out", str(tmp_path / "out"))
+    assert code == 2
+    line = one_error_line(err, "invalid_option")
+    assert fragment in line and "budget_usd" not in line and "validation_fraction:" not in line
+
+
+def test_validate_given_a_folder_says_it_is_a_folder(capsys, tmp_path):
+    code, err = run(capsys, "validate", str(tmp_path))
+    assert code == 2
+    assert "is a folder" in one_error_line(err, "input_is_a_folder")
+
+
+def test_the_summary_shows_an_unknown_cost_and_the_budget():
+    from pathlib import Path
+
+    from coach.domain.records import BuildManifest, CostEstimate
+    from coach.local.build import LocalBuildResult, summary_table
+
+    manifest = BuildManifest(build_id="b", provider="openai", model="my-llama", prompt_version="p",
+                             budget_usd=2.0, cost=CostEstimate(unpriced_models=["my-llama"]))
+    table = summary_table(LocalBuildResult(manifest=manifest, out=Path("out"), elapsed_s=1.0,
+                                           generation_complete=True))
+    rows = dict(line.split("  ", 1) for line in table.splitlines())
+    assert rows["generation cost"].strip() == "unknown (no price for my-llama: add it to COACH_PRICE_TABLE)"
+    assert rows["budget"].strip() == "$2.0000"

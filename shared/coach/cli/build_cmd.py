@@ -49,6 +49,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="show the handlers' logs")
 
 
+# Request fields -> the flags that set them, so a refused value is named as the user typed it.
+FIELD_FLAGS = {
+    "build_id": "--build-id", "limit": "--limit", "model": "--model", "budget_usd": "--budget",
+    "validation_fraction": "--validation-fraction", "fine_tune.base_model": "--base-model",
+    "fine_tune.epochs": "--epochs", "source.subreddit": "--subreddit", "source.listing": "--listing",
+    "source.time_filter": "--time-filter", "source.post_limit": "--post-limit", "source.min_chars": "--min-chars",
+    "source.max_chars": "--max-chars", "source.path": "--source", "source": "--source",
+}
+
+
+def describe_flags(exc: ValidationError, limit: int = 3) -> str:
+    """'--budget: Input should be greater than 0; ...' for the request fields the flags filled."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        field = ".".join(str(p) for p in err.get("loc", ()))
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{FIELD_FLAGS.get(field, field)}: {message}" if field else message)
+    return "; ".join(parts) or describe_validation_error(exc)
+
+
+def check_option_pairs(args: argparse.Namespace) -> None:
+    """Options that mean nothing on their own, or out of range, are refused rather than ignored."""
+    if args.wait and not args.fine_tune:
+        raise InputError("--wait follows a fine-tuning job: add --fine-tune", code="invalid_option")
+    if args.poll_seconds <= 0:
+        raise InputError("--poll-seconds must be more than 0", code="invalid_option")
+    if args.concurrency < 1 or args.batch_size < 1 or args.batch_size > 10:
+        raise InputError("--concurrency must be >= 1 and --batch-size between 1 and 10", code="invalid_option")
+
+
 def source_spec(args: argparse.Namespace) -> SourceSpec:
     raw = args.source.strip()
     common = {"subreddit": args.subreddit, "listing": args.listing, "time_filter": args.time_filter,
@@ -95,7 +125,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
                                       legacy_export=args.legacy_export),
         )
     except ValidationError as exc:
-        raise InputError(f"invalid option: {describe_validation_error(exc)}", code="invalid_option") from None
+        raise InputError(describe_flags(exc), code="invalid_option") from None
 
 
 def usable_folder(flag: str, folder: Path) -> None:
@@ -114,8 +144,7 @@ def usable_folder(flag: str, folder: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from coach.local.build import LocalBuildOptions, run_local_build, summary_table
 
-    if args.concurrency < 1 or args.batch_size < 1 or args.batch_size > 10:
-        raise InputError("--concurrency must be >= 1 and --batch-size between 1 and 10", code="invalid_option")
+    check_option_pairs(args)
     request = request_from_args(args)
     check_s3_source(request.source, args.endpoint_url)
     out = args.out or Path("out") / request.build_id

@@ -187,9 +187,9 @@ class SourceSpec(_Record):
     @model_validator(mode="after")
     def _path_when_needed(self) -> SourceSpec:
         if self.kind in ("directory", "jsonl", "s3") and not self.path:
-            raise ValueError(f"source kind '{self.kind}' needs a path")
+            raise ValueError(f"source kind '{self.kind}' needs a path (--source PATH)")
         if self.min_chars > self.max_chars:
-            raise ValueError("min_chars is larger than max_chars")
+            raise ValueError("min_chars (--min-chars) is larger than max_chars (--max-chars)")
         return self
 
 
@@ -279,6 +279,8 @@ class DatasetChecks(_Record):
 
 class CostEstimate(_Record):
     generation_usd: float = 0.0
+    # Models that wrote critiques but have no price: generation_usd leaves them out (cost unknown).
+    unpriced_models: list[str] = Field(default_factory=list)
     fine_tune_usd: float = 0.0
     fine_tune_epochs: int | None = None
     billable_training_tokens: int = 0
@@ -318,6 +320,7 @@ class BuildManifest(_Record):
     prompt_version: str
     created_at: str = Field(default_factory=utc_now)
     source: SourceSpec = Field(default_factory=SourceSpec)
+    budget_usd: float | None = None  # the build's budget for critiques, when it had one
     counts: Counts = Field(default_factory=Counts)
     tokens: TokenStats = Field(default_factory=TokenStats)
     cost: CostEstimate = Field(default_factory=CostEstimate)

@@ -336,6 +336,14 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         runtime.reset()
 
 
+def generation_cost(m: BuildManifest) -> str:
+    unknown = m.cost.unpriced_models
+    if not unknown:
+        return f"${m.cost.generation_usd:.4f}"
+    note = f"unknown (no price for {', '.join(unknown)}: add it to COACH_PRICE_TABLE)"
+    return f"${m.cost.generation_usd:.4f} + {note}" if m.cost.generation_usd else note
+
+
 def summary_table(result: LocalBuildResult) -> str:
     m = result.manifest
     c = m.counts
@@ -362,7 +370,11 @@ def summary_table(result: LocalBuildResult) -> str:
         ("tokens (prompt / completion)", f"{m.tokens.prompt_tokens} / {m.tokens.completion_tokens}{estimate}"),
         ("dataset tokens", f"{m.tokens.dataset_tokens} [{m.tokens.method}"
          + (", estimated]" if m.tokens.method.startswith("chars") else "]")),
-        ("generation cost", f"${m.cost.generation_usd:.4f}"),
+        ("generation cost", generation_cost(m)),
+    ]
+    if m.budget_usd is not None:
+        rows.append(("budget", f"${m.budget_usd:.4f}"))
+    rows += [
         ("fine-tune estimate", cost_line(m).removeprefix("fine-tune estimate: ")),
         ("fine-tune", m.fine_tune.status + (f": {m.fine_tune.reason}" if m.fine_tune.reason else "")
          + (f" ({m.fine_tune.fine_tuned_model})" if m.fine_tune.fine_tuned_model else "")

@@ -261,8 +261,10 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
             usage_estimated=any(r.usage.estimated for r in generated),
             method=counter.method,
         ),
+        budget_usd=request.budget_usd,
         cost=CostEstimate(
             generation_usd=round(sum(r.cost_usd for r in records.values()), 6),
+            unpriced_models=unpriced_models(generated),
             fine_tune_usd=cost.usd or 0.0,
             fine_tune_epochs=cost.epochs or None,
             billable_training_tokens=cost.billable_tokens,
@@ -318,6 +320,14 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
         fine_tune_estimate_usd=cost.usd, cost_line=cost_line(manifest),
     )
     return result, manifest
+
+
+def unpriced_models(generated: list[GenerationRecord]) -> list[str]:
+    """Models of paid critiques the price table cannot price (the offline critic costs nothing)."""
+    from coach.domain.pricing import price_table
+
+    prices = price_table()
+    return sorted({r.model for r in generated if r.provider != "offline" and not prices.is_priced(r.model)})
 
 
 def cost_line(manifest: BuildManifest) -> str:

@@ -87,7 +87,7 @@ class JobStatus(BaseModel):
 
 def skip_reason(request: BuildRequest) -> str | None:
     if not request.fine_tune.enabled:
-        return "fine-tuning is not enabled for this build (set fine_tune.enabled to true)"
+        return "fine-tuning is not enabled for this build (--fine-tune, or fine_tune.enabled in the request)"
     if request.provider == "offline":
         return ("the critiques came from the offline critic, which is for trying the pipeline; "
                 "fine-tune on critiques from a real model (provider openai)")
