@@ -133,7 +133,7 @@ def test_directory_source_with_an_undecodable_file(tmp_path):
 @pytest.mark.parametrize(("args", "env", "code"), [
     (["--source", "/nonexistent/stories"], {}, "source_not_found"),
     (["--provider", "gpt5"], {}, "unknown_provider"),
-    (["--provider", "openai"], {}, "missing_api_key"),
+    (["--provider", "openai"], {}, "provider_key_missing"),
     (["--build-id", "Bad Id!"], {}, "invalid_option"),
     (["--source", "EMPTY"], {}, "source_empty"),
 ])

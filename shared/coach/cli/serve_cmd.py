@@ -97,10 +97,12 @@ def critique_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 
 def start_gateway(args: argparse.Namespace, *, log: Callable[[str], None] | None = None) -> Any:
     """Configure, load the handler and start serving in a background thread; returns the gateway."""
+    from coach.api.config import ApiConfig, require_provider_key
     from coach.local.http_gateway import LocalApiGateway
 
     _check_loopback(args.host)
     configure_environment(args)
+    require_provider_key(ApiConfig.from_env())
     handler = critique_handler()
     try:
         gateway = LocalApiGateway(handler, host=args.host, port=args.port, access_log=log)

@@ -75,7 +75,7 @@ def check_provider(request: BuildRequest) -> None:
     if request.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
         raise ConfigError(
             "the openai provider needs an API key: set OPENAI_API_KEY (and OPENAI_BASE_URL to use another "
-            "OpenAI-compatible server), or use --provider offline", code="missing_api_key")
+            "OpenAI-compatible server), or use --provider offline", code="provider_key_missing")
     if request.provider == "openai":
         probe_openai()
 
