@@ -213,3 +213,31 @@ def test_a_folder_of_only_unreadable_files_says_why_there_are_no_stories(tmp_pat
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: no_stories: ") and "unreadable: 1" in last and "photo.txt" in last
     assert "the source had none" not in last
+
+
+def test_fine_tune_without_wait_prints_the_job_and_the_command_that_follows_it(tmp_path):
+    import shlex
+
+    def reply(messages):
+        title, text = extract_story(messages)
+        return write_critique(text, title=title)
+
+    out = tmp_path / "out"
+    with FakeOpenAIServer(api_key="sk-nowait", reply=reply, fine_tune_polls_per_state=1) as server:
+        env = {"OPENAI_API_KEY": "sk-nowait", "OPENAI_BASE_URL": server.base_url}
+        started = coach("build", "--limit", "14", "--provider", "openai", "--build-id", "e2e-nowait",
+                        "--out", str(out), "--fine-tune", "--poll-seconds", "0.05", env=env)
+        assert started.returncode == 0, started.stderr
+        [job_id] = server.jobs
+        assert f"fine-tuning job {job_id} is" in started.stdout
+        command = next(line.strip() for line in started.stdout.splitlines() if line.strip().startswith("coach "))
+        argv = shlex.split(command)
+        assert argv[-1] == "--wait" and "--build-id" in argv and "e2e-nowait" in argv
+        def uploads() -> list[str]:
+            return sorted(f.filename for f in server.files.values() if f.purpose == "fine-tune")
+
+        sent = uploads()
+        followed = coach(*argv[1:], env=env)
+        assert followed.returncode == 0, followed.stderr
+        assert list(server.jobs) == [job_id] and uploads() == sent  # the same job, nothing sent again
+    assert manifest(out)["fine_tune"]["status"] == "succeeded"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
+import sys
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -158,6 +160,11 @@ def run(args: argparse.Namespace) -> int:
     ))
     print(summary_table(result))
     print(f"\ndataset written to {out}/ (train.jsonl, validation.jsonl, rejected.jsonl, manifest.json)")
+    job = result.manifest.fine_tune
+    if job.job_id and job.status in ("validating_files", "queued", "running") and not args.wait:
+        again = shlex.join(["coach", *sys.argv[1:], "--wait"])
+        print(f"fine-tuning job {job.job_id} is {job.status}; follow it (and publish the model when it succeeds) "
+              f"with:\n  {again}\nThe build is resumed, nothing is generated or uploaded again.")
     if result.manifest.fine_tune.status in ("failed", "cancelled"):
         return 4
     return 0 if result.generation_complete else 3

@@ -377,6 +377,7 @@ def summary_table(result: LocalBuildResult) -> str:
     rows += [
         ("fine-tune estimate", cost_line(m).removeprefix("fine-tune estimate: ")),
         ("fine-tune", m.fine_tune.status + (f": {m.fine_tune.reason}" if m.fine_tune.reason else "")
+         + (f" (job {m.fine_tune.job_id})" if m.fine_tune.job_id and not m.fine_tune.fine_tuned_model else "")
          + (f" ({m.fine_tune.fine_tuned_model})" if m.fine_tune.fine_tuned_model else "")
          + (f": {m.fine_tune.error.code}: {m.fine_tune.error.message}" if m.fine_tune.error else "")),
         ("elapsed", f"{result.elapsed_s:.1f}s"),
