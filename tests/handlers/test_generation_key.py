@@ -122,3 +122,10 @@ def test_a_limit_on_a_rerun_is_reported_not_silently_ignored(aws):
     again = invoke("scraper", {"request": {"build_id": "k4", "source": {"kind": "samples"}, "limit": 2}})
     assert again["stories"] == 4
     assert any("limit 2 does not apply to a re-run" in w and "4 stories" in w for w in again["warnings"])
+
+
+def test_a_record_written_before_requested_model_matches_its_dated_snapshot_only():
+    old = GenerationRecord(build_id="b", story_id="s", prompt_version="p1", provider="openai",
+                           model="gpt-4o-mini-2024-07-18", status="generated", feedback="You open well.")
+    assert old.written_for("openai", "gpt-4o-mini", "p1")
+    assert not old.written_for("openai", "gpt-4o", "p1")  # a prefix is not a snapshot

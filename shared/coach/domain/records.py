@@ -128,8 +128,13 @@ class GenerationRecord(_Record):
     def written_for(self, provider: str, model: str, prompt_version: str) -> bool:
         """True for a generated critique of exactly this generation key: another provider, model or prompt
         version is another critique, never a reusable one."""
-        return (self.status == "generated" and self.provider == provider
-                and self.prompt_version == prompt_version and (self.requested_model or self.model) == model)
+        if self.status != "generated" or self.provider != provider or self.prompt_version != prompt_version:
+            return False
+        if self.requested_model is not None:
+            return self.requested_model == model
+        # Records written before `requested_model` name the model that answered: the one asked for, or its
+        # dated snapshot ("gpt-4o-mini" answered by "gpt-4o-mini-2024-07-18").
+        return self.model == model or re.fullmatch(re.escape(model) + r"-\d{4}-\d{2}-\d{2}", self.model) is not None
 
     @property
     def writer(self) -> str:
