@@ -5,7 +5,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from coach import runtime
 from coach.domain.records import BuildRequest
-from coach.pipeline.assemble import DatasetInvalidError, DatasetTooSmallError, assemble
+from coach.pipeline.assemble import DatasetInvalidError, DatasetTooSmallError, MixedModelsError, assemble
 from coach.step_errors import DatasetInvalid, DatasetTooSmall
 
 logger = Logger()
@@ -18,6 +18,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         result, manifest = assemble(request, store=runtime.store())
     except DatasetTooSmallError as exc:
         raise DatasetTooSmall(exc.message) from None
+    except MixedModelsError as exc:
+        raise DatasetInvalid(str(exc)) from None  # the cause starts with its code
     except DatasetInvalidError as exc:
         raise DatasetInvalid(exc.message) from None
     logger.info("assembled", extra={"build_id": request.build_id, "counts": manifest.counts.model_dump(),

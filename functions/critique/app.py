@@ -3,7 +3,6 @@
 from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
@@ -12,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from coach import __version__
 from coach.api import config, errors, gate, service
 from coach.api.models import CritiqueRequest, CritiqueResponse, HealthResponse
+from coach.api.openapi import CritiqueApiResolver
 from coach.observability import count
 
 logger = Logger()
@@ -19,7 +19,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 # Every body parser failure must surface as a 400 (see errors.parse_json_body).
-app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=errors.parse_json_body)
+app = CritiqueApiResolver(enable_validation=True, json_body_deserializer=errors.parse_json_body)
 app.enable_swagger(
     path="/swagger",
     title="Creative Writing Coach: critique API",
@@ -57,7 +57,8 @@ def create_critique(request: Annotated[CritiqueRequest, Body(embed=False)]) -> C
 
 @app.get("/health", summary="Liveness check", operation_id="health", tags=["service"],
          responses={200: {"description": "The service is up",
-                          "content": {"application/json": {"model": HealthResponse}}}})
+                          "content": {"application/json": {"model": HealthResponse}}},
+                    **errors.documented(500)})
 def health() -> HealthResponse:
     return HealthResponse(status="ok", version=__version__, warnings=service.current().warnings())
 

@@ -1,8 +1,8 @@
 """SQS batch -> one critique per story -> S3 feedback record; only failed messages return to the queue.
 
-A story is generated at most once per (build_id, story_id, prompt_version): Powertools idempotency on
-DynamoDB guards each record, so a redelivered message, a retried batch or a re-run build reuses the stored
-feedback, and a duplicate delivered while the first is still running is reported as failed (it returns
+A story is generated at most once per (build_id, story_id, prompt_version, provider, model): Powertools
+idempotency on DynamoDB guards each record, so a redelivered message, a retried batch or a re-run build reuses
+the stored feedback, and a duplicate delivered while the first is still running is reported as failed (it returns
 later and finds the result).
 """
 

@@ -66,7 +66,8 @@ def openai_client() -> Any:
     if not key:
         from coach.errors import ConfigError
 
-        raise ConfigError("no OpenAI API key: set OPENAI_API_KEY or COACH_OPENAI_SECRET", code="missing_api_key")
+        raise ConfigError("no OpenAI API key: set OPENAI_API_KEY or COACH_OPENAI_SECRET",
+                          code="provider_key_missing")
     return OpenAI(api_key=key, base_url=cfg.openai_base_url, timeout=60.0, max_retries=3)
 
 

@@ -143,3 +143,16 @@ def test_the_api_key_can_come_from_the_environment(serve):
     url = serve(env={"COACH_API_KEY": "from-env"})
     assert_error(post_story(url, STORY), 401, "missing_api_key")
     assert post_story(url, STORY, headers={"x-api-key": "from-env"}).status == 200
+
+
+def test_the_published_document_lists_only_answers_the_api_gives(offline_api):
+    document = http_call(offline_api, "GET", "/swagger?format=json").json()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            assert "422" not in operation["responses"], f"{method.upper()} {path} advertises a 422"
+            for status, response in operation["responses"].items():
+                if status != "200":
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/ErrorResponse"), (path, status, ref)
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    assert "500" in document["paths"]["/health"]["get"]["responses"]

@@ -134,11 +134,28 @@ def test_a_slow_upstream_is_503_after_the_timeout(serve, upstream):
     assert_error(post_story(url, STORY), 503, "upstream_timeout")
 
 
-def test_a_missing_openai_key_is_a_clear_server_error(serve, upstream):
+def test_a_server_without_a_provider_key_refuses_to_start(serve, upstream):
+    from coach.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        serve(provider="openai", model="gpt-4o-mini",
+              env={"OPENAI_BASE_URL": upstream.base_url, "OPENAI_API_KEY": None})
+    assert refused.value.code == "provider_key_missing" and "OPENAI_API_KEY" in refused.value.message
+
+
+def test_a_provider_key_lost_later_is_a_500_of_its_own_without_server_details(serve, upstream):
+    import os
+
+    from coach.api import service
+
     url = serve(provider="openai", model="gpt-4o-mini",
-                env={"OPENAI_BASE_URL": upstream.base_url, "OPENAI_API_KEY": None})
-    error = assert_error(post_story(url, STORY), 500, "missing_api_key")
-    assert "OPENAI_API_KEY" in error["message"]
+                env={"OPENAI_BASE_URL": upstream.base_url, "OPENAI_API_KEY": "sk-test"})
+    os.environ.pop("OPENAI_API_KEY")
+    service.reset()  # the next request builds its provider again, and finds no key
+    error = assert_error(post_story(url, STORY), 500, "provider_key_missing")
+    # The client is told it is the server's problem, not which variables the server reads.
+    assert "OPENAI_API_KEY" not in error["message"] and "COACH_" not in error["message"]
+    assert "misconfigured" in error["message"]
 
 
 @pytest.mark.parametrize("bad", [AS_A_LIST, ABOUT_THE_AUTHOR, STORY],

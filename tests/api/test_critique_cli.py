@@ -130,3 +130,27 @@ def test_coach_serve_refuses_a_public_address(capsys):
     code, _, err = run_cli(capsys, "serve", "--host", "0.0.0.0", "--port", "0")
     assert code == 2
     assert err.startswith("error: not_loopback: ")
+
+
+def test_critique_with_openai_and_no_key_is_one_line_and_exit_2(capsys, story_file, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("COACH_OPENAI_SECRET", raising=False)
+    code, out, err = run_cli(capsys, "critique", str(story_file), "--provider", "openai")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and out == ""
+    assert len(lines) == 1 and lines[0].startswith("error: provider_key_missing: "), err
+
+
+@pytest.mark.timeout(60)  # before the check, the server started and served until interrupted
+def test_serve_with_openai_and_no_key_refuses_to_start(capsys, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("COACH_OPENAI_SECRET", raising=False)
+    saved = dict(os.environ)
+    try:
+        code, out, err = run_cli(capsys, "serve", "--provider", "openai", "--port", "0")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and "critique API on" not in out
+    assert len(lines) == 1 and lines[0].startswith("error: provider_key_missing: "), err

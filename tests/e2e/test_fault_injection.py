@@ -73,11 +73,12 @@ def environment(base_url: str) -> dict[str, str]:
     return env
 
 
-def start_build(source: Path, out: Path, base_url: str) -> subprocess.Popen:
+def start_build(source: Path, out: Path, base_url: str, concurrency: int = CONCURRENCY,
+                batch_size: int = BATCH_SIZE) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "coach", "build", "--source", str(source), "--provider", "openai",
-         "--model", "gpt-4o-mini", "--build-id", BUILD, "--out", str(out), "--concurrency", str(CONCURRENCY),
-         "--batch-size", str(BATCH_SIZE)],
+         "--model", "gpt-4o-mini", "--build-id", BUILD, "--out", str(out), "--concurrency", str(concurrency),
+         "--batch-size", str(batch_size)],
         cwd=REPO, env=environment(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -176,6 +177,30 @@ def test_interrupted_and_crashed_build_accounts_for_every_story_and_pays_once(tm
     assert f"{counts['generated']} ({counts['generated_now']} / {counts['reused']})" in stdout
 
 
+def test_sigterm_stops_a_build_like_ctrl_c_and_the_resume_pays_nothing_twice(tmp_path):
+    # What `timeout`, systemd, containers and CI send: the critiques in flight are finished and kept.
+    source = tmp_path / "stories.jsonl"
+    ids = write_stories(source)
+    out = tmp_path / "out"
+    with FakeOpenAIServer(api_key=KEY, reply=critique, latency=(0.2, 0.4), seed=12) as server:
+        first = start_build(source, out, server.base_url, concurrency=8, batch_size=1)
+        wait_for_paid(server, first, 10)
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=60)
+        assert first.returncode == 128 + signal.SIGTERM, stderr
+        assert "error: terminated: re-run the same command to continue" in stderr
+        assert "Traceback" not in stderr
+        time.sleep(0.5)  # any answer still on its way would be counted by now
+        kept = {s for s, r in records_on_disk(out).items() if r["status"] == "generated"}
+        assert kept and server.total_successes == len(kept)  # nothing paid was lost
+
+        second = start_build(source, out, server.base_url, concurrency=8, batch_size=1)
+        _, stderr = second.communicate(timeout=120)
+        assert second.returncode == 0, stderr
+        paid = paid_per_story(server, ids)
+    assert paid == dict.fromkeys(ids, 1)
+
+
 def coach(*args: str, base_url: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "coach", *args], cwd=REPO, env=environment(base_url),
                           capture_output=True, text=True, timeout=180)
@@ -190,7 +215,9 @@ def test_dead_lettered_stories_are_listed_with_their_cause_and_redriven_once_fix
         broken = coach(*build, base_url=server.base_url)  # the API refuses everything: 429 on every call
         assert broken.returncode != 0
         assert "12 messages are in the dead-letter queue" in broken.stderr
-        assert "coach redrive dead-letters" in broken.stderr
+        # The hint names the folder the build used, and the error names why the dataset is empty.
+        assert f"coach redrive dead-letters --out {out}" in broken.stderr
+        assert "12 stories have no critique (upstream_rate_limited: 12)" in broken.stderr
 
         listed = coach("redrive", "dead-letters", "--out", str(out), "--list", base_url=server.base_url)
         assert listed.returncode == 0, listed.stderr
@@ -209,3 +236,17 @@ def test_dead_lettered_stories_are_listed_with_their_cause_and_redriven_once_fix
         again = coach("redrive", "dead-letters", "--out", str(out), base_url=server.base_url)
         assert again.returncode == 0 and "0 dead-lettered stories" in again.stdout
         assert "nothing to redrive" in again.stdout and server.total_successes == 12
+
+
+def test_an_unreachable_completion_api_fails_the_build_at_once_with_the_cause(tmp_path):
+    from tests.fakes.openai_server import unused_base_url
+
+    out = tmp_path / "out"
+    base_url = unused_base_url()
+    result = coach("build", "--limit", "12", "--provider", "openai", "--build-id", "unreachable", "--out", str(out),
+                   base_url=base_url)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: upstream_unreachable: "), result.stderr
+    assert base_url in lines[0] and "OPENAI_BASE_URL" in lines[0]
+    assert not (out / ".state").exists()  # no story was stored, queued or tried

@@ -156,7 +156,7 @@ def test_directory_source_with_an_undecodable_file(tmp_path):
 @pytest.mark.parametrize(("args", "env", "code"), [
     (["--source", "/nonexistent/stories"], {}, "source_not_found"),
     (["--provider", "gpt5"], {}, "unknown_provider"),
-    (["--provider", "openai", "--model", "gpt-4o-mini"], {}, "missing_api_key"),
+    (["--provider", "openai", "--model", "gpt-4o-mini"], {}, "provider_key_missing"),
     (["--provider", "openai"], {"OPENAI_API_KEY": "sk-x"}, "model_required"),
     (["--build-id", "Bad Id!"], {}, "invalid_option"),
     (["--source", "EMPTY"], {}, "source_empty"),
@@ -172,3 +172,96 @@ def test_bad_input_is_one_clear_line(tmp_path, args, env, code):
     assert lines and lines[-1].startswith(f"error: {code}"), result.stderr
     assert "Traceback" not in result.stderr
     assert not (out / "manifest.json").exists() and not (out / "train.jsonl").exists()
+
+
+def test_a_failed_fine_tune_start_leaves_a_manifest_that_says_so(tmp_path):
+    from tests.fakes.openai_server import Fault
+
+    def reply(messages):
+        title, text = extract_story(messages)
+        return write_critique(text, title=title)
+
+    out = tmp_path / "out"
+    env_of = {"OPENAI_API_KEY": "sk-stale"}
+    with FakeOpenAIServer(api_key="sk-stale", reply=reply) as server:
+        env = {**env_of, "OPENAI_BASE_URL": server.base_url}
+        args = ("build", "--limit", "14", "--provider", "openai", "--build-id", "e2e-stale", "--out", str(out))
+        first = coach(*args, env=env)
+        assert first.returncode == 0, first.stderr
+        assert manifest(out)["fine_tune"]["reason"].startswith("fine-tuning is not enabled")
+        server.configure(fault_paths=("/v1/files",))
+        server.push_script(Fault(403, code="upload_refused", message="This key may not upload files."))
+        second = coach(*args, "--fine-tune", env=env)
+    assert second.returncode == 2, second.stdout + second.stderr
+    code = second.stderr.strip().splitlines()[-1].split(":")[1].strip()
+    assert "This key may not upload files." in second.stderr
+    m = manifest(out)
+    assert m["fine_tune"]["status"] == "failed" and m["fine_tune"]["error"]["code"] == code
+    assert m["failure"]["step"] == "fine-tune" and m["failure"]["code"] == code
+    assert (out / "train.jsonl").read_text()  # the dataset itself is complete
+
+
+def test_a_failed_assembly_replaces_an_earlier_manifest_and_keeps_rejected(tmp_path):
+    out = tmp_path / "out"
+    first = coach("build", "--limit", "14", "--build-id", "e2e-big", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    second = coach("build", "--limit", "4", "--build-id", "e2e-small", "--out", str(out))
+    assert second.returncode == 2 and "error: dataset_too_small" in second.stderr
+    m = manifest(out)
+    assert m["build_id"] == "e2e-small" and m["failure"]["code"] == "dataset_too_small"
+    assert m["failure"]["step"] == "assemble" and m["counts"]["stories"] == 4
+    assert (out / "rejected.jsonl").exists()  # the message says to inspect it: it is there
+    assert not (out / "train.jsonl").exists()  # an earlier build's dataset does not pose as this one's
+
+
+def test_skipped_stories_are_counted_by_reason_in_the_summary_and_the_manifest(tmp_path):
+    stories = tmp_path / "stories"
+    stories.mkdir()
+    for path in sorted((REPO / "shared" / "coach" / "samples").glob("*.md"))[:14]:
+        (stories / f"{path.stem}.txt").write_text(path.read_text().split("\n", 2)[2])
+    (stories / "huge.txt").write_text("All work and no play makes a dull story. " * 12_500)  # about 500 KB
+    (stories / "tiny.txt").write_text("Four words, no more.")
+    out = tmp_path / "out"
+    result = coach("build", "--source", str(stories), "--build-id", "e2e-skips", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert manifest(out)["counts"]["skipped"] == {"too_long": 1, "too_short": 1}
+    assert "too_long 1, too_short 1" in result.stdout and "too_long 1, too_short 1" in result.stderr
+
+
+def test_a_folder_of_only_unreadable_files_says_why_there_are_no_stories(tmp_path):
+    stories = tmp_path / "stories"
+    stories.mkdir()
+    (stories / "photo.txt").write_bytes(bytes(range(256)) * 8)
+    result = coach("build", "--source", str(stories), "--build-id", "e2e-binary", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no_stories: ") and "unreadable: 1" in last and "photo.txt" in last
+    assert "the source had none" not in last
+
+
+def test_fine_tune_without_wait_prints_the_job_and_the_command_that_follows_it(tmp_path):
+    import shlex
+
+    def reply(messages):
+        title, text = extract_story(messages)
+        return write_critique(text, title=title)
+
+    out = tmp_path / "out"
+    with FakeOpenAIServer(api_key="sk-nowait", reply=reply, fine_tune_polls_per_state=1) as server:
+        env = {"OPENAI_API_KEY": "sk-nowait", "OPENAI_BASE_URL": server.base_url}
+        started = coach("build", "--limit", "14", "--provider", "openai", "--build-id", "e2e-nowait",
+                        "--out", str(out), "--fine-tune", "--poll-seconds", "0.05", env=env)
+        assert started.returncode == 0, started.stderr
+        [job_id] = server.jobs
+        assert f"fine-tuning job {job_id} is" in started.stdout
+        command = next(line.strip() for line in started.stdout.splitlines() if line.strip().startswith("coach "))
+        argv = shlex.split(command)
+        assert argv[-1] == "--wait" and "--build-id" in argv and "e2e-nowait" in argv
+        def uploads() -> list[str]:
+            return sorted(f.filename for f in server.files.values() if f.purpose == "fine-tune")
+
+        sent = uploads()
+        followed = coach(*argv[1:], env=env)
+        assert followed.returncode == 0, followed.stderr
+        assert list(server.jobs) == [job_id] and uploads() == sent  # the same job, nothing sent again
+    assert manifest(out)["fine_tune"]["status"] == "succeeded"

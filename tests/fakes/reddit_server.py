@@ -49,6 +49,7 @@ class FakeComment:
     stickied: bool = False
     distinguished: str | None = None
     replies: list[FakeComment | FakeMore] = field(default_factory=list)
+    has_permalink: bool = True  # older comments come without a `permalink` field
 
 
 @dataclass
@@ -320,6 +321,8 @@ class FakeRedditServer:
             "author_flair_background_color": None, "collapsed_because_crowd_control": None,
             "mod_reports": [], "num_reports": None, "ups": item.score,
         }
+        if not item.has_permalink:
+            del data["permalink"]
         if item.author:
             data["author_fullname"] = f"t2_{_base36(sum(map(ord, item.author)) * 104729)}"
         return {"kind": "t1", "data": data}

@@ -74,7 +74,7 @@ def _request(build_id: str = "ft-build", **fine_tune) -> dict:
                           **fine_tune}}
 
 
-def seed_build(store: BuildStore, build_id: str = "ft-build", n: int = 24) -> dict[str, str]:
+def seed_build(store: BuildStore, build_id: str = "ft-build", n: int = 24, provider: str = "openai") -> dict[str, str]:
     """n stories with distinct accepted critiques, as the generator and validator leave them."""
     critiques = {}
     for i in range(n):
@@ -84,7 +84,7 @@ def seed_build(store: BuildStore, build_id: str = "ft-build", n: int = 24) -> di
         critique = f"You open with real confidence. {_prose(rng, 4)}\n\nYour ending lands. {_prose(rng, 2)}"
         store.put_story(build_id, story)
         store.put_feedback(GenerationRecord(
-            build_id=build_id, story_id=story_id, prompt_version=PROMPT_VERSION, provider="openai",
+            build_id=build_id, story_id=story_id, prompt_version=PROMPT_VERSION, provider=provider,
             model="gpt-4o-mini", status="generated", feedback=critique,
             usage=Usage(prompt_tokens=900, completion_tokens=200, total_tokens=1_100), cost_usd=0.0003))
         store.put_verdict(build_id, Verdict(story_id=story_id, accepted=True, feedback=critique))
@@ -240,7 +240,11 @@ def test_the_assembler_refuses_examples_over_the_token_limit_and_writes_no_datas
         invoke("assembler", {"request": _request()})
     assert "too_many_tokens" in str(refused.value) and "offending lines: 1-" in str(refused.value)
     assert store.get_text(dataset_key("ft-build", "train.jsonl")) is None
-    assert store.get_text(dataset_key("ft-build", "manifest.json")) is None
+    # The manifest says the assembly failed and why, instead of being absent (or an earlier run's).
+    failed = _manifest(store)
+    assert failed.failure is not None and failed.failure.step == "assemble"
+    assert failed.failure.code == "dataset_invalid" and "too_many_tokens" in failed.failure.message
+    assert failed.counts.accepted == 24 and "train.jsonl" not in failed.files
     report = json.loads(store.get_text(dataset_key("ft-build", "checks.json")))
     assert report["train.jsonl"]["problems"][0]["code"] == "too_many_tokens"
 
@@ -314,7 +318,7 @@ def test_legacy_export_is_written_when_asked_for(lifecycle):
 
 
 def test_offline_critiques_are_not_fine_tuned(lifecycle):
-    seed_build(lifecycle.store)
+    seed_build(lifecycle.store, provider="offline")
     request = {**_request(), "provider": "offline"}
     invoke("assembler", {"request": request})
     out = invoke("finetune", {"action": "start", "request": request})

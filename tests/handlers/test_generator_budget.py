@@ -71,7 +71,7 @@ def _generate_queued(aws) -> None:
 
 def test_a_build_that_cannot_fit_is_refused_before_anything_is_enqueued(aws, paid):
     fake, path = paid
-    with pytest.raises(SourceFailed, match=r"budget_exceeded: .*8 stories.*raise budget_usd"):
+    with pytest.raises(SourceFailed, match=r"budget_exceeded: .*8 stories.*raise the budget \(--budget"):
         invoke("scraper", {"request": _request(path, 0.001)})
     depth = boto3.client("sqs").get_queue_attributes(QueueUrl=aws.queue_url, AttributeNames=["All"])
     assert depth["Attributes"]["ApproximateNumberOfMessages"] == "0"

@@ -113,7 +113,7 @@ def test_validator_and_assembler_write_dataset_and_manifest(aws):
     # Plant one bad critique: a numbered list written about "the author".
     story_id = scrape_id = next(iter(sorted(s.story_id for s in store.stories("b1"))))
     bad = GenerationRecord(build_id="b1", story_id=scrape_id, prompt_version=PROMPT_VERSION, provider="offline",
-                           model="m", status="generated",
+                           model="coach-offline-critic-v1", status="generated",
                            feedback="1. The author uses too many adverbs.\n2. The author should cut the ending.\n"
                                     "3. The author has a good title.")
     store.put_feedback(bad)

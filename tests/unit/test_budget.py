@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from coach.adapters.budget import BudgetLedger
@@ -56,7 +56,7 @@ def test_a_build_that_cannot_fit_is_refused_with_its_figures():
         check_fits(estimate, budget_usd=estimate.usd * 2, spent_usd=estimate.usd * 1.5)
     message = refused.value.message
     assert refused.value.code == "budget_exceeded"
-    assert "10 stories" in message and "already spent" in message and "raise budget_usd" in message
+    assert "10 stories" in message and "already spent" in message and "raise the budget (--budget" in message
     with pytest.raises(ConfigError) as unpriced:
         check_fits(estimate_build("mystery-model", [10], PRICES, max_completion_tokens=800), budget_usd=5)
     assert unpriced.value.code == "unpriced_model" and "COACH_PRICE_TABLE" in unpriced.value.message
@@ -65,19 +65,7 @@ def test_a_build_that_cannot_fit_is_refused_with_its_figures():
 
 
 @pytest.fixture
-def ledger(monkeypatch):
-    from moto.dynamodb.models import DynamoDBBackend
-
-    # DynamoDB applies a conditional update to an item atomically; moto checks the condition and writes in
-    # separate steps, so threads could interleave where the real service never lets them.
-    lock = threading.Lock()
-    update_item = DynamoDBBackend.update_item
-
-    def atomic_update_item(self, *args, **kwargs):
-        with lock:
-            return update_item(self, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoDBBackend, "update_item", atomic_update_item)
+def ledger():
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(TableName="ledger", BillingMode="PAY_PER_REQUEST",
@@ -86,24 +74,47 @@ def ledger(monkeypatch):
         yield BudgetLedger("ledger", ddb)
 
 
-def test_concurrent_reservations_never_commit_more_than_the_allowance(ledger):
-    granted = []
-    lock = threading.Lock()
+def test_a_reservation_is_one_conditional_write_with_the_allowance_in_its_condition():
+    # Concurrent generators stay within the budget because DynamoDB evaluates the condition and the ADD
+    # together: the ledger must send exactly one conditional update (no read first, no second write).
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_response("update_item", {}, {
+        "TableName": "ledger", "Key": {"id": {"S": "budget#b1#run1"}},
+        "UpdateExpression": "ADD committed :n, reserved :n SET allowance = :allowance, expiration = :exp",
+        "ConditionExpression": "attribute_not_exists(committed) OR committed <= :cap",
+        "ExpressionAttributeValues": {
+            ":n": {"N": "250000000"}, ":cap": {"N": "1750000000"}, ":allowance": {"N": "2000000000"},
+            ":exp": {"N": ANY},
+        },
+    })
+    with stubber:
+        got = BudgetLedger("ledger", client).reserve("b1", "run1", amount_usd=0.25, allowance_usd=2.0)
+    stubber.assert_no_pending_responses()
+    assert got is not None and got.nanos == 250_000_000
 
-    def reserve() -> None:
-        got = ledger.reserve("b1", "run1", amount_usd=0.25, allowance_usd=2.0)
-        if got is not None:
-            with lock:
-                granted.append(got)
 
-    threads = [threading.Thread(target=reserve) for _ in range(24)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(granted) == 8
+def test_a_failed_condition_is_a_refusal_and_other_errors_are_raised():
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_client_error("update_item", service_error_code="ConditionalCheckFailedException")
+    stubber.add_client_error("update_item", service_error_code="ProvisionedThroughputExceededException")
+    ledger = BudgetLedger("ledger", client)
+    with stubber:
+        assert ledger.reserve("b1", "run1", amount_usd=0.25, allowance_usd=2.0) is None
+        with pytest.raises(ClientError):  # not a refusal: the caller must not treat it as "over budget"
+            ledger.reserve("b1", "run1", amount_usd=0.25, allowance_usd=2.0)
+
+
+def test_the_condition_fills_the_allowance_exactly_and_not_one_nano_more(ledger):
+    granted = [ledger.reserve("b1", "run1", amount_usd=0.25, allowance_usd=2.0) for _ in range(10)]
+    assert [g is not None for g in granted] == [True] * 8 + [False] * 2
     state = ledger.state("b1", "run1")
     assert state.committed_usd == 2.0 and state.reserved_usd == 2.0 and state.spent_usd == 0
+    # One nano-dollar over what is left is refused, exactly what is left is granted.
+    assert ledger.reserve("b1", "run2", amount_usd=1.0, allowance_usd=1.5) is not None
+    assert ledger.reserve("b1", "run2", amount_usd=0.500000001, allowance_usd=1.5) is None
+    assert ledger.reserve("b1", "run2", amount_usd=0.5, allowance_usd=1.5) is not None
 
 
 def test_settling_below_the_reservation_frees_room_and_releasing_gives_it_all_back(ledger):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import praw
 import prawcore.sessions
@@ -204,7 +205,7 @@ def test_stories_taken_by_earlier_builds_are_skipped_as_duplicates(server: FakeR
     first = load_stories(_spec(), reddit=_client(server))
     again = load_stories(_spec(), reddit=_client(server), seen_ids={s.story_id for s in first.stories})
     assert again.stories == []
-    assert again.skipped["duplicate"] == 3
+    assert again.skipped["seen_in_earlier_build"] == 3
 
 
 def test_the_story_limit_stops_before_fetching_more_posts(server: FakeRedditServer) -> None:
@@ -360,3 +361,34 @@ def test_an_empty_listing_says_so() -> None:
         result = load_stories(_spec(subreddit="QuietPlace"), reddit=_client(fake, CLIENT))
     assert result.stories == []
     assert result.warnings == ["r/QuietPlace returned no posts for listing 'top'"]
+
+
+def test_an_older_comment_without_a_permalink_gets_one_from_its_post() -> None:
+    posts = _prompts()
+    for post in posts:
+        for comment in post.comments:
+            if isinstance(comment, FakeComment):
+                comment.has_permalink = False
+    with FakeRedditServer([FakeSubreddit("WritingPrompts", posts)], **_account()) as fake:
+        result = load_stories(_spec(), reddit=_client(fake))
+    assert result.stories and all(s.provenance.permalink for s in result.stories)
+    assert result.stories[0].provenance.permalink == (
+        "https://www.reddit.com/r/WritingPrompts/comments/1a2b3c/"
+        "wp_the_sea_comes_to_visit_the_lighthouse_keeper/k1sea/")
+
+
+def test_praw_ini_points_the_build_at_another_reddit_endpoint_as_the_readme_says(
+        monkeypatch: pytest.MonkeyPatch, tmp_path, server: FakeRedditServer) -> None:
+    # praw's own convention: oauth_url / reddit_url in praw.ini (the current folder's is read too).
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "oauth_url" in readme and "reddit_url" in readme and "praw.ini" in readme
+    (tmp_path / "praw.ini").write_text(f"[DEFAULT]\noauth_url = {server.url}\nreddit_url = {server.url}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(praw.config.Config, "CONFIG", None)  # praw reads its ini files once per process
+    monkeypatch.setenv("PRAW_ALLOW_ENDPOINT_OVERRIDE", "1")
+    for key, value in (("REDDIT_CLIENT_ID", SCRIPT_APP["client_id"]),
+                       ("REDDIT_CLIENT_SECRET", SCRIPT_APP["client_secret"]),
+                       ("REDDIT_USERNAME", SCRIPT_APP["username"]), ("REDDIT_PASSWORD", SCRIPT_APP["password"])):
+        monkeypatch.setenv(key, value)
+    result = load_stories(_spec(), reddit=make_reddit())
+    assert [s.story_id for s in result.stories] == ["reddit-k1sea", "reddit-k2clock", "reddit-k2robot"]

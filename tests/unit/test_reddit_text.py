@@ -140,3 +140,25 @@ def test_decode_entities_removes_invisible_characters() -> None:
 
 def test_clean_plain_text_keeps_lines_but_tidies_whitespace() -> None:
     assert clean_plain_text("\ufeffLine one   \r\nline two\r\r\r\n\n\nThird\n\n") == "Line one\nline two\n\nThird"
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("Read [The Lighthouse [Part 2][FINAL]](https://www.reddit.com/r/WritingPrompts/comments/1/x/) now.",
+     "Read The Lighthouse [Part 2][FINAL] now."),
+    ("Written for [[WP] The sea comes home](https://www.reddit.com/r/WritingPrompts/comments/abc/) today.",
+     "Written for [WP] The sea comes home today."),
+    ("[**Part one**](https://example.com/one) and [part *two*](https://example.com/two)", "Part one and part two"),
+])
+def test_links_whose_text_holds_brackets_leak_no_markdown_or_url(body: str, expected: str) -> None:
+    plain = markdown_to_plain(body)
+    assert plain == expected and "http" not in plain and "](" not in plain
+
+
+@pytest.mark.parametrize("body", ["#**THE LAST LIGHT**\n\nThe sea came home.", "#THE LAST LIGHT\n\nThe sea came home.",
+                                  "THE LAST LIGHT\n=\n\nThe sea came home."])
+def test_headings_without_a_space_and_one_character_underlines_lose_their_markup(body: str) -> None:
+    assert markdown_to_plain(body) == "THE LAST LIGHT\n\nThe sea came home."
+
+
+def test_a_number_sign_before_a_digit_is_text() -> None:
+    assert markdown_to_plain("#1 on the list was the sea.") == "#1 on the list was the sea."

@@ -59,7 +59,7 @@ def test_samples_honour_the_limit_and_earlier_builds(monkeypatch: pytest.MonkeyP
     result = load_stories(SourceSpec(kind="samples"), limit=2, seen_ids={"sample-a-first"})
     assert [s.story_id for s in result.stories] == ["sample-b-second", "sample-c-third"]
     assert result.stories[0].title == "B-Second"
-    assert result.skipped == {"duplicate": 1}
+    assert result.skipped == {"seen_in_earlier_build": 1}
 
 
 # -- a folder of files -----------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def test_earlier_builds_stories_are_duplicates(tmp_path: Path) -> None:
     (tmp_path / "one.txt").write_text(STORY, encoding="utf-8")
     taken = {s.story_id for s in load_stories(_spec("directory", tmp_path)).stories}
     again = load_stories(_spec("directory", tmp_path), seen_ids=taken)
-    assert again.stories == [] and again.skipped == {"duplicate": 1}
+    assert again.stories == [] and again.skipped == {"seen_in_earlier_build": 1}
 
 
 def test_a_missing_folder_names_the_path_and_the_fix(tmp_path: Path) -> None:
@@ -167,11 +167,19 @@ def test_a_missing_folder_names_the_path_and_the_fix(tmp_path: Path) -> None:
     assert str(missing) in caught.value.message and "\n" not in caught.value.message
 
 
-def test_a_file_given_as_a_folder(tmp_path: Path) -> None:
+def test_one_story_file_is_one_story(tmp_path: Path) -> None:
     (tmp_path / "one.txt").write_text(STORY, encoding="utf-8")
+    (tmp_path / "two.txt").write_text(STORY + " And another.", encoding="utf-8")
+    result = load_stories(_spec("directory", tmp_path / "one.txt"))
+    assert len(result.stories) == 1 and result.stories[0].provenance.path == "one.txt"
+
+
+def test_a_file_that_is_not_a_story_is_refused_with_the_sources_that_exist(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(PNG)
     with pytest.raises(SourceError) as caught:
-        load_stories(_spec("directory", tmp_path / "one.txt"))
+        load_stories(_spec("directory", tmp_path / "photo.jpg"))
     assert caught.value.code == "source_not_a_directory"
+    assert "--source stories.jsonl" in caught.value.message and "kind" not in caught.value.message
 
 
 def test_a_folder_without_story_files(tmp_path: Path) -> None:
@@ -199,7 +207,8 @@ def test_jsonl_with_bom_windows_endings_and_blank_lines(tmp_path: Path) -> None:
                   {"id": 42, "text": STORY + " Again."},
                   newline="\r\n", bom=True)
     result = load_stories(_spec("jsonl", file))
-    assert [s.story_id for s in result.stories] == ["lift-1", "jsonl-3", "42"]
+    assert [s.story_id for s in result.stories][::2] == ["lift-1", "42"]
+    assert re.fullmatch(r"jsonl-[0-9a-f]{12}", result.stories[1].story_id)
     assert result.stories[0].title == "The Lift" and result.stories[0].text == STORY
     assert result.stories[1].provenance.path == f"{file}:3"
     assert all(s.source == "jsonl" for s in result.stories)
@@ -245,8 +254,16 @@ def test_jsonl_limit_and_duplicate_ids(tmp_path: Path) -> None:
     file = _jsonl(tmp_path / "s.jsonl", *({"id": "same", "text": f"{i} {STORY}"} for i in range(2)),
                   *({"text": f"{i} {OTHER}"} for i in range(5)))
     result = load_stories(_spec("jsonl", file), limit=3)
-    assert [s.story_id for s in result.stories] == ["same", "jsonl-3", "jsonl-4"]
-    assert result.skipped == {"duplicate": 1}
+    ids = [s.story_id for s in result.stories]
+    assert ids[0] == "same" and all(re.fullmatch(r"jsonl-[0-9a-f]{12}", i) for i in ids[1:])
+    assert len(set(ids)) == 3 and result.skipped == {"duplicate": 1}
+
+
+def test_jsonl_ids_come_from_the_text_so_two_files_do_not_collide(tmp_path: Path) -> None:
+    first = load_stories(_spec("jsonl", _jsonl(tmp_path / "a.jsonl", {"text": STORY})))
+    second = load_stories(_spec("jsonl", _jsonl(tmp_path / "b.jsonl", {"text": OTHER}, {"text": STORY})))
+    assert first.stories[0].story_id != second.stories[0].story_id
+    assert first.stories[0].story_id == second.stories[1].story_id  # the same story is the same id
 
 
 # -- S3 --------------------------------------------------------------------------------------------

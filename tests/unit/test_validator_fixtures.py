@@ -173,3 +173,17 @@ def test_per_rule_precision_and_recall(capsys: pytest.CaptureFixture[str]) -> No
     for entry in scores.values():
         assert entry.precision >= 0.9, f"{entry.reason} fires wrongly on {entry.false_positive_ids}"
         assert entry.recall >= 0.9, f"{entry.reason} misses {entry.false_negative_ids}"
+
+
+STRICT = tuple(r for r in all_fixtures() if r.get("strict_reasons"))
+
+
+def test_neutral_craft_talk_is_kept_and_rejected_only_by_the_strict_switch() -> None:
+    from coach.domain.validation import ValidatorConfig
+
+    assert STRICT  # critiques an editor kept that never say "you"
+    strict = ValidatorConfig(require_second_person=True)
+    for row in STRICT:
+        assert judge(row).accepted, row["id"]
+        verdict = validate_feedback(row["feedback"], story=sample_story(row["story_id"]), config=strict)
+        assert verdict.reasons == row["strict_reasons"], row["id"]

@@ -190,6 +190,33 @@ def test_an_ending_cut_mid_sentence_is_truncated_even_without_a_finish_reason() 
     assert judge(GOOD.rstrip(".") + " and the") == ["truncated_output"]
 
 
+NEUTRAL = (GOOD.replace("Your opening", "The opening").replace("tells us everything", "says everything")
+           .replace("consider giving it", "it deserves")
+           .replace("you should keep it", "it should stay"))
+SUMMARY_FIRST = (
+    "Ada counts the ships every night and writes their names in her mother's green notebook. In the spring a ship "
+    "comes in with its name painted over, and she writes it down anyway.\n\n"
+    "Your opening image is simple and strong, and the notebook gives the habit a history without a word of "
+    "explanation. The storm of 1953 deserves a short scene of its own, so the reader feels what the counting "
+    "costs her; keep the blank line underlined twice exactly as it is."
+)
+
+
+def test_neutral_craft_talk_is_kept_unless_the_strict_switch_is_on() -> None:
+    assert not {"you", "your"} & set(NEUTRAL.lower().split())
+    assert judge(NEUTRAL) == []
+    assert judge(NEUTRAL, config=ValidatorConfig(require_second_person=True)) == ["third_person"]
+    # Talking about the author stays a rejection either way.
+    assert judge(NEUTRAL.replace("The middle passes", "The author's middle passes")) == ["third_person"]
+
+
+def test_a_short_plot_summary_before_the_critique_is_kept() -> None:
+    assert judge(SUMMARY_FIRST) == []
+    # The same summary with no critique after it is still a retelling.
+    assert "story_continuation" in judge(SUMMARY_FIRST.split("\n\n")[0] + " She underlines it twice. Her "
+                                          "father brings her tea and she keeps counting until dawn.")
+
+
 def test_retelling_the_story_is_a_continuation() -> None:
     retold = ("Ada counts the ships every night and writes their names in her mother's green notebook. In the "
               "storm of 1953 the lamp fails and she stands on the gallery with a hand lantern until dawn. Her "

@@ -1,4 +1,5 @@
-"""Powertools idempotency around one story's generation, keyed by (build_id, story_id, prompt_version).
+"""Powertools idempotency around one story's generation, keyed by (build_id, story_id, prompt_version, provider,
+model).
 
 What it guarantees, with the S3 feedback record as the source of truth:
 - a second delivery of a story while the first is still being worked on gets `GenerationInProgressError`
@@ -26,7 +27,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 
 from coach.errors import CoachError
 
-KEY_JMESPATH = "[build_id, story_id, prompt_version]"
+# Another provider or model is another critique: both are part of the key, for any provider.
+KEY_JMESPATH = "[build_id, story_id, prompt_version, provider, model]"
 KEY_PREFIX = "coach-generation"  # stable across function renames, so a redeploy never re-pays
 # As long as SQS keeps a message (4 days): any redelivery of it still finds the stored result. A re-run
 # after that reuses the S3 feedback record instead.

@@ -207,13 +207,15 @@ def iter_reddit_stories(
             warnings.append(f"skipped post {post.id}: its comments did not load ({_first_line(exc)})")
             continue
         prompt = str(_field(post, "title", "") or "")
+        post_link = str(_field(post, "permalink", "") or "")
         for comment in replies:
-            story = _story_from_comment(comment, post.id, prompt, skipped)
+            story = _story_from_comment(comment, post.id, prompt, skipped, post_link)
             if story is not None:
                 yield story
 
 
-def _story_from_comment(comment: Comment, post_id: str, prompt: str, skipped: Counter[str]) -> Story | None:
+def _story_from_comment(comment: Comment, post_id: str, prompt: str, skipped: Counter[str],
+                        post_link: str = "") -> Story | None:
     body = _field(comment, "body")
     if _field(comment, "stickied"):
         skipped["stickied"] += 1
@@ -233,6 +235,8 @@ def _story_from_comment(comment: Comment, post_id: str, prompt: str, skipped: Co
         skipped["empty_text"] += 1
         return None
     permalink = _field(comment, "permalink")
+    if not permalink and post_link:  # older comments carry none: it is the post's link plus the comment id
+        permalink = f"{post_link.rstrip('/')}/{comment.id}/"
     created = _field(comment, "created_utc")
     score = _field(comment, "score")
     return Story(

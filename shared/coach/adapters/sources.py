@@ -4,9 +4,9 @@ Sources and their story ids:
 - samples: the bundled `coach/samples/*.md` (first line `# Title`) -> `sample-<file stem>`; curated, so
   not length-filtered.
 - directory: `.txt` and `.md` files, searched recursively (hidden files and folders skipped), in sorted
-  order -> `file-<slug of stem>-<8 hex of sha1(text)>`.
+  order -> `file-<slug of stem>-<8 hex of sha1(text)>`; the path may also be one such file.
 - jsonl: one object a line with "text" (or "story") and optional "id" and "title" -> the line's id when
-  it is a valid story id, else `jsonl-<line number>`.
+  it is a valid story id, else `jsonl-<12 hex of sha1(text)>`.
 - s3: `s3://bucket/prefix`, the same rules as a directory -> `s3-<slug of stem>-<8 hex>`.
 - reddit: top-level replies of a subreddit's posts (see `coach.adapters.reddit`) -> `reddit-<comment id>`.
 
@@ -55,7 +55,8 @@ class _Collector:
     def __init__(self, spec: SourceSpec, *, limit: int | None, seen_ids: set[str] | None) -> None:
         self.spec = spec
         self.limit = limit
-        self.seen = set(seen_ids or ())
+        self.earlier = frozenset(seen_ids or ())  # taken by earlier builds (only with skip_seen)
+        self.seen: set[str] = set()  # taken by this build
         self.stories: list[Story] = []
         self.skipped: Counter[str] = Counter()
         self.warnings: list[str] = []
@@ -66,6 +67,9 @@ class _Collector:
         return self.limit is not None and len(self.stories) >= self.limit
 
     def offer(self, story: Story, *, curated: bool = False) -> None:
+        if story.story_id in self.earlier:
+            self.skipped["seen_in_earlier_build"] += 1
+            return
         if story.story_id in self.seen:
             self.skipped["duplicate"] += 1
             return
@@ -252,10 +256,14 @@ def _from_directory(collector: _Collector, path: str) -> None:
     if not root.exists():
         raise SourceError(f"story folder '{path}' does not exist: give the path of a folder of .txt/.md files",
                           code="source_not_found")
-    if not root.is_dir():
-        raise SourceError(f"'{path}' is a file, not a folder: use kind 'jsonl' for a JSONL file or give "
-                          "the folder that holds the stories", code="source_not_a_directory")
-    found = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p.relative_to(root).parts))
+    if root.is_file() and root.suffix.lower() in STORY_SUFFIXES:
+        found = [root]  # one story file: the build takes it as it would inside a folder
+        root = root.parent
+    elif not root.is_dir():
+        raise SourceError(f"'{path}' is not a folder or a .txt/.md story: give a folder of stories, one "
+                          "story file, or a .jsonl file (--source stories.jsonl)", code="source_not_a_directory")
+    else:
+        found = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p.relative_to(root).parts))
     stories = [p for p in found if p.suffix.lower() in STORY_SUFFIXES]
     if not stories:
         others = f" (it holds {len(found)} other files)" if found else ""
@@ -323,7 +331,10 @@ def _jsonl_story(raw: bytes, number: int, path: str) -> Story | str | None:
     if not text:
         return "empty_text"
     given = record.get("id")
-    story_id = str(given) if isinstance(given, str | int) and _STORY_ID.match(str(given)) else f"jsonl-{number}"
+    if isinstance(given, str | int) and _STORY_ID.match(str(given)):
+        story_id = str(given)
+    else:  # from the text, not the line: two files' first lines are different stories
+        story_id = f"jsonl-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:12]}"
     return Story(story_id=story_id, title=(title or "").strip(), text=text, source="jsonl",
                  provenance=Provenance(path=f"{path}:{number}"))
 

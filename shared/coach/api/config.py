@@ -66,6 +66,16 @@ class ApiConfig(BaseModel):
                               code="invalid_configuration") from None
 
 
+PROVIDER_KEY_MISSING = "provider_key_missing"  # the server has no key for its model provider (not the client's)
+
+
+def require_provider_key(config: ApiConfig) -> None:
+    """Fail at start, not on the first request, when the openai provider has no key to use."""
+    if config.provider == "openai" and not os.environ.get("OPENAI_API_KEY") and not config.openai_secret:
+        raise ConfigError("the openai provider needs an API key: set OPENAI_API_KEY (or COACH_OPENAI_SECRET), "
+                          "or use --provider offline", code=PROVIDER_KEY_MISSING)
+
+
 def api_key() -> str | None:
     """The key `coach serve` checks locally (in the cloud API Gateway checks keys and this is unset)."""
     return os.environ.get("COACH_API_KEY") or None

@@ -17,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from coach.adapters.secrets import openai_api_key
-from coach.api.config import ApiConfig
+from coach.api.config import PROVIDER_KEY_MISSING, ApiConfig
 from coach.api.errors import ApiError, retry_after_header
 from coach.api.guard import Review, review
 from coach.api.model_choice import ModelChoice, ModelSelector
@@ -66,7 +66,7 @@ def default_provider_factory(config: ApiConfig, choice: ModelChoice) -> Any:
     key = openai_api_key(config.openai_secret)
     if not key:
         raise ConfigError("the openai provider needs an API key: set OPENAI_API_KEY or COACH_OPENAI_SECRET",
-                          code="missing_api_key")
+                          code=PROVIDER_KEY_MISSING)
     # No retries inside the provider: a client is waiting, so a 429 or a 5xx goes straight back to it
     # (with Retry-After), and the one retry this service makes is for a critique that fails the guard.
     if not choice.model:
@@ -198,9 +198,11 @@ class CritiqueService:
 
 
 def _service_error(exc: CoachError) -> ApiError:
-    """Configuration and other server-side problems: the client cannot fix them, so they are 5xx."""
+    """Configuration and other server-side problems: the client cannot fix them, so they are 5xx. The
+    details (setting and variable names) go to the log for the operator, not to the client."""
     logger.error("critique service misconfigured", extra={"code": exc.code, "error": exc.message})
-    return ApiError(500, exc.code, exc.message)
+    return ApiError(500, exc.code, "the critique service is misconfigured and cannot answer; its operator "
+                    "has the cause in the service's log")
 
 
 # -- process-wide instance ------------------------------------------------------------------------------

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+from collections.abc import Iterator
+from typing import NoReturn
 
 from coach.errors import CoachError
 
@@ -21,8 +25,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the command line's error shape: one `error: invalid_option: ...` line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: invalid_option: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coach", description="Creative Writing Coach")
+    parser = _Parser(prog="coach", description="Creative Writing Coach")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = sys.argv[1] if len(sys.argv) > 1 else None
     for name, (module, help_text) in COMMANDS.items():
@@ -31,6 +42,29 @@ def build_parser() -> argparse.ArgumentParser:
         if name == chosen:
             importlib.import_module(f"coach.cli.{module}").add_arguments(command_parser)
     return parser
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (sent by `timeout`, systemd, containers and CI) stops a command exactly as Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    # Without this the process dies at once: a critique paid for in flight is never saved, and the
+    # re-run pays for it again. As an interrupt, the workers finish their batches and keep the records.
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding program): leave its signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,10 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(f"coach.cli.{COMMANDS[args.command][0]}")
     try:
-        return int(module.run(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(module.run(args) or 0)
     except CoachError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("error: terminated: re-run the same command to continue", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("error: interrupted: re-run the same command to continue", file=sys.stderr)
         return 130

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
+import sys
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -14,7 +17,8 @@ from coach.errors import InputError, describe_validation_error
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", default="samples",
-                        help="samples | reddit | a folder of .txt/.md files | a .jsonl file | s3://bucket/prefix")
+                        help="samples | reddit[:SUBREDDIT] | a folder of .txt/.md files | one .txt/.md story | "
+                             "a .jsonl file | s3://bucket/prefix (needs --endpoint-url locally)")
     parser.add_argument("--limit", type=int, help="at most this many stories")
     parser.add_argument("--provider", default="offline", help="offline (default), bedrock or openai")
     parser.add_argument("--model", help="completion model (bedrock default: amazon.nova-pro-v1:0)")
@@ -33,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true",
                         help="with --fine-tune: follow the job until it ends and publish the model")
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="fine-tune status poll interval")
+    parser.add_argument("--skip-seen", action="store_true",
+                        help="leave out stories that an earlier build already took (counted in the summary)")
+    parser.add_argument("--allow-mixed-models", action="store_true",
+                        help="assemble even when critiques of the build come from several providers/models")
     parser.add_argument("--legacy-export", action="store_true",
                         help="also write {prompt, completion} JSONL for completion-style trainers")
     parser.add_argument("--subreddit", default="WritingPrompts")
@@ -44,6 +52,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint-url", help="use this AWS emulator instead of starting one")
     parser.add_argument("--state-dir", type=Path, help="where the build's records persist (default: OUT/.state)")
     parser.add_argument("--verbose", action="store_true", help="show the handlers' logs")
+
+
+# Request fields -> the flags that set them, so a refused value is named as the user typed it.
+FIELD_FLAGS = {
+    "build_id": "--build-id", "limit": "--limit", "model": "--model", "budget_usd": "--budget",
+    "validation_fraction": "--validation-fraction", "fine_tune.base_model": "--base-model",
+    "fine_tune.epochs": "--epochs", "source.subreddit": "--subreddit", "source.listing": "--listing",
+    "source.time_filter": "--time-filter", "source.post_limit": "--post-limit", "source.min_chars": "--min-chars",
+    "source.max_chars": "--max-chars", "source.path": "--source", "source": "--source",
+}
+
+
+def describe_flags(exc: ValidationError, limit: int = 3) -> str:
+    """'--budget: Input should be greater than 0; ...' for the request fields the flags filled."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        field = ".".join(str(p) for p in err.get("loc", ()))
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{FIELD_FLAGS.get(field, field)}: {message}" if field else message)
+    return "; ".join(parts) or describe_validation_error(exc)
+
+
+def check_option_pairs(args: argparse.Namespace) -> None:
+    """Options that mean nothing on their own, or out of range, are refused rather than ignored."""
+    if args.wait and not args.fine_tune:
+        raise InputError("--wait follows a fine-tuning job: add --fine-tune", code="invalid_option")
+    if args.poll_seconds <= 0:
+        raise InputError("--poll-seconds must be more than 0", code="invalid_option")
+    if args.concurrency < 1 or args.batch_size < 1 or args.batch_size > 10:
+        raise InputError("--concurrency must be >= 1 and --batch-size between 1 and 10", code="invalid_option")
 
 
 def source_spec(args: argparse.Namespace) -> SourceSpec:
@@ -58,8 +96,22 @@ def source_spec(args: argparse.Namespace) -> SourceSpec:
         return SourceSpec(kind="reddit", **common)
     if raw.startswith("s3://"):
         return SourceSpec(kind="s3", path=raw, **common)
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):/", raw)
+    if scheme:  # a URL is never a folder name (s3:/bucket, http://, ftp://...)
+        raise InputError(f"--source {raw}: the {scheme.group(1)}: scheme is not a story source; use samples, "
+                         "reddit[:SUBREDDIT], a folder, a .txt/.md story file, a .jsonl file, or s3://bucket/prefix",
+                         code="source_unsupported")
     kind = "jsonl" if raw.lower().endswith(".jsonl") else "directory"
     return SourceSpec(kind=kind, path=str(Path(raw).expanduser().resolve()), **common)
+
+
+def check_s3_source(spec: SourceSpec, endpoint_url: str | None) -> None:
+    """Locally, S3 is the build's own in-process emulator unless --endpoint-url names another one."""
+    if spec.kind == "s3" and not endpoint_url:
+        raise InputError(
+            f"--source {spec.path}: a local build reads S3 through its own in-process AWS emulator, which does "
+            "not hold your bucket; give --endpoint-url of an emulator that holds it, or copy the stories to a "
+            f"folder (aws s3 sync {spec.path} ./stories) and use --source ./stories", code="source_s3_needs_endpoint")
 
 
 def request_from_args(args: argparse.Namespace) -> BuildRequest:
@@ -79,21 +131,38 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         return BuildRequest(
             build_id=build_id, source=spec, limit=args.limit, provider=args.provider, model=model,
             budget_usd=args.budget_usd, validation_fraction=args.validation_fraction,
+            allow_mixed_models=args.allow_mixed_models, skip_seen=args.skip_seen,
             fine_tune=FineTuneOptions(enabled=args.fine_tune, backend=args.fine_tune_backend,
                                       base_model=args.base_model, epochs=args.epochs,
                                       legacy_export=args.legacy_export),
         )
     except ValidationError as exc:
-        raise InputError(f"invalid option: {describe_validation_error(exc)}", code="invalid_option") from None
+        raise InputError(describe_flags(exc), code="invalid_option") from None
+
+
+def usable_folder(flag: str, folder: Path) -> None:
+    """Fail before any work when the output folder cannot be one: not after paying for critiques."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{flag} {folder} is a file: give a folder for the build's output", code="out_not_a_folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {flag} folder {folder}: {exc.strerror or exc}", code="out_unwritable") \
+            from None
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"{flag} folder {folder} is not writable", code="out_unwritable")
 
 
 def run(args: argparse.Namespace) -> int:
     from coach.local.build import LocalBuildOptions, run_local_build, summary_table
 
-    if args.concurrency < 1 or args.batch_size < 1 or args.batch_size > 10:
-        raise InputError("--concurrency must be >= 1 and --batch-size between 1 and 10", code="invalid_option")
+    check_option_pairs(args)
     request = request_from_args(args)
+    check_s3_source(request.source, args.endpoint_url)
     out = args.out or Path("out") / request.build_id
+    for flag, folder in (("--out", out), ("--state-dir", args.state_dir)):
+        if folder is not None:
+            usable_folder(flag, folder)
     result = run_local_build(LocalBuildOptions(
         request=request, out=out, state_dir=args.state_dir, endpoint_url=args.endpoint_url,
         concurrency=args.concurrency, batch_size=args.batch_size, verbose=args.verbose,
@@ -102,6 +171,11 @@ def run(args: argparse.Namespace) -> int:
     print(summary_table(result))
     print(f"\ndataset written to {out}/ (train.jsonl, validation.jsonl, rejected.jsonl, manifest.json)")
     print(f"report: {out / 'report.html'} (open it in a browser); dataset card: {out / 'README.md'}")
+    job = result.manifest.fine_tune
+    if job.job_id and job.status in ("validating_files", "queued", "running") and not args.wait:
+        again = shlex.join(["coach", *sys.argv[1:], "--wait"])
+        print(f"fine-tuning job {job.job_id} is {job.status}; follow it (and publish the model when it succeeds) "
+              f"with:\n  {again}\nThe build is resumed, nothing is generated or uploaded again.")
     if result.manifest.fine_tune.status in ("failed", "cancelled"):
         return 4
     evaluation = result.manifest.evaluation

@@ -91,14 +91,15 @@ def _print_text(response: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coach.api.config import ApiConfig
+    from coach.api.config import ApiConfig, require_provider_key
     from coach.api.errors import ApiError
     from coach.api.service import CritiqueService
 
-    text = read_story(args.file)
-    request = _request(text, args.title)
     overrides = {k: v for k, v in (("provider", args.provider), ("model", args.model)) if v}
     config = ApiConfig.from_env().model_copy(update=overrides)
+    require_provider_key(config)
+    text = read_story(args.file)
+    request = _request(text, args.title)
     try:
         response = CritiqueService(config).critique(request)  # type: ignore[arg-type]
     except ApiError as exc:

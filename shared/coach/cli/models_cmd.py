@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from coach.domain.retirement import parse_shutdown, retirement_notice
-from coach.errors import CoachError, InputError
+from coach.errors import CoachError, ConfigError, InputError
 
 DEFAULT_PARAMETER = "/coach/critique-model"
 
@@ -68,7 +68,14 @@ def _registry(args: argparse.Namespace) -> Any:
     from coach.adapters.model_registry import ModelRegistry
 
     parameter = args.parameter or os.environ.get("COACH_MODEL_PARAMETER") or DEFAULT_PARAMETER
-    return ModelRegistry(boto3.client("ssm", **_aws_kwargs(args)), parameter)
+    from botocore.exceptions import NoRegionError
+
+    try:
+        client = boto3.client("ssm", **_aws_kwargs(args))
+    except NoRegionError:
+        raise ConfigError("no AWS region: give --region (or set AWS_REGION / a profile's region), or "
+                          "--endpoint-url for an emulator", code="missing_aws_region") from None
+    return ModelRegistry(client, parameter)
 
 
 def _score_cells(scores: Any) -> tuple[str, str, str, str]:

@@ -20,9 +20,19 @@ from coach.errors import InputError
 DEFAULT_PORT = 8080
 
 
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {raw!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 0 (any free port) to 65535")
+    return port
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT,
                         help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
     parser.add_argument("--provider", help="offline (default), bedrock or openai; env COACH_PROVIDER")
     parser.add_argument("--model", help="base model for the bedrock or openai provider; env COACH_MODEL")
@@ -91,10 +101,12 @@ def critique_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 
 def start_gateway(args: argparse.Namespace, *, log: Callable[[str], None] | None = None) -> Any:
     """Configure, load the handler and start serving in a background thread; returns the gateway."""
+    from coach.api.config import ApiConfig, require_provider_key
     from coach.local.http_gateway import LocalApiGateway
 
     _check_loopback(args.host)
     configure_environment(args)
+    require_provider_key(ApiConfig.from_env())
     handler = critique_handler()
     try:
         gateway = LocalApiGateway(handler, host=args.host, port=args.port, access_log=log)

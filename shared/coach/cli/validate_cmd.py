@@ -36,6 +36,9 @@ def _open_input(path: str) -> IO[str]:
     if path == "-":
         return sys.stdin
     file = Path(path)
+    if file.is_dir():
+        raise InputError(f"{path} is a folder: give one JSONL file of critiques ({{\"id\", \"story\", \"feedback\"}} "
+                         "per line)", code="input_is_a_folder")
     if not file.is_file():
         raise InputError(f"{path}: no such file; give a JSONL file of critiques", code="input_not_found")
     try:

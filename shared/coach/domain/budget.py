@@ -99,11 +99,12 @@ def check_fits(estimate: BuildEstimate, *, budget_usd: float, spent_usd: float =
     """Refuse a build whose remaining stories cannot fit what is left of its budget."""
     if not estimate.priced:
         raise ConfigError(
-            f"budget_usd is set but the price table has no entry for model '{estimate.model}': add it to "
-            "COACH_PRICE_TABLE (USD per 1M input/output tokens) or drop the budget", code="unpriced_model")
+            f"the build has a budget (--budget, budget_usd) but the price table has no entry for model "
+            f"'{estimate.model}': add it to COACH_PRICE_TABLE (USD per 1M input/output tokens) or drop the budget",
+            code="unpriced_model")
     left = budget_usd - spent_usd
     if estimate.stories and estimate.usd > left:
         spent = f" (${spent_usd:.4f} already spent, ${max(left, 0):.4f} left)" if spent_usd else ""
         raise BudgetExceededError(
             f"the build cannot fit its budget of ${budget_usd:.4f}{spent}: {estimate.describe()}; "
-            "raise budget_usd or lower the story limit")
+            "raise the budget (--budget, budget_usd) or lower the story limit (--limit, limit)")

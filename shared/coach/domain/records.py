@@ -123,6 +123,24 @@ class GenerationRecord(_Record):
     created_at: str = Field(default_factory=utc_now)
     # The story's message used its last delivery on this failure and goes to the dead-letter queue.
     dead_lettered: bool = False
+    # The model the build asked for (part of the generation key); `model` is the one that answered.
+    requested_model: str | None = None
+
+    def written_for(self, provider: str, model: str, prompt_version: str) -> bool:
+        """True for a generated critique of exactly this generation key: another provider, model or prompt
+        version is another critique, never a reusable one."""
+        if self.status != "generated" or self.provider != provider or self.prompt_version != prompt_version:
+            return False
+        if self.requested_model is not None:
+            return self.requested_model == model
+        # Records written before `requested_model` name the model that answered: the one asked for, or its
+        # dated snapshot ("gpt-4o-mini" answered by "gpt-4o-mini-2024-07-18").
+        return self.model == model or re.fullmatch(re.escape(model) + r"-\d{4}-\d{2}-\d{2}", self.model) is not None
+
+    @property
+    def writer(self) -> str:
+        """Who wrote the critique, as `provider/model`."""
+        return f"{self.provider}/{self.model}"
 
     @model_validator(mode="after")
     def _consistent(self) -> GenerationRecord:
@@ -175,9 +193,9 @@ class SourceSpec(_Record):
     @model_validator(mode="after")
     def _path_when_needed(self) -> SourceSpec:
         if self.kind in ("directory", "jsonl", "s3") and not self.path:
-            raise ValueError(f"source kind '{self.kind}' needs a path")
+            raise ValueError(f"source kind '{self.kind}' needs a path (--source PATH)")
         if self.min_chars > self.max_chars:
-            raise ValueError("min_chars is larger than max_chars")
+            raise ValueError("min_chars (--min-chars) is larger than max_chars (--max-chars)")
         return self
 
 
@@ -260,11 +278,17 @@ class BuildRequest(_Record):
     validation_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
     fine_tune: FineTuneOptions = Field(default_factory=FineTuneOptions)
     evaluation: EvaluationOptions = Field(default_factory=EvaluationOptions)
+    # Assemble a dataset whose critiques come from more than one provider/model (refused otherwise).
+    allow_mixed_models: bool = False
+    # Leave out stories an earlier build already took (counted as skipped: seen_in_earlier_build).
+    skip_seen: bool = False
 
 
 class Counts(_Record):
     stories: int = 0
     decode_errors: int = 0
+    # Stories the source offered and the build left out, by reason (too_short, too_long, duplicate, ...).
+    skipped: dict[str, int] = Field(default_factory=dict)
     generated: int = 0  # feedback records with text (new + reused)
     generated_now: int = 0
     reused: int = 0
@@ -278,6 +302,8 @@ class Counts(_Record):
     near_duplicate_critiques: int = 0
     train_examples: int = 0
     validation_examples: int = 0
+    # Generated critiques per `provider/model` that wrote them; more than one key means a mixed build.
+    by_model: dict[str, int] = Field(default_factory=dict)
 
 
 class TokenStats(_Record):
@@ -317,6 +343,8 @@ class DatasetChecks(_Record):
 
 class CostEstimate(_Record):
     generation_usd: float = 0.0
+    # Models that wrote critiques but have no price: generation_usd leaves them out (cost unknown).
+    unpriced_models: list[str] = Field(default_factory=list)
     fine_tune_usd: float = 0.0
     fine_tune_epochs: int | None = None
     billable_training_tokens: int = 0
@@ -347,6 +375,14 @@ class FineTuneStatus(_Record):
     published_at: str | None = None
 
 
+class StepFailure(_Record):
+    """The step that stopped a build, with its error code and message."""
+
+    step: str
+    code: str
+    message: str
+
+
 class BuildManifest(_Record):
     build_id: str
     provider: ProviderName
@@ -354,6 +390,7 @@ class BuildManifest(_Record):
     prompt_version: str
     created_at: str = Field(default_factory=utc_now)
     source: SourceSpec = Field(default_factory=SourceSpec)
+    budget_usd: float | None = None  # the build's budget for critiques, when it had one
     counts: Counts = Field(default_factory=Counts)
     tokens: TokenStats = Field(default_factory=TokenStats)
     cost: CostEstimate = Field(default_factory=CostEstimate)
@@ -363,3 +400,5 @@ class BuildManifest(_Record):
     files: dict[str, str] = Field(default_factory=dict)
     validation_ids: list[str] = Field(default_factory=list)  # in validation.jsonl's order: the held-out stories
     evaluation: EvaluationSummary | None = None
+    # Set when a step failed: the manifest then describes an unfinished build, not a dataset to train on.
+    failure: StepFailure | None = None

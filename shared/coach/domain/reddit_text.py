@@ -21,16 +21,20 @@ _ESCAPE = re.compile(r"\\([" + re.escape(_ESCAPABLE) + r"])")
 
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _RULE = re.compile(r"^\s{0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
-_SETEXT_UNDERLINE = re.compile(r"^\s{0,3}={2,}[ \t]*$")
-_ATX = re.compile(r"^\s{0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+_SETEXT_UNDERLINE = re.compile(r"^\s{0,3}=+[ \t]*$")
+# Reddit also renders "#**TITLE**" and "#TITLE" (no space) as headings, as a reader sees them; "#1" stays text.
+_ATX = re.compile(r"^\s{0,3}#{1,6}(?:[ \t]+|(?=[^\s\d#]))(.*?)(?:[ \t]+#+)?[ \t]*$")
 _QUOTE = re.compile(r"^\s{0,3}>(?!!)[ \t]?")
 _BULLET = re.compile(r"^\s*[*+-][ \t]+(?=\S)")
 _NUMBERED = re.compile(r"^\s*\d{1,9}[.)][ \t]+(?=\S)")
 _REF_DEFINITION = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S+.*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 
-_IMAGE = re.compile(r"!\[([^\]]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?\)")
-_LINK = re.compile(r"\[([^\]]+)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?\)")
+# Link text may hold bracket pairs itself ("[[WP] The sea comes home](url)", "[Part 2 [FINAL]](url)").
+_LINK_TEXT = r"((?:[^\[\]]|\[[^\[\]]*\])+)"
+_LINK_TARGET = r"\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?\)"
+_IMAGE = re.compile(r"!\[([^\]]*)\]" + _LINK_TARGET)
+_LINK = re.compile(r"\[" + _LINK_TEXT + r"\]" + _LINK_TARGET)
 _REF_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
 _AUTOLINK = re.compile(r"<((?:https?|ftp)://[^>\s]+|[^>\s@]+@[^>\s@]+)>")
 _SPOILER = re.compile(r">!(.+?)!<")
@@ -84,7 +88,8 @@ def _inline(line: str) -> str:
     """Remove inline markup from one line, keeping the words."""
     line = _CODE.sub(lambda m: _park_all(m.group(1)), line)
     line = _IMAGE.sub(r"\1", line)
-    line = _LINK.sub(r"\1", line)
+    # The brackets a link's text shows are text: parked, so the reference-link pass cannot take them.
+    line = _LINK.sub(lambda m: _park_brackets(m.group(1)), line)
     line = _REF_LINK.sub(r"\1", line)
     line = _AUTOLINK.sub(r"\1", line)
     line = _SPOILER.sub(r"\1", line)
@@ -94,6 +99,10 @@ def _inline(line: str) -> str:
     for pattern in (_STRONG_EM_STAR, _STRONG_EM_UNDER, _STRONG_STAR, _STRONG_UNDER, _EM_STAR, _EM_UNDER):
         line = pattern.sub(r"\1", line)
     return line
+
+
+def _park_brackets(text: str) -> str:
+    return text.replace("[", chr(_PARK_BASE + ord("["))).replace("]", chr(_PARK_BASE + ord("]")))
 
 
 def _park_all(text: str) -> str:

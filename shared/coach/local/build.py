@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import threading
@@ -24,7 +25,7 @@ from coach import runtime
 from coach.adapters.bedrock import bedrock_region
 from coach.adapters.bedrock import use_session as use_bedrock_session
 from coach.adapters.storage import BuildStore, dataset_key, feedback_key
-from coach.domain.records import BuildManifest, BuildRequest
+from coach.domain.records import BuildManifest, BuildRequest, StepFailure
 from coach.errors import CoachError, ConfigError, InputError
 from coach.local import mirror
 from coach.local.dir_store import DirectoryStore
@@ -80,13 +81,15 @@ def check_provider(request: BuildRequest) -> None:
     if request.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
         raise ConfigError(
             "the openai provider needs an API key: set OPENAI_API_KEY (and OPENAI_BASE_URL to use another "
-            "OpenAI-compatible server), or use --provider offline", code="missing_api_key")
+            "OpenAI-compatible server), or use --provider offline", code="provider_key_missing")
     options = request.fine_tune
     if options.enabled and options.backend == "bedrock" and not os.environ.get("AWS_ENDPOINT_URL_BEDROCK"):
         raise ConfigError(
             "a local build keeps its dataset in the local AWS emulator, which Amazon Bedrock cannot read: "
             "fine-tune on Bedrock from the deployed stack (docs/deploy.md), or point AWS_ENDPOINT_URL_BEDROCK "
             "at a Bedrock-compatible test server", code="bedrock_fine_tune_needs_cloud")
+    if request.provider == "openai":
+        probe_openai()
 
 
 def _keep_bedrock_credentials(request: BuildRequest) -> None:
@@ -102,6 +105,43 @@ def _keep_bedrock_credentials(request: BuildRequest) -> None:
     use_bedrock_session(boto3.session.Session(
         aws_access_key_id=frozen.access_key, aws_secret_access_key=frozen.secret_key,
         aws_session_token=frozen.token, region_name=bedrock_region()))
+
+
+def probe_openai(timeout_s: float = 10.0) -> None:
+    """One free request (list models) before any story is queued: a server that cannot be reached fails the
+    build now with its cause, instead of every story failing its retries and the build ending as too small.
+    Any HTTP answer, even an error, shows the server is there; what it thinks of the key is the generator's."""
+    import openai
+
+    base_url = os.environ.get("OPENAI_BASE_URL") or None
+    client = openai.OpenAI(api_key=os.environ.get("OPENAI_API_KEY"), base_url=base_url, timeout=timeout_s,
+                           max_retries=0)
+    try:
+        client.models.list()
+    except openai.APITimeoutError:
+        raise ConfigError(f"the completion API at {client.base_url} did not answer within {timeout_s:g}s: check "
+                          "OPENAI_BASE_URL", code="upstream_unreachable") from None
+    except openai.APIConnectionError as err:
+        cause = " ".join(str(err.__cause__ or err).split())[:200]
+        raise ConfigError(f"cannot reach the completion API at {client.base_url}: {cause}; check OPENAI_BASE_URL",
+                          code="upstream_unreachable") from None
+    except openai.APIError:
+        pass
+    finally:
+        client.close()
+
+
+def redrive_hint(options: LocalBuildOptions) -> str:
+    """The `coach redrive` command for this build, with the folders it used."""
+    import shlex
+
+    build_id = options.request.build_id
+    parts = ["coach", "redrive", build_id]
+    if options.out != Path("out") / build_id:
+        parts += ["--out", str(options.out)]
+    if options.state_dir is not None:
+        parts += ["--state-dir", str(options.state_dir)]
+    return shlex.join(parts)
 
 
 class ProgressBar:
@@ -143,6 +183,9 @@ def _step(name: str, event: dict[str, Any]) -> Any:
     except DatasetTooSmall as exc:
         raise CoachError(str(exc), code="dataset_too_small") from None
     except DatasetInvalid as exc:
+        code, _, message = str(exc).partition(": ")
+        if message and re.fullmatch(r"[a-z_]+", code):  # a cause that names its own code
+            raise CoachError(message, code=code) from None
         raise CoachError(str(exc), code="dataset_invalid") from None
 
 
@@ -163,6 +206,38 @@ def _publish_outputs(store: BuildStore, build_id: str, out: Path, manifest: Buil
     for path in staging.iterdir():
         path.replace(out / path.name)
     staging.rmdir()
+    (out / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def _skipped_note(scrape: dict[str, Any]) -> str:
+    skips = {**scrape.get("skipped", {}), **({"unreadable": scrape["decode_errors"]}
+                                              if scrape.get("decode_errors") else {})}
+    if not skips:
+        return ""
+    return " (skipped: " + ", ".join(f"{reason} {n}" for reason, n in sorted(skips.items())) + ")"
+
+
+def _publish_failure(store: BuildStore, request: BuildRequest, out: Path, step: str, exc: CoachError) -> None:
+    """Leave OUT/manifest.json saying which step failed and why, never an earlier run's manifest."""
+    from coach.domain.prompt import PROMPT_VERSION
+    from coach.pipeline.scrape import default_model
+
+    manifest = store.get_model(dataset_key(request.build_id, "manifest.json"), BuildManifest)
+    if manifest is None:  # the step failed before the assembler counted anything
+        manifest = BuildManifest(build_id=request.build_id, provider=request.provider, model=default_model(request),
+                                 prompt_version=PROMPT_VERSION, source=request.source)
+    if manifest.failure is None:
+        manifest.failure = StepFailure(step=step, code=exc.code, message=exc.message)
+    if step == "fine-tune":  # the dataset itself is complete: publish it with the manifest that says so
+        _publish_outputs(store, request.build_id, out, manifest)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    # Dataset files of an earlier run would not match this manifest; the records stay in the state folder.
+    for name in ("train.jsonl", "validation.jsonl", "train_legacy.jsonl", "validation_legacy.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    rejected = store.get_text(dataset_key(request.build_id, "rejected.jsonl"))
+    if rejected is not None:
+        (out / "rejected.jsonl").write_text(rejected, encoding="utf-8")
     (out / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
@@ -219,6 +294,7 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         stream.write(
             f"build {request.build_id}: {scrape['stories']} stories"
             + (f" (resumed, {restored} records restored)" if scrape.get("resumed") else "")
+            + _skipped_note(scrape)
             + f", {scrape['reused']} already have feedback, {scrape['enqueued']} to generate\n")
         for warning in scrape.get("warnings", [])[:20]:
             stream.write(f"warning: {warning}\n")
@@ -271,17 +347,26 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
                          "re-run the same build id to continue\n")
         if progress["dead_lettered"]:
             stream.write(f"warning: {progress['dead_lettered']} messages are in the dead-letter queue; "
-                         f"fix the cause, then `coach redrive {request.build_id}`\n")
+                         f"fix the cause, then `{redrive_hint(options)}`\n")
 
-        _step("validator", {"build_id": request.build_id})
+        step = "validate"
         try:
-            assembled = _step("assembler", {"request": normalised, "scrape": scrape})
-        except CoachError:
+            _step("validator", {"build_id": request.build_id})
+            # An earlier run's manifest must not pass for this run's if assembling fails.
+            for name in ("manifest.json", "rejected.jsonl"):
+                s3.delete_object(Bucket=stack.bucket, Key=dataset_key(request.build_id, name))
+            step = "assemble"
+            try:
+                assembled = _step("assembler", {"request": normalised, "scrape": scrape})
+            finally:
+                mirror.save(store, state, request.build_id, known=known)
+            step = "fine-tune"
+            started_job = _step("finetune", {"action": "start", "request": normalised, "dataset": assembled})
+        except CoachError as exc:
+            _publish_failure(store, request, options.out, step, exc)
             write_report_files(store, request.build_id, options.out, regenerate=False)  # it says what went wrong
-            raise
-        finally:
             mirror.save(store, state, request.build_id, known=known)
-        started_job = _step("finetune", {"action": "start", "request": normalised, "dataset": assembled})
+            raise
         if options.wait_for_fine_tune and started_job.get("job_id"):
             _follow_fine_tune(started_job["job_id"], store, normalised, request.build_id, options, stream)
         mirror.save(store, state, request.build_id, known=known)
@@ -301,6 +386,14 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         runtime.reset()
 
 
+def generation_cost(m: BuildManifest) -> str:
+    unknown = m.cost.unpriced_models
+    if not unknown:
+        return f"${m.cost.generation_usd:.4f}"
+    note = f"unknown (no price for {', '.join(unknown)}: add it to COACH_PRICE_TABLE)"
+    return f"${m.cost.generation_usd:.4f} + {note}" if m.cost.generation_usd else note
+
+
 def summary_table(result: LocalBuildResult) -> str:
     m = result.manifest
     c = m.counts
@@ -309,7 +402,13 @@ def summary_table(result: LocalBuildResult) -> str:
         ("provider / model", f"{m.provider} / {m.model}"),
         ("prompt version", m.prompt_version),
         ("stories", str(c.stories)),
+        ("skipped (source)", _skipped_note({"skipped": c.skipped, "decode_errors": c.decode_errors})
+         .removeprefix(" (skipped: ").removesuffix(")") or "none"),
         ("generated (now / reused)", f"{c.generated} ({c.generated_now} / {c.reused})"),
+    ]
+    if len(c.by_model) > 1:  # a mixed build says who wrote what
+        rows += [(f"  by {who}", str(n)) for who, n in c.by_model.items()]
+    rows += [
         ("failed / skipped (budget)", f"{c.failed} / {c.skipped_budget}"),
         ("accepted", str(c.accepted)),
         ("rejected", str(c.rejected)),
@@ -321,9 +420,14 @@ def summary_table(result: LocalBuildResult) -> str:
         ("tokens (prompt / completion)", f"{m.tokens.prompt_tokens} / {m.tokens.completion_tokens}{estimate}"),
         ("dataset tokens", f"{m.tokens.dataset_tokens} [{m.tokens.method}"
          + (", estimated]" if m.tokens.method.startswith("chars") else "]")),
-        ("generation cost", f"${m.cost.generation_usd:.4f}"),
+        ("generation cost", generation_cost(m)),
+    ]
+    if m.budget_usd is not None:
+        rows.append(("budget", f"${m.budget_usd:.4f}"))
+    rows += [
         ("fine-tune estimate", cost_line(m).removeprefix("fine-tune estimate: ")),
         ("fine-tune", m.fine_tune.status + (f": {m.fine_tune.reason}" if m.fine_tune.reason else "")
+         + (f" (job {m.fine_tune.job_id})" if m.fine_tune.job_id and not m.fine_tune.fine_tuned_model else "")
          + (f" ({m.fine_tune.fine_tuned_model})" if m.fine_tune.fine_tuned_model else "")
          + (f": {m.fine_tune.error.code}: {m.fine_tune.error.message}" if m.fine_tune.error else "")),
         ("elapsed", f"{result.elapsed_s:.1f}s"),

@@ -41,6 +41,8 @@ from coach.domain.records import (
     CostEstimate,
     Counts,
     DatasetChecks,
+    GenerationRecord,
+    StepFailure,
     TokenStats,
     Verdict,
 )
@@ -59,14 +61,36 @@ DATASET_FILES = ("train.jsonl", "validation.jsonl", "rejected.jsonl", "manifest.
 LEGACY_FILES = {"train.jsonl": "train_legacy.jsonl", "validation.jsonl": "validation_legacy.jsonl"}
 
 
-class DatasetTooSmallError(CoachError):
-    code = "dataset_too_small"
-
-
 class DatasetInvalidError(CoachError):
     """A fine-tuning file fails OpenAI's format checks; the message names the file and its lines."""
 
     code = "dataset_invalid"
+
+
+class DatasetTooSmallError(DatasetInvalidError):
+    code = "dataset_too_small"
+
+
+class MixedModelsError(DatasetInvalidError):
+    """Critiques of the build come from more than one generation key and the request did not allow it."""
+
+    code = "mixed_models"
+
+
+def check_one_writer(request: BuildRequest, generated: list[GenerationRecord]) -> Counter[str]:
+    """Generated critiques per `provider/model`; refuses, unless allowed, critiques the build's own provider,
+    model and prompt version did not write (a dataset must not silently mix teachers)."""
+    model = default_model(request)
+    by_model = Counter(r.writer for r in generated)
+    foreign = Counter(f"{r.writer} (prompt {r.prompt_version})" for r in generated
+                      if not r.written_for(request.provider, model, PROMPT_VERSION))
+    if foreign and not request.allow_mixed_models:
+        raise MixedModelsError(
+            f"{sum(foreign.values())} of {len(generated)} critiques were not written by {request.provider}/{model} "
+            f"(prompt {PROMPT_VERSION}): " + ", ".join(f"{k}: {n}" for k, n in sorted(foreign.items()))
+            + "; re-run the build to critique them again, or allow a mixed dataset (--allow-mixed-models, "
+            "request field allow_mixed_models)")
+    return by_model
 
 
 class AssembleResult(BaseModel):
@@ -166,6 +190,8 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
     scrape = store.get_json(scrape_key(build_id)) or {}
     stories = {s.story_id: s for s in store.stories(build_id)}
     records = {r.story_id: r for r in store.feedback(build_id)}
+    generated = [r for r in records.values() if r.status == "generated"]
+    by_model = check_one_writer(request, generated)
     verdicts: dict[str, Verdict] = {v.story_id: v for v in store.verdicts(build_id)
                                     if records.get(v.story_id) and records[v.story_id].status == "generated"}
 
@@ -216,10 +242,10 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
     if not options.epochs:
         cost = cost.model_copy(update={"epochs_rule": "default"})
 
-    generated = [r for r in records.values() if r.status == "generated"]
     counts = Counts(
         stories=len(stories),
         decode_errors=int(scrape.get("decode_errors", 0)),
+        skipped=dict(sorted(scrape.get("skipped", {}).items())),
         generated=len(generated),
         generated_now=sum(1 for r in generated if r.run_id == scrape.get("run_id")),
         reused=int(scrape.get("reused", 0)),
@@ -233,6 +259,7 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
         near_duplicate_critiques=dedupe.count("near_duplicate_critique"),
         train_examples=len(train_ids),
         validation_examples=len(validation_ids),
+        by_model=dict(sorted(by_model.items())),
     )
     manifest = BuildManifest(
         build_id=build_id, provider=request.provider, model=default_model(request),
@@ -245,8 +272,10 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
             usage_estimated=any(r.usage.estimated for r in generated),
             method=counter.method,
         ),
+        budget_usd=request.budget_usd,
         cost=CostEstimate(
             generation_usd=round(sum(r.cost_usd for r in records.values()), 6),
+            unpriced_models=unpriced_models(generated),
             fine_tune_usd=cost.usd or 0.0,
             fine_tune_epochs=cost.epochs or None,
             billable_training_tokens=cost.billable_tokens,
@@ -260,21 +289,30 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
     )
     keys = {name: dataset_key(build_id, name) for name in DATASET_FILES}
     store.put_text(keys["rejected.jsonl"], _jsonl(rejected_rows), "application/x-ndjson")
-    if len(examples) < min_examples:
-        too_small = DatasetTooSmallError(
-            f"only {len(examples)} usable examples ({counts.accepted} accepted, {counts.duplicates_removed} "
-            f"duplicates removed); a fine-tuning dataset needs at least {min_examples}: "
-            "add stories or inspect rejected.jsonl"
-        )
-        publish_report(store, build_id, manifest=manifest, problem=too_small.message,  # shows what was rejected
+    try:
+        if len(examples) < min_examples:
+            # Stories without a critique explain a small dataset better than the rejections do.
+            causes = Counter(r.error.code for r in records.values() if r.status != "generated" and r.error)
+            missing = (f"; {sum(causes.values())} stories have no critique ("
+                       + ", ".join(f"{code}: {n}" for code, n in causes.most_common(3)) + ")") if causes else ""
+            raise DatasetTooSmallError(
+                f"only {len(examples)} usable examples ({counts.accepted} accepted, {counts.duplicates_removed} "
+                f"duplicates removed{missing}); a fine-tuning dataset needs at least {min_examples}: "
+                "add stories or inspect rejected.jsonl" + (" and the failed stories' causes" if causes else "")
+            )
+        if any(not result.passed for result in checks.values()):
+            store.put_text(dataset_key(build_id, "checks.json"), json.dumps(
+                {n: r.model_dump(exclude={"examples"}) for n, r in checks.items()}, indent=2))
+            raise_if_invalid(checks)
+    except DatasetInvalidError as exc:
+        # The manifest still counts what was found, and says why there is no dataset; so does the report,
+        # which shows what was rejected.
+        manifest.failure = StepFailure(step="assemble", code=exc.code, message=exc.message)
+        manifest.files = {"rejected.jsonl": keys["rejected.jsonl"], **report_files(build_id)}
+        publish_report(store, build_id, manifest=manifest, problem=exc.message,
                        loaded=BuildRecords(stories, records, verdicts))
-        raise too_small
-    if any(not result.passed for result in checks.values()):
-        store.put_text(dataset_key(build_id, "checks.json"),
-                       json.dumps({n: r.model_dump(exclude={"examples"}) for n, r in checks.items()}, indent=2))
-        publish_report(store, build_id, manifest=manifest, loaded=BuildRecords(stories, records, verdicts),
-                       problem="the dataset failed its format checks (dataset/checks.json names the lines)")
-        raise_if_invalid(checks)
+        store.put_text(keys["manifest.json"], manifest.model_dump_json(indent=2))
+        raise
 
     store.put_text(keys["train.jsonl"], train_text, "application/x-ndjson")
     store.put_text(keys["validation.jsonl"], validation_text, "application/x-ndjson")
@@ -292,7 +330,7 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
     manifest.files = keys
     manifest.files.update(report_files(build_id))
     report = publish_report(store, build_id, manifest=manifest, loaded=BuildRecords(stories, records, verdicts))
-    store.put_text(keys["manifest.json"], manifest.model_dump_json(indent=2))  # last: its presence means done
+    store.put_text(keys["manifest.json"], manifest.model_dump_json(indent=2))  # last: without `failure`, it means done
     result = AssembleResult(
         build_id=build_id, train_examples=len(train_ids), validation_examples=len(validation_ids),
         manifest_key=keys["manifest.json"], train_key=keys["train.jsonl"],
@@ -328,6 +366,12 @@ def _epochs(request: BuildRequest) -> int | None:
         return spec_for(options.base_model, bedrock_region()).default_epochs
     except UnsupportedBaseModel:
         return None
+def unpriced_models(generated: list[GenerationRecord]) -> list[str]:
+    """Models of paid critiques the price table cannot price (the offline critic costs nothing)."""
+    from coach.domain.pricing import price_table
+
+    prices = price_table()
+    return sorted({r.model for r in generated if r.provider != "offline" and not prices.is_priced(r.model)})
 
 
 def cost_line(manifest: BuildManifest) -> str:

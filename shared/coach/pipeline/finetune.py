@@ -102,7 +102,7 @@ class JobStatus(BaseModel):
 
 def skip_reason(request: BuildRequest) -> str | None:
     if not request.fine_tune.enabled:
-        return "fine-tuning is not enabled for this build (set fine_tune.enabled to true)"
+        return "fine-tuning is not enabled for this build (--fine-tune, or fine_tune.enabled in the request)"
     if request.provider == "offline":
         return ("the critiques came from the offline critic, which is for trying the pipeline; "
                 "fine-tune on critiques from a real model (provider bedrock or openai)")
@@ -187,6 +187,17 @@ def start(request: BuildRequest, *, store: BuildStore, client_factory: ClientFac
     if reason:
         _update_manifest(store, build_id, status="skipped", reason=reason)
         return StartResult(status="skipped", reason=reason, build_id=build_id)
+    try:
+        return _start(request, store=store, client_factory=client_factory)
+    except CoachError as exc:
+        # The manifest must not keep saying what an earlier run did ("not enabled", an old job).
+        _update_manifest(store, build_id, status="failed", reason="the fine-tuning job could not be started",
+                         error=ErrorInfo(code=exc.code, message=exc.message))
+        raise
+
+
+def _start(request: BuildRequest, *, store: BuildStore, client_factory: ClientFactory) -> StartResult:
+    build_id = request.build_id
     train_text = store.get_text(dataset_key(build_id, "train.jsonl")) or ""
     validation_text = store.get_text(dataset_key(build_id, "validation.jsonl")) or ""
     if not train_text.strip():

@@ -95,7 +95,7 @@ def generate(
 ) -> tuple[GenerationRecord, bool]:
     """Returns (record, reused). Raises UpstreamError when the message should be retried."""
     existing = store.get_feedback(task.build_id, task.story_id)
-    if existing and existing.status == "generated" and existing.prompt_version == task.prompt_version:
+    if existing and existing.written_for(task.provider, task.model, task.prompt_version):
         return existing, True
 
     story = store.get_story(task.build_id, task.story_id)
@@ -148,6 +148,7 @@ def generate(
         finish_reason=completion.finish_reason, truncated=prompt.truncated, usage=completion.usage,
         cost_usd=prices.cost_usd(model, completion.usage), run_id=task.run_id,
         attempts=completion.attempts, latency_ms=int((time.monotonic() - started) * 1000),
+        requested_model=task.model,
     )
     store.put_feedback(record)  # first: a paid critique must be kept even if the ledger update fails
     if isinstance(reserved, Reservation) and ledger is not None:
@@ -169,7 +170,7 @@ def _release(ledger: BudgetLedger | None, reserved: Reservation | GenerationReco
 
 def generate_once(task: GenerationTask, *, guard: GenerationGuard, store: BuildStore,
                   **options: Any) -> GenerationOutcome:
-    """`generate` behind the idempotency guard keyed by (build_id, story_id, prompt_version).
+    """`generate` behind the idempotency guard keyed by (build_id, story_id, prompt_version, provider, model).
 
     Only generated feedback is remembered; failures and budget skips are not, so a later delivery or a
     re-run tries those stories again. Raises GenerationInProgressError while another delivery works on it.

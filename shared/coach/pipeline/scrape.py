@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -29,6 +30,8 @@ class ScrapeResult(BaseModel):
     stories: int
     enqueued: int
     reused: int = 0
+    # Stories whose stored critique came from another provider, model or prompt version: critiqued again.
+    replaced: int = 0
     resumed: bool = False
     decode_errors: int = 0
     skipped: dict[str, int] = Field(default_factory=dict)
@@ -59,10 +62,18 @@ def collect(request: BuildRequest, store: BuildStore, **source_kwargs: Any) -> t
     """Stories of the build: the stored ones on a re-run (so a resume sees the same set), else fresh."""
     stored = sorted(store.stories(request.build_id), key=lambda s: s.story_id)
     if stored:
-        return stored, {"decode_errors": 0, "skipped": {}, "warnings": []}, True
+        # What the first run skipped stays part of the build's account.
+        before = store.get_json(scrape_key(request.build_id)) or {}
+        warnings = []
+        if request.limit is not None and request.limit != len(stored):
+            warnings.append(f"limit {request.limit} does not apply to a re-run: build {request.build_id} already "
+                            f"holds {len(stored)} stories and continues with them; use a new build id for "
+                            "another set")
+        return stored, {"decode_errors": int(before.get("decode_errors", 0)),
+                        "skipped": dict(before.get("skipped", {})), "warnings": warnings}, True
     from coach.adapters.sources import load_stories
 
-    seen = store.seen_story_ids()
+    seen = store.seen_story_ids() if request.skip_seen else set()
     result = load_stories(request.source, limit=request.limit, seen_ids=seen, **source_kwargs)
     for story in result.stories:
         store.put_story(request.build_id, story)
@@ -86,21 +97,34 @@ def scrape(request: BuildRequest, *, store: BuildStore, queue: StoryQueue, **sou
     started = utc_now()
     stories, info, resumed = collect(request, store, **source_kwargs)
     if not stories:
-        detail = ", ".join(f"{k}: {v}" for k, v in sorted(info["skipped"].items())) or "the source had none"
+        skips = dict(info["skipped"])
+        if info["decode_errors"]:
+            skips["unreadable"] = info["decode_errors"]
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(skips.items())) or "the source had none"
+        if info["warnings"]:
+            detail += "; " + "; ".join(info["warnings"][:3])
         raise NoStoriesError(f"no stories to critique from source '{request.source.kind}' ({detail})")
     store.put_model(request_key(request.build_id), request)
     run_id = uuid.uuid4().hex[:12]
     model = default_model(request)
     pending: list[Story] = []
     reused = 0
+    replaced: Counter[str] = Counter()  # stored critiques from another generation key, by who wrote them
     spent = 0.0  # by earlier runs of this build: the cost their records carry
     for story in stories:
         existing = store.get_feedback(request.build_id, story.story_id)
         spent += existing.cost_usd if existing else 0.0
-        if existing and existing.status == "generated" and existing.prompt_version == PROMPT_VERSION:
+        if existing and existing.written_for(request.provider, model, PROMPT_VERSION):
             reused += 1
             continue
+        if existing and existing.status == "generated":
+            replaced[f"{existing.writer} (prompt {existing.prompt_version})"] += 1
         pending.append(story)
+    if replaced:
+        info["warnings"].insert(0, (
+            f"{sum(replaced.values())} stories have critiques from "
+            + ", ".join(f"{who}: {n}" for who, n in sorted(replaced.items()))
+            + f"; they are critiqued again by {request.provider}/{model} (prompt {PROMPT_VERSION})"))
     estimate = None
     if request.budget_usd is not None and pending:
         # Refuse before anything is enqueued or paid: a build that cannot fit would be cut short.
@@ -113,7 +137,8 @@ def scrape(request: BuildRequest, *, store: BuildStore, queue: StoryQueue, **sou
     ) for story in pending]
     result = ScrapeResult(
         build_id=request.build_id, run_id=run_id, started_at=started, stories=len(stories),
-        enqueued=0, reused=reused, resumed=resumed, decode_errors=info["decode_errors"],
+        enqueued=0, reused=reused, replaced=sum(replaced.values()), resumed=resumed,
+        decode_errors=info["decode_errors"],
         skipped=info["skipped"], warnings=info["warnings"], enqueued_ids=[t.story_id for t in tasks],
         spent_before_usd=round(spent, 9), estimate=estimate,
     )

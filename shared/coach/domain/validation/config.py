@@ -34,9 +34,11 @@ class ValidatorConfig(BaseModel):
     max_quoted_fraction: float = Field(0.4, gt=0, le=1, description="share of words inside quotations")
     min_quotes_for_fraction: int = Field(4, ge=1, description="quotations needed before the share counts")
 
-    # Third person: "the author" / "the writer" outside quotations, or never a "you".
+    # Third person: "the author" / "the writer" outside quotations. Neutral craft talk that never says "you"
+    # ("The story opens with a strong image") is kept unless the stricter rule is switched on.
     min_third_person_mentions: int = Field(1, ge=1)
-    min_second_person: int = Field(1, ge=0, description="a critique must say 'you' at least this often")
+    require_second_person: bool = Field(False, description="reject critiques that never address the writer")
+    min_second_person: int = Field(1, ge=0, description="with require_second_person: 'you' at least this often")
 
     # Story continuation or retelling.
     overlap_ngram: int = Field(6, ge=3, description="word n-gram length for overlap with the story")

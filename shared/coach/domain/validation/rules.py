@@ -300,7 +300,7 @@ def rule_third_person(ctx: Context, *, check_second_person: bool = True) -> list
                               "speaks about the writer instead of to them"))
     if len(found) >= cfg.min_third_person_mentions:
         return first(ctx, found)
-    if check_second_person and cfg.min_second_person:
+    if check_second_person and cfg.require_second_person and cfg.min_second_person:
         count = sum(1 for ws in ctx.sentence_words for w in ws if w in _SECOND_PERSON_WORDS)
         if count < cfg.min_second_person:
             count += sum(1 for s in ctx.sentences if _IMPERATIVE_RE.match(ctx.masked, s.start, s.end))
@@ -423,6 +423,11 @@ def _narrative_run(ctx: Context) -> Evidence | None:
     if best is not None:
         return evidence(ctx, "narrative_run", R.STORY_CONTINUATION, best[0], best[1],
                         f"{best[3]} sentences in a row tell a story instead of critiquing one")
+    # A short plot summary before the critique is how many editors open: the leading narration (too short
+    # for a run, checked above) does not count towards the share.
+    lead = next((k for k, flag in enumerate(narrative) if not flag), len(narrative))
+    if lead < len(narrative):
+        indexes, narrative = indexes[lead:], narrative[lead:]
     if len(indexes) >= cfg.min_sentences_for_fraction and narrative:
         share = sum(narrative) / len(narrative)
         if share >= cfg.max_narrative_fraction:
