@@ -147,7 +147,7 @@ def test_serve_with_openai_and_no_key_refuses_to_start(capsys, monkeypatch):
     monkeypatch.delenv("COACH_OPENAI_SECRET", raising=False)
     saved = dict(os.environ)
     try:
-        code, out, err = run_cli(capsys, "serve", "--provider", "openai", "--port", "0")
+        code, out, err = run_cli(capsys, "serve", "--provider", "openai", "--model", "gpt-4o-mini", "--port", "0")
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -56,7 +56,8 @@ def bedrock(monkeypatch):
 
 
 def request(build_id: str = "bd-build", **fine_tune) -> dict:
-    return {"build_id": build_id, "provider": "bedrock", "model": "amazon.nova-pro-v1:0",
+    # The seeded critiques came from an OpenAI-compatible teacher; the fine-tune is Bedrock's either way.
+    return {"build_id": build_id, "provider": "openai", "model": "gpt-4o-mini",
             "fine_tune": {"enabled": True, "backend": "bedrock", **fine_tune}}
 
 

@@ -19,6 +19,7 @@ from coach.domain.records import BuildRequest, GenerationTask
 from coach.errors import CoachError
 from coach.local.lambda_runtime import invoke
 from coach.local.poller import to_sqs_event
+from tests.fakes.bedrock_server import FakeBedrockServer
 from tests.fakes.openai_server import FakeOpenAIServer
 
 EVENTS = Path(__file__).resolve().parents[2] / "infra" / "events"
@@ -28,6 +29,7 @@ HANDLERS = {
     "validator.json": "validator", "assembler.json": "assembler",
     "finetune_start.json": "finetune", "finetune_status.json": "finetune", "finetune_publish.json": "finetune",
     "critique_health.json": "critique", "critique_post.json": "critique",
+    "finetune_bedrock_status.json": "finetune", "finetune_deploy.json": "finetune", "evaluate.json": "evaluate",
 }
 
 
@@ -93,3 +95,20 @@ def test_the_fine_tune_events_reach_their_handler(aws, monkeypatch):
             invoke("finetune", load("finetune_status.json"))
         assert unknown_job.value.code == "fine_tune_job_not_found"
     runtime.reset()
+
+
+def test_the_bedrock_fine_tune_events_reach_their_handler(aws, monkeypatch):
+    with FakeBedrockServer() as bedrock:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK", bedrock.endpoint_url)
+        runtime.reset()
+        for name in ("finetune_bedrock_status.json", "finetune_deploy.json"):
+            with pytest.raises(CoachError) as unknown:  # that job (and its model) exist only in an account
+                invoke("finetune", load(name))
+            assert unknown.value.code == "bedrock_resource_not_found", name
+    runtime.reset()
+
+
+def test_the_evaluate_event_reaches_its_handler(aws):
+    with pytest.raises(CoachError) as unassembled:  # that build was never assembled here
+        invoke("evaluate", load("evaluate.json"))
+    assert unassembled.value.code == "eval_set_missing"

@@ -101,8 +101,11 @@ def bedrock_client(service: Literal["bedrock", "bedrock-runtime"], *, region: st
     return session.client(service, region_name=chosen, endpoint_url=_endpoint(service, chosen), config=config)
 
 
-def client_error(exc: Exception, what: str) -> UpstreamError:
-    """A coded error from a Bedrock ClientError or botocore failure (control plane or runtime)."""
+def client_error(exc: Exception, what: str, *, not_found: str = "bedrock_model_not_found") -> UpstreamError:
+    """A coded error from a Bedrock ClientError or botocore failure (control plane or runtime).
+
+    `not_found` is the code for ResourceNotFoundException: a model for Converse, a job or a deployment for
+    the control plane."""
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "ClientError")
         message = _one_line(exc.response.get("Error", {}).get("Message", "") or str(exc))
@@ -110,7 +113,7 @@ def client_error(exc: Exception, what: str) -> UpstreamError:
         if code in _RETRYABLE:
             ours, kind = _RETRYABLE[code]
             return kind(f"Bedrock answered {code} to {what}: {message}", code=ours, status=status)
-        ours = _PERMANENT.get(code, "bedrock_rejected")
+        ours = not_found if code == "ResourceNotFoundException" else _PERMANENT.get(code, "bedrock_rejected")
         if code == "ValidationException" and "model identifier" in message.lower():
             ours = "bedrock_model_not_found"
         hint = (" (enable access to the model in the Bedrock console for this region, and check the role's "

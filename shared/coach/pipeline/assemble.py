@@ -308,7 +308,8 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
         # The manifest still counts what was found, and says why there is no dataset; so does the report,
         # which shows what was rejected.
         manifest.failure = StepFailure(step="assemble", code=exc.code, message=exc.message)
-        manifest.files = {"rejected.jsonl": keys["rejected.jsonl"], **report_files(build_id)}
+        manifest.files = {"rejected.jsonl": keys["rejected.jsonl"],
+                          "report.html": report_files(build_id)["report.html"]}
         publish_report(store, build_id, manifest=manifest, problem=exc.message,
                        loaded=BuildRecords(stories, records, verdicts))
         store.put_text(keys["manifest.json"], manifest.model_dump_json(indent=2))

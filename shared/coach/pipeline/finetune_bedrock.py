@@ -78,7 +78,7 @@ def _call(what: str, fn: Any, **kwargs: Any) -> Any:
     try:
         return fn(**kwargs)
     except (ClientError, BotoCoreError) as exc:
-        raise client_error(exc, what) from None
+        raise client_error(exc, what, not_found="bedrock_resource_not_found") from None
 
 
 def _not_found(fn: Any, **kwargs: Any) -> Any | None:

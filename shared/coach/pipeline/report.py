@@ -157,6 +157,8 @@ def collect(store: BuildStore, build_id: str, *, manifest: BuildManifest | None 
         counts.rejected_by_reason = dict(sorted(_reason_counts(views).items()))
         stored = _manifest_without_dataset(request or BuildRequest(build_id=build_id), counts)
         problem = problem or "the build stopped before its dataset was assembled: no dataset files exist"
+    elif stored.failure is not None and stored.failure.step != "fine-tune" and not problem:
+        problem = stored.failure.message  # the manifest of a build refused before its dataset was written
     from coach.pipeline.finetune import metrics_key, step_metrics_key  # here: finetune calls this module
     from coach.pipeline.finetune_bedrock import validation_metrics_key
 
