@@ -243,7 +243,8 @@ def test_an_unreachable_completion_api_fails_the_build_at_once_with_the_cause(tm
 
     out = tmp_path / "out"
     base_url = unused_base_url()
-    result = coach("build", "--limit", "12", "--provider", "openai", "--build-id", "unreachable", "--out", str(out),
+    result = coach("build", "--limit", "12", "--provider", "openai", "--model", "gpt-4o-mini",
+                   "--build-id", "unreachable", "--out", str(out),
                    base_url=base_url)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]

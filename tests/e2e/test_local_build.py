@@ -127,9 +127,10 @@ def test_a_fine_tune_the_gate_refuses_is_not_published(tmp_path):
 
     out = tmp_path / "out"
     # Teacher and student both write grounded praise that never names a problem.
-    with FakeOpenAIServer(api_key="sk-ft", reply=blind) as server:
-        result = coach("build", "--limit", "14", "--provider", "openai", "--build-id", "e2e-blind", "--out",
-                       str(out), "--fine-tune", "--wait", "--poll-seconds", "0.05",
+    with FakeOpenAIServer(api_key="sk-ft", reply=blind, shutdown_dates={}) as server:
+        result = coach("build", "--limit", "14", "--provider", "openai", "--model", "gpt-4o-mini",
+                       "--build-id", "e2e-blind", "--out", str(out), "--fine-tune", "--fine-tune-backend", "openai",
+                       "--base-model", "gpt-4o-mini-2024-07-18", "--wait", "--poll-seconds", "0.05",
                        env={"OPENAI_API_KEY": "sk-ft", "OPENAI_BASE_URL": server.base_url})
     assert result.returncode == 5, result.stderr
     assert "not published:" in result.stderr and "planted-flaw lift +0.00 is below the floor" in result.stderr
@@ -183,15 +184,17 @@ def test_a_failed_fine_tune_start_leaves_a_manifest_that_says_so(tmp_path):
 
     out = tmp_path / "out"
     env_of = {"OPENAI_API_KEY": "sk-stale"}
-    with FakeOpenAIServer(api_key="sk-stale", reply=reply) as server:
+    with FakeOpenAIServer(api_key="sk-stale", reply=reply, shutdown_dates={}) as server:
         env = {**env_of, "OPENAI_BASE_URL": server.base_url}
-        args = ("build", "--limit", "14", "--provider", "openai", "--build-id", "e2e-stale", "--out", str(out))
+        args = ("build", "--limit", "14", "--provider", "openai", "--model", "gpt-4o-mini",
+                "--build-id", "e2e-stale", "--out", str(out))
         first = coach(*args, env=env)
         assert first.returncode == 0, first.stderr
         assert manifest(out)["fine_tune"]["reason"].startswith("fine-tuning is not enabled")
         server.configure(fault_paths=("/v1/files",))
         server.push_script(Fault(403, code="upload_refused", message="This key may not upload files."))
-        second = coach(*args, "--fine-tune", env=env)
+        second = coach(*args, "--fine-tune", "--fine-tune-backend", "openai", "--base-model",
+                       "gpt-4o-mini-2024-07-18", env=env)
     assert second.returncode == 2, second.stdout + second.stderr
     code = second.stderr.strip().splitlines()[-1].split(":")[1].strip()
     assert "This key may not upload files." in second.stderr
@@ -247,10 +250,11 @@ def test_fine_tune_without_wait_prints_the_job_and_the_command_that_follows_it(t
         return write_critique(text, title=title)
 
     out = tmp_path / "out"
-    with FakeOpenAIServer(api_key="sk-nowait", reply=reply, fine_tune_polls_per_state=1) as server:
+    with FakeOpenAIServer(api_key="sk-nowait", reply=reply, fine_tune_polls_per_state=1, shutdown_dates={}) as server:
         env = {"OPENAI_API_KEY": "sk-nowait", "OPENAI_BASE_URL": server.base_url}
-        started = coach("build", "--limit", "14", "--provider", "openai", "--build-id", "e2e-nowait",
-                        "--out", str(out), "--fine-tune", "--poll-seconds", "0.05", env=env)
+        started = coach("build", "--limit", "14", "--provider", "openai", "--model", "gpt-4o-mini",
+                        "--build-id", "e2e-nowait", "--out", str(out), "--fine-tune", "--fine-tune-backend",
+                        "openai", "--base-model", "gpt-4o-mini-2024-07-18", "--poll-seconds", "0.05", env=env)
         assert started.returncode == 0, started.stderr
         [job_id] = server.jobs
         assert f"fine-tuning job {job_id} is" in started.stdout
