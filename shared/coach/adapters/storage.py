@@ -7,6 +7,9 @@ builds/{build_id}/stories/{story}.json  Story records
 builds/{build_id}/feedback/{story}.json GenerationRecord (generated, failed or skipped_budget)
 builds/{build_id}/verdicts/{story}.json Verdict
 builds/{build_id}/dataset/...           train.jsonl, validation.jsonl, rejected.jsonl, manifest.json
+builds/{build_id}/batch/state.json      batch generation: the provider batches and what each holds
+builds/{build_id}/batch/requests/{chunk}.jsonl  one provider batch's requests (Bedrock reads it from here)
+builds/{build_id}/batch/output/{chunk}/ what Bedrock batch inference writes for that batch
 index/stories/{story_id}                marker: a story already taken by some build (deduplication)
 """
 
@@ -55,6 +58,18 @@ def verdict_key(build_id: str, story_id: str) -> str:
 
 def dataset_key(build_id: str, name: str) -> str:
     return f"{build_prefix(build_id)}dataset/{name}"
+
+
+def batch_state_key(build_id: str) -> str:
+    return f"{build_prefix(build_id)}batch/state.json"
+
+
+def batch_requests_key(build_id: str, chunk_id: str) -> str:
+    return f"{build_prefix(build_id)}batch/requests/{chunk_id}.jsonl"
+
+
+def batch_output_prefix(build_id: str, chunk_id: str) -> str:
+    return f"{build_prefix(build_id)}batch/output/{chunk_id}/"
 
 
 def index_key(story_id: str) -> str:
