@@ -6,8 +6,9 @@ finalizing -> completed | expired | failed, or cancelling -> cancelled, one stat
 and error files in OpenAI's documented line shapes; `batch_error_rate` puts that share of requests in the
 error file, `batch_expire_next` makes the next N batches expire half way, `batch_failure` fails validation).
 Faults are injected on purpose so retry, timeout and idempotency code can be tested without a network:
-random 429/500 answers, latency, stalls that outlast a client timeout, and scripted per-call outcomes for deterministic tests. Every request is logged, and successful completions
-are counted per distinct user message so a test can assert that a story was paid for exactly once.
+random 429/500 answers, latency, stalls that outlast a client timeout, and scripted per-call outcomes for
+deterministic tests. Every request is logged, and successful completions (synchronous or in a batch) are
+counted per distinct user message so a test can assert that a story was paid for exactly once.
 
 A stall never answers (the connection is dropped when `stall_seconds` end), so it is not counted as paid.
 Latency longer than the client's timeout is different: the answer is still written late and counted,
