@@ -40,6 +40,7 @@ FUNCTIONS = {
     "ValidatorFunctionArn": "validator",
     "AssemblerFunctionArn": "assembler",
     "FineTuneFunctionArn": "finetune",
+    "BatchFunctionArn": "batch",
 }
 BUCKET = "coach-data-test"
 DEFAULT_SETTINGS = {
@@ -47,6 +48,8 @@ DEFAULT_SETTINGS = {
     "GenerationMaxChecks": "5",
     "FineTunePollSeconds": "0",
     "FineTuneMaxChecks": "5",
+    "BatchPollSeconds": "0",
+    "BatchMaxChecks": "5",
     "DatasetBucketName": BUCKET,
 }
 
