@@ -18,15 +18,15 @@ from coach.local.poller import to_sqs_event
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "coach" / "samples"
 
 
-def write_stories(path: Path, count: int) -> list[str]:
+def write_stories(path: Path, count: int, prefix: str = "story") -> list[str]:
     """`count` distinct stories cut from the bundled samples, each opening with a findable marker."""
     samples = sorted(SAMPLES.glob("*.md"))
     rows = []
     for number in range(count):
         sample = samples[number % len(samples)]
         paragraphs = [p for p in re.split(r"\n\s*\n", sample.read_text().split("\n", 2)[2]) if p.strip()]
-        rows.append({"id": f"story-{number:03d}", "title": f"{sample.stem} {number}",
-                     "text": f"{marker(number)} " + "\n\n".join(paragraphs)})
+        rows.append({"id": f"{prefix}-{number:03d}", "title": f"{sample.stem} {number}",
+                     "text": f"{marker(number)} {prefix}. " + "\n\n".join(paragraphs)})
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return [row["id"] for row in rows]
 

@@ -226,12 +226,20 @@ def submit(ctx: BatchContext) -> BatchStep:
                            attempt=1 + max(state.submissions.get(s, 0) for s, _, _ in rows),
                            story_ids=[s for s, _, _ in rows])
         if not _reserve(ctx, chunk, sum(n for _, _, n in rows)):
-            for story_id in chunk.story_ids:
+            # Keep as many stories as the budget's remainder holds at their worst case; skip the rest.
+            fits = _fitting(ctx, [n for _, _, n in rows])
+            if fits >= max(1, ctx.backend.limits.min_requests) and _reserve(
+                    ctx, chunk, sum(n for _, _, n in rows[:fits])):
+                rows = rows[:fits]
+            skipped = chunk.story_ids[len(rows):] if chunk.reservation_key else chunk.story_ids
+            chunk.story_ids = [s for s, _, _ in rows]
+            for story_id in skipped:
                 ctx.record(story_id, "skipped_budget", "budget_exceeded",
-                           f"budget ${ctx.request.budget_usd:.4f} cannot hold another batch of "
-                           f"{len(chunk.story_ids)} stories at its worst-case cost")
+                           f"budget ${ctx.request.budget_usd:.4f} cannot hold this story's batch request at its "
+                           f"worst-case cost (prompt plus {ctx.max_feedback_tokens} completion tokens)")
                 step.skipped_budget += 1
-            continue
+            if chunk.reservation_key is None:
+                continue
         state.next_chunk += 1
         for story_id in chunk.story_ids:
             state.submissions[story_id] = state.submissions.get(story_id, 0) + 1
@@ -269,6 +277,21 @@ def _reserve(ctx: BatchContext, chunk: BatchChunk, nanos: int) -> bool:
         return False
     chunk.reservation_key, chunk.reservation_nanos = reservation.key, reservation.nanos
     return True
+
+
+def _fitting(ctx: BatchContext, nanos: list[int]) -> int:
+    """How many of these requests, in order, the budget's remainder holds at their worst case."""
+    if ctx.ledger is None or ctx.request.budget_usd is None:
+        return len(nanos)
+    allowance = ctx.request.budget_usd - float(ctx.scrape.get("spent_before_usd") or 0.0)
+    left = allowance * 1e9 - ctx.ledger.state(ctx.build_id, ctx.run_id).committed_usd * 1e9
+    count = 0
+    for amount in nanos:
+        if amount > left:
+            break
+        left -= amount
+        count += 1
+    return count
 
 
 def poll(ctx: BatchContext) -> BatchStep:
