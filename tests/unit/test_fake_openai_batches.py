@@ -70,7 +70,7 @@ def test_an_expired_batch_answers_half_and_lists_the_rest_as_expired(client_and_
 
 
 def test_validation_failure_and_cancel_and_list(client_and_server):
-    client, server = client_and_server
+    client, _ = client_and_server
     uploaded = client.files.create(file=("bad.jsonl", io.BytesIO(b'{"custom_id": "a"}\n{"custom_id": "a"}\n')),
                                    purpose="batch")
     bad = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
