@@ -4,6 +4,9 @@ paid twice, and the manifest's cost is the records' cost at the prices they were
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from coach.adapters.storage import batch_state_key
@@ -14,6 +17,7 @@ from coach.local.lambda_runtime import invoke
 from tests.batch.helpers import critique, drain_queue, marker, run_batches, store, write_stories
 from tests.fakes.openai_server import FakeOpenAIServer
 
+EVENTS = Path(__file__).resolve().parents[2] / "infra" / "events"
 BUILD = "batch-60"
 MODEL = "gpt-4o-mini"
 
@@ -113,8 +117,8 @@ def test_cancel_stops_open_batches_and_a_rerun_finishes_only_the_rest(aws, opena
     invoke("scraper", {"request": request})
     invoke("batch", {"action": "submit", "build_id": BUILD})
     # What EventBridge delivers when the execution is stopped (StopExecution runs no Catch).
-    aborted = {"detail-type": "Step Functions Execution Status Change", "source": "aws.states",
-               "detail": {"status": "ABORTED", "input": f'{{"build_id": "{BUILD}"}}'}}
+    aborted = json.loads((EVENTS / "batch_cancel_on_abort.json").read_text())
+    aborted["detail"]["input"] = json.dumps({"build_id": BUILD, "generation": "batch"})
     invoke("batch", aborted)
     assert {b.status for b in openai_fake.batches.values()} == {"cancelling"}
     invoke("scraper", {"request": request})

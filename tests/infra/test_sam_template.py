@@ -209,6 +209,12 @@ def test_sample_build_request_is_a_valid_build_request():
     assert request.fine_tune.enabled
 
 
+def test_sample_batch_build_request_asks_for_batch_generation():
+    sample = json.loads((ROOT / "infra" / "events" / "build_request_batch.json").read_text(encoding="utf-8"))
+    request = BuildRequest.model_validate(sample)
+    assert request.generation == "batch" and request.batch.fallback == "sync"
+
+
 def test_sample_events_are_json():
     events = sorted((ROOT / "infra" / "events").glob("*.json"))
     assert events

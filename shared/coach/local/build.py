@@ -337,7 +337,9 @@ def summary_table(result: LocalBuildResult) -> str:
         ("tokens (prompt / completion)", f"{m.tokens.prompt_tokens} / {m.tokens.completion_tokens}{estimate}"),
         ("dataset tokens", f"{m.tokens.dataset_tokens} [{m.tokens.method}"
          + (", estimated]" if m.tokens.method.startswith("chars") else "]")),
-        ("generation cost", f"${m.cost.generation_usd:.4f}"),
+        ("generation cost", f"${m.cost.generation_usd:.4f}" + (
+            f" (${m.cost.generation_batch_usd:.4f} at batch prices; synchronous calls: "
+            f"${m.cost.generation_sync_equivalent_usd:.4f})" if m.cost.generation_batch_usd else "")),
         ("fine-tune estimate", cost_line(m).removeprefix("fine-tune estimate: ")),
         ("fine-tune", m.fine_tune.status + (f": {m.fine_tune.reason}" if m.fine_tune.reason else "")
          + (f" ({m.fine_tune.fine_tuned_model})" if m.fine_tune.fine_tuned_model else "")
