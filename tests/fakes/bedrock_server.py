@@ -1088,6 +1088,10 @@ class FakeBedrockServer:
             job.status = BATCH_STATES[BATCH_STATES.index(job.status) + 1]
 
     def _load_batch(self, job: BatchJob) -> str | None:
+        if job.request.get("modelInvocationType", "InvokeModel") != "Converse":
+            # The fake answers Converse-shaped records only; an InvokeModel job's modelInput is the model's
+            # own InvokeModel body, which differs per model.
+            return "This test server runs only jobs created with modelInvocationType 'Converse'."
         uri = job.request["inputDataConfig"]["s3InputDataConfig"]["s3Uri"]
         try:
             files = self._read_jsonl(uri)
@@ -1105,6 +1109,8 @@ class FakeBedrockServer:
                 if not isinstance(row, dict) or not isinstance(row.get("modelInput"), dict):
                     return f"{name} line {number} has no modelInput object."
                 row.setdefault("recordId", uuid.uuid4().hex[:11].upper())
+                if not str(row["recordId"]).isalnum():
+                    return f"{name} line {number}: recordId must be an alphanumeric string."
                 records.append(row)
             job.files.append((name, records))
         total = sum(len(records) for _, records in job.files)

@@ -10,6 +10,7 @@ from coach.domain.batch import (
     BEDROCK_LIMITS,
     OPENAI_LIMITS,
     BatchLimits,
+    bedrock_record_id,
     bedrock_request_line,
     generation_key,
     openai_request_line,
@@ -86,7 +87,8 @@ def test_request_lines_carry_the_generation_key_and_the_one_prompt():
     assert row["custom_id"] == key and row["method"] == "POST" and row["url"] == "/v1/chat/completions"
     assert row["body"]["messages"] == prompt.messages and row["body"]["max_completion_tokens"] == 800
     record = json.loads(bedrock_request_line(key, prompt.messages, max_tokens=800, stop=[END_MARKER]))
-    assert record["recordId"] == key
+    assert record["recordId"] == bedrock_record_id(key) and record["recordId"].isalnum()
+    assert bedrock_record_id(key) != bedrock_record_id(generation_key("b1", "s2", "v3", "openai", "gpt-4o-mini"))
     assert record["modelInput"]["system"][0]["text"] == prompt.messages[0]["content"]
     assert record["modelInput"]["messages"][0]["content"][0]["text"] == prompt.messages[1]["content"]
     assert record["modelInput"]["inferenceConfig"] == {"maxTokens": 800, "temperature": 0.7,

@@ -44,6 +44,8 @@ class BatchBackend(Protocol):
     def request_line(self, key: str, messages: list[dict[str, str]], *, max_tokens: int,
                      stop: list[str]) -> str: ...
 
+    def result_key(self, key: str) -> str: ...
+
     def submit(self, build_id: str, chunk_id: str, requests: str) -> str: ...
 
     def status(self, batch_id: str) -> BatchStatus: ...
@@ -93,6 +95,9 @@ class OpenAIBatches:
 
         return openai_request_line(key, messages, model=self.model, max_tokens=max_tokens, stop=stop,
                                    token_param=self.token_param)
+
+    def result_key(self, key: str) -> str:
+        return key
 
     def _existing(self, name: str) -> str | None:
         for seen, batch in enumerate(self.client.batches.list(limit=100)):
@@ -186,6 +191,11 @@ class BedrockBatches:
 
         return bedrock_request_line(key, messages, max_tokens=max_tokens, stop=stop)
 
+    def result_key(self, key: str) -> str:
+        from coach.domain.batch import bedrock_record_id
+
+        return bedrock_record_id(key)
+
     def _uri(self, key: str) -> str:
         return f"s3://{self.store.bucket}/{key}"
 
@@ -199,6 +209,7 @@ class BedrockBatches:
         try:
             job = self.client.create_model_invocation_job(
                 jobName=name, clientRequestToken=name, roleArn=self.role_arn, modelId=self.model,
+                modelInvocationType="Converse",  # the records are Converse request bodies
                 inputDataConfig={"s3InputDataConfig": {"s3Uri": self._uri(input_key), "s3InputFormat": "JSONL"}},
                 outputDataConfig={"s3OutputDataConfig": {"s3Uri": self._uri(batch_output_prefix(build_id, chunk_id))}},
                 timeoutDurationInHours=24,

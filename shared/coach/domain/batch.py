@@ -1,9 +1,10 @@
 """Batch generation, the pure part: request lines, splitting at provider limits, reading result lines.
 
-A batch request carries the story's generation key (`custom_id` for OpenAI, `recordId` for Bedrock): the
-story id plus a digest of (build, prompt version, provider, model), so a result is only ever attributed to
-the story, prompt and model it was asked for. The prompt comes from the one prompt builder, so a batch
-critique and a synchronous one are asked exactly the same question.
+A batch request carries the story's generation key: the story id plus a digest of (build, prompt version,
+provider, model), so a result is only ever attributed to the story, prompt and model it was asked for. It is
+OpenAI's `custom_id` as it is; Bedrock's `recordId` must be alphanumeric, so there it is a digest of the key.
+The prompt comes from the one prompt builder, so a batch critique and a synchronous one are asked exactly the
+same question.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def generation_key(build_id: str, story_id: str, prompt_version: str, provider: 
     return f"{story_id}.{digest}"
 
 
+def bedrock_record_id(key: str) -> str:
+    """The generation key as Bedrock's recordId, which must be alphanumeric: a digest of the whole key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
 def openai_request_line(key: str, messages: list[dict[str, str]], *, model: str, max_tokens: int,
                         stop: list[str], token_param: str = "max_tokens") -> str:
     body: dict[str, Any] = {"model": model, "messages": messages, token_param: max_tokens, "temperature": 0.7}
@@ -50,6 +56,7 @@ def openai_request_line(key: str, messages: list[dict[str, str]], *, model: str,
 
 
 def bedrock_request_line(key: str, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str]) -> str:
+    """A record of a Converse-type job: modelInput is a Converse request body (without the model id)."""
     system, turns = converse_parts(messages)
     inference: dict[str, Any] = {"maxTokens": max_tokens, "temperature": 0.7}
     if stop:
@@ -57,7 +64,7 @@ def bedrock_request_line(key: str, messages: list[dict[str, str]], *, max_tokens
     model_input: dict[str, Any] = {"messages": turns, "inferenceConfig": inference}
     if system:
         model_input["system"] = system
-    return json.dumps({"recordId": key, "modelInput": model_input}, ensure_ascii=False)
+    return json.dumps({"recordId": bedrock_record_id(key), "modelInput": model_input}, ensure_ascii=False)
 
 
 def split_requests(sizes: list[int], limits: BatchLimits) -> tuple[list[range], list[int]]:

@@ -323,7 +323,7 @@ def collect(ctx: BatchContext) -> BatchStep:
             r.key: r for r in ctx.backend.results(ctx.build_id, chunk.chunk_id, chunk.batch_id)}
         spent = 0.0
         for story_id in chunk.story_ids:
-            result = results.get(ctx.key(story_id))
+            result = results.get(ctx.backend.result_key(ctx.key(story_id)))
             if result is not None and result.ok:
                 spent += _write(ctx, chunk, story_id, result, step)
                 continue
