@@ -115,3 +115,19 @@ def test_without_a_service_role_the_step_fails_readably(aws, bedrock_fake, tmp_p
     invoke("scraper", {"request": invoke("checkinput", _request(tmp_path, count=12))})
     with pytest.raises(BatchFailed, match="COACH_BEDROCK_BATCH_ROLE_ARN"):
         invoke("batch", {"action": "submit", "build_id": BUILD})
+
+
+def test_a_submission_retried_after_a_crash_reuses_the_job_by_its_token(aws, bedrock_fake, tmp_path):
+    from coach.adapters.storage import batch_state_key
+
+    bedrock_fake.configure(batch_record_error_rate=0.0, batch_expire_next=0)
+    invoke("scraper", {"request": invoke("checkinput", _request(tmp_path, count=40))})
+    invoke("batch", {"action": "submit", "build_id": BUILD})
+    state = store(aws).get_json(batch_state_key(BUILD))
+    for chunk in state["chunks"]:
+        chunk.update(batch_id=None, status="pending")
+    store(aws).put_json(batch_state_key(BUILD), state)
+    invoke("batch", {"action": "submit", "build_id": BUILD})
+    assert len(bedrock_fake.batch_jobs) == 2
+    run_batches(BUILD)
+    _paid_once(bedrock_fake, 40)

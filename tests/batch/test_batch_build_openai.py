@@ -133,3 +133,29 @@ def test_batch_needs_a_provider_with_a_batch_api(aws):
 
     with pytest.raises(InvalidBuildRequest, match="batch"):
         invoke("checkinput", {"build_id": "b-off", "provider": "offline", "generation": "batch"})
+
+
+def test_a_submission_retried_after_a_crash_finds_its_batch_instead_of_paying_twice(aws, openai_fake, tmp_path):
+    openai_fake.configure(batch_error_rate=0.0, batch_expire_next=0)
+    invoke("scraper", {"request": invoke("checkinput", _request(tmp_path))})
+    invoke("batch", {"action": "submit", "build_id": BUILD})
+    # The step died after OpenAI accepted the batches but before their ids were saved.
+    state = store(aws).get_json(batch_state_key(BUILD))
+    for chunk in state["chunks"]:
+        chunk.update(batch_id=None, status="pending")
+    store(aws).put_json(batch_state_key(BUILD), state)
+    retried = invoke("batch", {"action": "submit", "build_id": BUILD})
+    assert retried["submitted"] == 3 and len(openai_fake.batches) == 3
+    run_batches(BUILD)
+    assert openai_fake.total_successes == 60 and len(list(store(aws).feedback(BUILD))) == 60
+
+
+def test_a_busy_provider_is_retried_by_the_state_machine_not_failed(aws, openai_fake, tmp_path):
+    from coach.step_errors import BatchProviderBusy
+
+    invoke("scraper", {"request": invoke("checkinput", _request(tmp_path))})
+    openai_fake.configure(fault_paths=("/v1/batches",), failure_rate=1.0, rate_limit_share=1.0, retry_after=0.01)
+    with pytest.raises(BatchProviderBusy, match="429"):
+        invoke("batch", {"action": "submit", "build_id": BUILD})
+    openai_fake.configure(failure_rate=0.0)
+    assert invoke("batch", {"action": "submit", "build_id": BUILD})["running"] == 3
