@@ -205,7 +205,8 @@ class BedrockBatches:
                               code="missing_configuration")
         name = batch_name(build_id, chunk_id)
         input_key = batch_requests_key(build_id, chunk_id)
-        self.store.put_text(input_key, requests, "application/x-ndjson")
+        if not self.store.exists(input_key):  # the batch step keeps every batch's requests there already
+            self.store.put_text(input_key, requests, "application/x-ndjson")
         try:
             job = self.client.create_model_invocation_job(
                 jobName=name, clientRequestToken=name, roleArn=self.role_arn, modelId=self.model,

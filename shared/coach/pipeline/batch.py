@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from coach.adapters.batch_jobs import BatchBackend
 from coach.adapters.budget import BudgetLedger, Reservation
 from coach.adapters.queue import StoryQueue
-from coach.adapters.storage import BuildStore, batch_state_key, request_key, scrape_key
+from coach.adapters.storage import BuildStore, batch_requests_key, batch_state_key, request_key, scrape_key
 from coach.domain.batch import BatchResult, generation_key, split_requests
 from coach.domain.budget import estimate_call
 from coach.domain.pricing import PriceTable, price_table
@@ -256,8 +256,6 @@ def submit(ctx: BatchContext) -> BatchStep:
 
 
 def _requests_copy_key(ctx: BatchContext, chunk: BatchChunk) -> str:
-    from coach.adapters.storage import batch_requests_key
-
     return batch_requests_key(ctx.build_id, chunk.chunk_id)
 
 
