@@ -79,6 +79,25 @@ def bedrock() -> Any:
     return bedrock_client("bedrock")
 
 
+def batch_backend(request: Any, model: str) -> Any:
+    """The provider batch API for a build request: OpenAI's Batch API or Bedrock batch inference."""
+    from coach.adapters.batch_jobs import BedrockBatches, OpenAIBatches
+    from coach.domain.batch import BEDROCK_LIMITS, OPENAI_LIMITS
+
+    cfg = settings()
+    if request.provider == "bedrock":
+        limits = BEDROCK_LIMITS.model_copy(update={"min_requests": cfg.batch_min_records,
+                                                   "max_requests": cfg.batch_max_records})
+        return BedrockBatches(bedrock(), store(), model, role_arn=cfg.bedrock_batch_role_arn, limits=limits)
+    # The same max-tokens field the synchronous calls send to this server.
+    official = "api.openai.com" in (cfg.openai_base_url or "api.openai.com")
+    # OpenAI's file limits are fixed; a deployment may still choose smaller batches.
+    limits = OPENAI_LIMITS.model_copy(update={"max_requests": min(OPENAI_LIMITS.max_requests,
+                                                                  cfg.batch_max_records)})
+    return OpenAIBatches(openai_client(), model, limits=limits,
+                         token_param="max_completion_tokens" if official else "max_tokens")
+
+
 def reset() -> None:
     """Forget cached clients and providers (tests switch endpoints between cases)."""
     client.cache_clear()

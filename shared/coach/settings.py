@@ -19,6 +19,10 @@ class Settings(BaseModel):
     reddit_secret: str | None = None
     openai_base_url: str | None = None
     bedrock_role_arn: str | None = None  # the service role a Bedrock customization job assumes
+    bedrock_batch_role_arn: str | None = None  # the service role a Bedrock batch inference job assumes
+    # Bedrock's per-job record quotas (adjustable per account): a smaller batch goes synchronously.
+    batch_min_records: int = 100
+    batch_max_records: int = 50_000
     # A deployment's defaults for build requests that do not say (see coach.domain.build_defaults).
     teacher_provider: str | None = None
     teacher_model: str | None = None
@@ -47,6 +51,9 @@ class Settings(BaseModel):
             reddit_secret=env("COACH_REDDIT_SECRET"),
             openai_base_url=env("OPENAI_BASE_URL"),
             bedrock_role_arn=env("COACH_BEDROCK_ROLE_ARN"),
+            bedrock_batch_role_arn=env("COACH_BEDROCK_BATCH_ROLE_ARN"),
+            batch_min_records=int(env("COACH_BATCH_MIN_RECORDS", "100")),
+            batch_max_records=int(env("COACH_BATCH_MAX_RECORDS", "50000")),
             teacher_provider=env("COACH_TEACHER_PROVIDER"),
             teacher_model=env("COACH_TEACHER_MODEL"),
             fine_tune_backend=env("COACH_FINE_TUNE_BACKEND"),

@@ -29,3 +29,11 @@ class DatasetInvalid(Exception):
 
 class FineTuneFailed(Exception):
     pass
+
+
+class BatchFailed(Exception):
+    pass
+
+
+class BatchProviderBusy(Exception):
+    """A transient provider error in a batch step: the state machine retries the step."""

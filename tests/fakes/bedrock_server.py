@@ -453,7 +453,8 @@ def _page(items: list[tuple[float, str, str, dict[str, Any]]], query: dict[str, 
 _SETTINGS = frozenset({
     "region", "reply", "fault_rates", "fault_operations", "latency", "extra_models", "disabled_models",
     "max_output_tokens", "polls_per_state", "seconds_per_state", "customization_failure",
-    "deployment_failure", "batch_record_error_rate", "batch_failure", "batch_expires", "min_batch_records",
+    "deployment_failure", "batch_record_error_rate", "batch_failure", "batch_expires", "batch_expire_next",
+    "min_batch_records",
     "min_training_records", "s3_client_factory",
 })
 
@@ -490,6 +491,7 @@ class FakeBedrockServer:
         batch_record_error_rate: float = 0.0,
         batch_failure: str | None = None,
         batch_expires: bool = False,
+        batch_expire_next: int = 0,
         min_batch_records: int = 100,
         min_training_records: int = 8,
         s3_client_factory: Callable[[], Any] | None = None,
@@ -510,6 +512,7 @@ class FakeBedrockServer:
         self.batch_record_error_rate = batch_record_error_rate
         self.batch_failure = batch_failure
         self.batch_expires = batch_expires
+        self.batch_expire_next = batch_expire_next  # only the next N jobs expire
         self.min_batch_records = min_batch_records
         self.min_training_records = min_training_records
         self.s3_client_factory = s3_client_factory
@@ -1037,7 +1040,9 @@ class FakeBedrockServer:
             if any(j.name == call.body["jobName"] and j.region == call.region for j in self._batch_jobs.values()):
                 raise BedrockError("ValidationException", "The provided job name is currently in use.")
             arn = f"arn:aws:bedrock:{call.region}:{ACCOUNT}:model-invocation-job/{_short_id()}"
-            job = BatchJob(arn, call.region, call.body, self.batch_failure, self.batch_expires, self._stepper())
+            expires = self.batch_expires or self.batch_expire_next > 0
+            self.batch_expire_next = max(0, self.batch_expire_next - 1)
+            job = BatchJob(arn, call.region, call.body, self.batch_failure, expires, self._stepper())
             self._batch_jobs[arn] = job
             self._remember("batch", call.body, job)
             return {"jobArn": arn}
@@ -1083,6 +1088,10 @@ class FakeBedrockServer:
             job.status = BATCH_STATES[BATCH_STATES.index(job.status) + 1]
 
     def _load_batch(self, job: BatchJob) -> str | None:
+        if job.request.get("modelInvocationType", "InvokeModel") != "Converse":
+            # The fake answers Converse-shaped records only; an InvokeModel job's modelInput is the model's
+            # own InvokeModel body, which differs per model.
+            return "This test server runs only jobs created with modelInvocationType 'Converse'."
         uri = job.request["inputDataConfig"]["s3InputDataConfig"]["s3Uri"]
         try:
             files = self._read_jsonl(uri)
@@ -1100,6 +1109,8 @@ class FakeBedrockServer:
                 if not isinstance(row, dict) or not isinstance(row.get("modelInput"), dict):
                     return f"{name} line {number} has no modelInput object."
                 row.setdefault("recordId", uuid.uuid4().hex[:11].upper())
+                if not str(row["recordId"]).isalnum():
+                    return f"{name} line {number}: recordId must be an alphanumeric string."
                 records.append(row)
             job.files.append((name, records))
         total = sum(len(records) for _, records in job.files)

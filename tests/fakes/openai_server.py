@@ -1,10 +1,14 @@
 """A small OpenAI-compatible HTTP server for tests.
 
 It speaks enough of the API for the real `openai` SDK: chat completions, files, fine-tuning jobs (with
-events and checkpoints) and models. Faults are injected on purpose so retry, timeout and idempotency code
-can be tested without a network: random 429/500 answers, latency, stalls that outlast a client timeout, and
-scripted per-call outcomes for deterministic tests. Every request is logged, and successful completions
-are counted per distinct user message so a test can assert that a story was paid for exactly once.
+events and checkpoints), models, and the Batch API (batches that move validating -> in_progress ->
+finalizing -> completed | expired | failed, or cancelling -> cancelled, one state per retrieve, with output
+and error files in OpenAI's documented line shapes; `batch_error_rate` puts that share of requests in the
+error file, `batch_expire_next` makes the next N batches expire half way, `batch_failure` fails validation).
+Faults are injected on purpose so retry, timeout and idempotency code can be tested without a network:
+random 429/500 answers, latency, stalls that outlast a client timeout, and scripted per-call outcomes for
+deterministic tests. Every request is logged, and successful completions (synchronous or in a batch) are
+counted per distinct user message so a test can assert that a story was paid for exactly once.
 
 A stall never answers (the connection is dropped when `stall_seconds` end), so it is not counted as paid.
 Latency longer than the client's timeout is different: the answer is still written late and counted,
@@ -285,7 +289,41 @@ _SETTINGS = frozenset({
     "api_key", "reply", "failure_rate", "rate_limit_share", "retry_after", "latency", "stall_rate",
     "stall_seconds", "fault_paths", "models", "strict_models", "fine_tune_polls_per_state",
     "fine_tune_failure", "min_training_examples", "shutdown_dates", "fine_tuning_available", "replies_by_model",
+    "batch_polls_per_state", "batch_error_rate", "batch_expire_next", "batch_failure",
 })
+BATCH_FLOW = ("validating", "in_progress", "finalizing")
+BATCH_DONE = ("completed", "failed", "expired", "cancelled")
+BATCH_EXPIRED = "This request could not be executed before the completion window expired."
+
+
+@dataclass
+class FakeBatch:
+    id: str
+    input_file_id: str
+    endpoint: str
+    completion_window: str
+    metadata: dict[str, Any] | None
+    expires: bool  # injected: runs out of its completion window half way
+    created_at: int = field(default_factory=lambda: int(time.time()))
+    status: str = "validating"
+    polls: int = 0
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {"total": 0, "completed": 0, "failed": 0})
+    times: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        at = {f"{name}_at": self.times.get(name) for name in (
+            "in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled")}
+        return {
+            "id": self.id, "object": "batch", "endpoint": self.endpoint,
+            "errors": {"object": "list", "data": self.errors} if self.errors else None,
+            "input_file_id": self.input_file_id, "completion_window": self.completion_window,
+            "status": self.status, "output_file_id": self.output_file_id, "error_file_id": self.error_file_id,
+            "created_at": self.created_at, "expires_at": self.created_at + 24 * 3600, **at,
+            "request_counts": dict(self.counts), "metadata": self.metadata,
+        }
 
 
 class FakeOpenAIServer:
@@ -322,6 +360,10 @@ class FakeOpenAIServer:
         shutdown_dates: dict[str, str | None] | None = None,
         fine_tuning_available: bool = True,
         replies_by_model: dict[str, str | ReplyFn] | None = None,
+        batch_polls_per_state: int = 1,
+        batch_error_rate: float = 0.0,
+        batch_expire_next: int = 0,
+        batch_failure: str | None = None,
     ) -> None:
         self.api_key = api_key
         self.reply = reply
@@ -340,6 +382,11 @@ class FakeOpenAIServer:
         self.shutdown_dates = dict(DEFAULT_SHUTDOWN_DATES if shutdown_dates is None else shutdown_dates)
         self.fine_tuning_available = fine_tuning_available
         self.replies_by_model = dict(replies_by_model or {})
+        self.batch_polls_per_state = batch_polls_per_state
+        self.batch_error_rate = batch_error_rate
+        self.batch_expire_next = batch_expire_next
+        self.batch_failure = batch_failure
+        self._batches: dict[str, FakeBatch] = {}
 
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
@@ -597,7 +644,7 @@ class FakeOpenAIServer:
     # -- files -----------------------------------------------------------------------------------------
 
     def upload_file(self, filename: str, purpose: str, content: bytes) -> UploadedFile:
-        allowed = ("fine-tune", "batch", "assistants", "vision", "user_data", "evals")
+        allowed = ("fine-tune", "batch", "batch_output", "assistants", "vision", "user_data", "evals")
         if purpose not in allowed:
             raise _HttpError(400, f"'{purpose}' is not one of {list(allowed)} - 'purpose'", param="purpose")
         uploaded = UploadedFile(_new_id("file-"), filename or "upload", purpose, content, int(time.time()))
@@ -611,6 +658,130 @@ class FakeOpenAIServer:
         if found is None:
             raise _HttpError(404, f"No such File object: {file_id}", param="id", code=None)
         return found
+
+    # -- batches ---------------------------------------------------------------------------------------
+
+    @property
+    def batches(self) -> dict[str, FakeBatch]:
+        with self._lock:
+            return dict(self._batches)
+
+    def create_batch(self, body: dict[str, Any]) -> FakeBatch:
+        with self._lock:
+            file_id = body.get("input_file_id")
+            file = self._files.get(file_id) if isinstance(file_id, str) else None
+        if file is None:
+            raise _HttpError(400, f"invalid input_file_id: {file_id}", param="input_file_id")
+        if file.purpose != "batch":
+            raise _HttpError(400, f"The input file {file.id} must have purpose 'batch'.", param="input_file_id")
+        if body.get("endpoint") not in ("/v1/chat/completions", "/v1/responses", "/v1/embeddings"):
+            raise _HttpError(400, f"Invalid endpoint: {body.get('endpoint')!r}.", param="endpoint")
+        if body.get("completion_window") != "24h":
+            raise _HttpError(400, "completion_window must be '24h'.", param="completion_window")
+        metadata = body.get("metadata")
+        with self._lock:
+            expires = self.batch_expire_next > 0
+            self.batch_expire_next -= 1 if expires else 0
+            batch = FakeBatch(_new_id("batch_"), file.id, body["endpoint"], "24h", metadata, expires)
+            self._batches[batch.id] = batch
+        return batch
+
+    def get_batch(self, batch_id: str, *, advance: bool) -> FakeBatch:
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                raise _HttpError(404, f"No batch found with id '{batch_id}'.", code=None)
+            if advance and batch.status not in BATCH_DONE:
+                batch.polls += 1
+                if batch.polls >= self.batch_polls_per_state:
+                    batch.polls = 0
+                    self._advance_batch(batch)
+            return batch
+
+    def cancel_batch(self, batch_id: str) -> FakeBatch:
+        with self._lock:
+            batch = self.get_batch(batch_id, advance=False)
+            if batch.status in BATCH_DONE or batch.status == "cancelling":
+                raise _HttpError(400, f"Cannot cancel a batch with status '{batch.status}'.", code=None)
+            batch.status, batch.times["cancelling"] = "cancelling", int(time.time())
+            return batch
+
+    def _advance_batch(self, batch: FakeBatch) -> None:
+        now = int(time.time())
+        if batch.status == "cancelling":
+            batch.status, batch.times["cancelled"] = "cancelled", now
+        elif batch.status == "validating":
+            problem = self.batch_failure or self._batch_problem(batch)
+            if problem:
+                batch.errors = [{"code": "invalid_request", "message": problem, "param": None, "line": None}]
+                batch.status, batch.times["failed"] = "failed", now
+            else:
+                batch.status, batch.times["in_progress"] = "in_progress", now
+        elif batch.status == "in_progress":
+            batch.status, batch.times["finalizing"] = "finalizing", now
+        elif batch.status == "finalizing":
+            self._run_batch(batch)
+            done = "expired" if batch.expires else "completed"
+            batch.status, batch.times[done] = done, now
+
+    def _batch_problem(self, batch: FakeBatch) -> str | None:
+        seen: set[str] = set()
+        lines = [line for line in self._files[batch.input_file_id].text.splitlines() if line.strip()]
+        for number, line in enumerate(lines, start=1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                return f"Line {number}: the line is not valid JSON."
+            custom_id = row.get("custom_id") if isinstance(row, dict) else None
+            if not isinstance(custom_id, str) or not custom_id:
+                return f"Line {number}: custom_id is required."
+            if custom_id in seen:
+                return f"Line {number}: the custom_id '{custom_id}' is a duplicate."
+            seen.add(custom_id)
+            if row.get("method") != "POST" or row.get("url") != batch.endpoint:
+                return f"Line {number}: the request must POST to the batch's endpoint {batch.endpoint}."
+        batch.counts["total"] = len(lines)
+        return None if lines else "The input file is empty."
+
+    def _run_batch(self, batch: FakeBatch) -> None:
+        """Answer the requests (the first half when the batch expires); write the output and error files."""
+        rows = [json.loads(line) for line in self._files[batch.input_file_id].text.splitlines() if line.strip()]
+        cutoff = len(rows) // 2 if batch.expires else len(rows)
+        output: list[str] = []
+        errors: list[str] = []
+        for index, row in enumerate(rows):
+            line_id = _new_id("batch_req_")
+            if index >= cutoff:
+                errors.append(json.dumps({"id": line_id, "custom_id": row["custom_id"], "response": None,
+                                          "error": {"code": "batch_expired", "message": BATCH_EXPIRED}}))
+                batch.counts["failed"] += 1
+                continue
+            if self.batch_error_rate and self._rng.random() < self.batch_error_rate:
+                body = error_body(500, message="The server had an error processing your request.",
+                                  type="server_error")
+                errors.append(json.dumps({"id": line_id, "custom_id": row["custom_id"], "response": {
+                    "status_code": 500, "request_id": _new_id("req_", 32), "body": body}, "error": None}))
+                batch.counts["failed"] += 1
+                continue
+            try:
+                completion = self.chat_completion(row.get("body") or {}, None)
+            except _HttpError as err:
+                errors.append(json.dumps({"id": line_id, "custom_id": row["custom_id"], "response": {
+                    "status_code": err.status, "request_id": _new_id("req_", 32), "body": err.body},
+                    "error": None}))
+                batch.counts["failed"] += 1
+                continue
+            messages = (row.get("body") or {}).get("messages") or []
+            self.count_success("\n".join(_content_text(m) for m in messages if m.get("role") == "user"), +1)
+            output.append(json.dumps({"id": line_id, "custom_id": row["custom_id"], "response": {
+                "status_code": 200, "request_id": _new_id("req_", 32), "body": completion}, "error": None}))
+            batch.counts["completed"] += 1
+        if output:
+            batch.output_file_id = self.upload_file(f"{batch.id}_output.jsonl", "batch_output",
+                                                    "".join(line + "\n" for line in output).encode()).id
+        if errors:
+            batch.error_file_id = self.upload_file(f"{batch.id}_error.jsonl", "batch_output",
+                                                   "".join(line + "\n" for line in errors).encode()).id
 
     # -- fine-tuning -----------------------------------------------------------------------------------
 
@@ -888,6 +1059,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._files_route(method, parts[1:], query, raw)
         if parts[:2] == ["fine_tuning", "jobs"]:
             return self._jobs_route(method, parts[2:], query, raw)
+        if parts[:1] == ["batches"]:
+            return self._batches_route(method, parts[1:], query, raw)
         raise _HttpError(404, f"Invalid URL ({method} {path})", code=None)
 
     def _files_route(self, method: str, rest: list[str], query: dict[str, str],
@@ -935,6 +1108,20 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, _list_page(list(reversed(job.checkpoints)), query)
         if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
             return 200, fake.cancel_job(rest[0]).as_json()
+        raise _HttpError(404, "Invalid URL", code=None)
+
+    def _batches_route(self, method: str, rest: list[str], query: dict[str, str],
+                       raw: bytes) -> tuple[int, dict[str, Any]]:
+        fake = self.fake
+        if method == "POST" and not rest:
+            return 200, fake.create_batch(self._json(raw)).as_json()
+        if method == "GET" and not rest:
+            batches = sorted((b.as_json() for b in fake.batches.values()), key=lambda b: -b["created_at"])
+            return 200, _list_page(batches, query)
+        if method == "GET" and len(rest) == 1:
+            return 200, fake.get_batch(rest[0], advance=True).as_json()
+        if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
+            return 200, fake.cancel_batch(rest[0]).as_json()
         raise _HttpError(404, "Invalid URL", code=None)
 
     @staticmethod

@@ -41,6 +41,7 @@ FUNCTIONS = {
     "AssemblerFunctionArn": "assembler",
     "FineTuneFunctionArn": "finetune",
     "EvaluateFunctionArn": "evaluate",
+    "BatchFunctionArn": "batch",
 }
 BUCKET = "coach-data-test"
 DEFAULT_SETTINGS = {
@@ -48,6 +49,8 @@ DEFAULT_SETTINGS = {
     "GenerationMaxChecks": "5",
     "FineTunePollSeconds": "0",
     "FineTuneMaxChecks": "5",
+    "BatchPollSeconds": "0",
+    "BatchMaxChecks": "5",
     "DatasetBucketName": BUCKET,
 }
 

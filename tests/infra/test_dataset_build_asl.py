@@ -29,16 +29,34 @@ def _next_states(state: dict) -> set[str]:
     return targets
 
 
+BATCH_STEPS = ("SubmitBatches", "PollBatches", "CollectBatches")
+
+
 def test_every_task_retries_transient_lambda_errors_and_catches_everything(asl):
     tasks = {name: state for name, state in asl["States"].items() if state["Type"] == "Task"}
-    assert len(tasks) == 13
+    assert len(tasks) == 17
     for name, state in tasks.items():
         retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
         assert retried >= TRANSIENT_LAMBDA_ERRORS, f"{name} does not retry transient Lambda errors"
         assert "States.ALL" not in retried, f"{name} retries every error, including a handler's own"
         catches = state.get("Catch", [])
-        assert any("States.ALL" in c["ErrorEquals"] and c["Next"] == "ExplainFailure" for c in catches), name
-        assert all(c.get("ResultPath") == "$.error" for c in catches), f"{name} loses its input on failure"
+        # A failing batch step first cancels the build's open batches, then explains its error.
+        target = "CancelBatches" if name in BATCH_STEPS else "ExplainFailure"
+        assert any("States.ALL" in c["ErrorEquals"] and c["Next"] == target for c in catches), name
+        # The cancel keeps the batch step's error to explain, even when the cancel itself fails.
+        result = "$.cancel_error" if name == "CancelBatches" else "$.error"
+        assert all(c.get("ResultPath") == result for c in catches), f"{name} loses its input on failure"
+
+
+def test_batch_steps_retry_a_busy_provider_and_wait_without_a_function(asl):
+    states = asl["States"]
+    for name in (*BATCH_STEPS, "CancelBatches"):
+        retried = {e for retrier in states[name]["Retry"] for e in retrier["ErrorEquals"]}
+        assert "BatchProviderBusy" in retried and "BatchFailed" not in retried, name
+    assert states["CancelBatches"]["Next"] == "ExplainFailure"
+    assert states["WaitForBatches"]["Type"] == "Wait" and states["WaitForBatches"]["Next"] == "PollBatches"
+    choice = states["GenerationMode"]["Choices"][0]
+    assert {"Variable": "$.request.generation", "StringEquals": "batch"} in choice["And"]
 
 
 def test_fine_tune_start_is_not_retried_on_upstream_errors(asl):
@@ -103,6 +121,7 @@ def test_loops_wait_between_checks_and_are_bounded(asl):
         ("WaitForFineTune", "CheckFineTune", "FineTuneFinished", "$.settings.fine_tune_max_checks"),
         ("WaitForBedrockJob", "CheckBedrockJob", "BedrockJobFinished", "$.settings.fine_tune_max_checks"),
         ("WaitForDeployment", "CheckDeployment", "DeploymentReady", "$.settings.fine_tune_max_checks"),
+        ("WaitForBatches", "PollBatches", "BatchesFinished", "$.settings.batch_max_checks"),
     ):
         assert states[wait]["Type"] == "Wait" and states[wait]["Next"] == check
         assert states[decide]["Default"] == wait

@@ -110,7 +110,7 @@ def test_secrets_are_passed_by_name_and_read_only_by_their_users(template):
                 assert arn.endswith("-??????"), arn  # that secret only, not every secret with the prefix
                 readers.setdefault(secret, set()).add(logical_id)
     assert readers == {
-        "openai": {"GeneratorFunction", "FineTuneFunction", "CritiqueFunction", "EvaluateFunction"},
+        "openai": {"GeneratorFunction", "FineTuneFunction", "CritiqueFunction", "EvaluateFunction", "BatchFunction"},
         "reddit": {"ScraperFunction"},
     }
 
@@ -139,7 +139,7 @@ def test_writers_may_only_put_objects_under_builds(template):
             writable.setdefault(statement["Resource"]["Fn::Sub"], set()).add(owner)
     assert writable == {
         "${DataBucket.Arn}/builds/*": {"ScraperFunction", "GeneratorFunction", "ProgressFunction", "ValidatorFunction",
-                                       "AssemblerFunction", "FineTuneFunction", "EvaluateFunction"},
+                                       "AssemblerFunction", "FineTuneFunction", "EvaluateFunction", "BatchFunction"},
         "${DataBucket.Arn}/index/stories/*": {"ScraperFunction"},
     }
 
@@ -209,6 +209,12 @@ def test_sample_build_request_is_a_valid_build_request():
     assert request.fine_tune.enabled
 
 
+def test_sample_batch_build_request_asks_for_batch_generation():
+    sample = json.loads((ROOT / "infra" / "events" / "build_request_batch.json").read_text(encoding="utf-8"))
+    request = BuildRequest.model_validate(sample)
+    assert request.generation == "batch" and request.batch.fallback == "sync"
+
+
 def test_sample_events_are_json():
     events = sorted((ROOT / "infra" / "events").glob("*.json"))
     assert events
@@ -235,7 +241,8 @@ def test_bedrock_access_is_least_privilege(template):
     found = _bedrock_statements(template)
     assert set(found) == {"GeneratorFunction.ConverseWithTeacher", "CritiqueFunction.ConverseWithCritic",
                           "EvaluateFunction.ConverseWithCandidates", "FineTuneFunction.CustomizeOnBedrock",
-                          "FineTuneFunction.HandTheJobItsRole"}
+                          "FineTuneFunction.HandTheJobItsRole", "BatchFunction.BatchOnBedrock",
+                          "BatchFunction.HandTheJobItsRole"}
     teacher = found["GeneratorFunction.ConverseWithTeacher"]
     assert teacher["Action"] == "bedrock:InvokeModel"
     assert [r["Fn::Sub"] for r in teacher["Resource"]] == [
@@ -264,6 +271,39 @@ def test_the_customization_role_reads_datasets_and_writes_job_output_only(templa
     assert grants["WriteJobOutput"]["Action"] == "s3:PutObject"
     assert grants["WriteJobOutput"]["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/builds/*/fine-tune-output/*"}
     assert set(grants) == {"ReadDatasets", "ListBuilds", "WriteJobOutput"}
+
+
+def test_batch_inference_uses_the_teacher_and_its_own_role_only(template):
+    found = _bedrock_statements(template)
+    batch = found["BatchFunction.BatchOnBedrock"]
+    assert sorted(batch["Action"]) == ["bedrock:CreateModelInvocationJob", "bedrock:GetModelInvocationJob",
+                                       "bedrock:StopModelInvocationJob"]
+    resources = [r["Fn::Sub"] for r in batch["Resource"]]
+    assert resources[0].endswith("foundation-model/${TeacherModel}") and resources[2].endswith("model-invocation-job/*")
+    passes = found["BatchFunction.HandTheJobItsRole"]
+    assert passes["Resource"] == {"Fn::GetAtt": ["BedrockBatchRole", "Arn"]}
+    assert passes["Condition"] == {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}
+    assert function_environment(template, "BatchFunction")["COACH_BEDROCK_BATCH_ROLE_ARN"] == {
+        "Fn::GetAtt": ["BedrockBatchRole", "Arn"]}
+    role = template["Resources"]["BedrockBatchRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"].endswith("model-invocation-job/*")
+    (policy,) = role["Policies"]
+    grants = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert grants["ReadBatchRequests"]["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/builds/*/batch/requests/*"}
+    assert grants["WriteBatchOutput"]["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/builds/*/batch/output/*"}
+    assert set(grants) == {"ReadBatchRequests", "ListBuilds", "WriteBatchOutput", "InvokeTeacher"}
+
+
+def test_a_stopped_build_cancels_its_batches(template):
+    rule = template["Resources"]["CancelBatchesOnAbort"]["Properties"]
+    assert rule["EventPattern"]["detail"]["status"] == ["ABORTED", "TIMED_OUT"]
+    assert rule["EventPattern"]["detail"]["stateMachineArn"] == [{"Ref": "DatasetBuildStateMachine"}]
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["BatchFunction", "Arn"]}
+    permission = template["Resources"]["CancelBatchesOnAbortPermission"]["Properties"]
+    assert permission["Principal"] == "events.amazonaws.com"
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["CancelBatchesOnAbort", "Arn"]}
 
 
 def test_a_console_click_gets_the_deployments_bedrock_defaults(template):

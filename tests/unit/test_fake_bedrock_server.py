@@ -491,6 +491,7 @@ def batch_request(name: str = "coach-batch-1", **changes) -> dict:
         "jobName": name, "roleArn": ROLE, "modelId": "amazon.nova-pro-v1:0",
         "inputDataConfig": {"s3InputDataConfig": {"s3Uri": f"s3://{BUCKET}/batch/in/stories.jsonl"}},
         "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": f"s3://{BUCKET}/batch/out/"}},
+        "modelInvocationType": "Converse",
     }
     request.update(changes)
     return request
@@ -553,6 +554,22 @@ def test_batch_record_errors_job_failure_and_expiry_are_injectable(s3_server, s3
     s3_server.configure(batch_expires=False, batch_failure="The input data is not in the expected format.")
     failed = run_batch(bedrock, bedrock.create_model_invocation_job(**batch_request("b3"))["jobArn"])[-1]
     assert (failed["status"], failed["message"]) == ("Failed", "The input data is not in the expected format.")
+
+
+def test_batch_jobs_run_converse_records_with_alphanumeric_ids_and_expire_on_demand(s3_server, s3):
+    s3.put_object(Bucket=BUCKET, Key="batch/in/stories.jsonl", Body=batch_input([{"messages": MESSAGES}] * 4))
+    bedrock = client(s3_server, "bedrock")
+    invoke_type = run_batch(bedrock, bedrock.create_model_invocation_job(
+        **batch_request("t1", modelInvocationType="InvokeModel"))["jobArn"])[-1]
+    assert invoke_type["status"] == "Failed" and "Converse" in invoke_type["message"]
+    s3_server.configure(batch_expire_next=1)
+    first = run_batch(bedrock, bedrock.create_model_invocation_job(**batch_request("t2"))["jobArn"])[-1]
+    second = run_batch(bedrock, bedrock.create_model_invocation_job(**batch_request("t3"))["jobArn"])[-1]
+    assert (first["status"], second["status"]) == ("Expired", "Completed")
+    s3.put_object(Bucket=BUCKET, Key="batch/in/stories.jsonl",
+                  Body=jsonl([{"recordId": "story-1.abc", "modelInput": {"messages": MESSAGES}}]))
+    bad_id = run_batch(bedrock, bedrock.create_model_invocation_job(**batch_request("t4"))["jobArn"])[-1]
+    assert bad_id["status"] == "Failed" and "alphanumeric" in bad_id["message"]
 
 
 def test_batch_validation_idempotency_and_stop(s3_server, s3):

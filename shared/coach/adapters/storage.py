@@ -14,6 +14,9 @@ builds/{build_id}/eval/golden/{model}.jsonl   a model's answers kept for compari
 builds/{build_id}/eval/reports/{model}.json   an evaluation report (scores, judge, gate decision)
 builds/{build_id}/eval/promotions.jsonl       models published over the gate by a person, and why
 builds/{build_id}/report/report.html    the build report: one self-contained page
+builds/{build_id}/batch/state.json      batch generation: the provider batches and what each holds
+builds/{build_id}/batch/requests/{chunk}.jsonl  one provider batch's requests (Bedrock reads it from here)
+builds/{build_id}/batch/output/{chunk}/ what Bedrock batch inference writes for that batch
 index/stories/{story_id}                marker: a story already taken by some build (deduplication)
 """
 
@@ -96,6 +99,8 @@ def eval_report_key(build_id: str, model: str) -> str:
 
 def promotions_key(build_id: str) -> str:
     return eval_key(build_id, "promotions.jsonl")
+
+
 def report_key(build_id: str, name: str = "report.html") -> str:
     return f"{build_prefix(build_id)}report/{name}"
 
@@ -103,6 +108,18 @@ def report_key(build_id: str, name: str = "report.html") -> str:
 def card_key(build_id: str) -> str:
     """The dataset card sits beside the dataset files, as a dataset hub expects."""
     return dataset_key(build_id, "README.md")
+
+
+def batch_state_key(build_id: str) -> str:
+    return f"{build_prefix(build_id)}batch/state.json"
+
+
+def batch_requests_key(build_id: str, chunk_id: str) -> str:
+    return f"{build_prefix(build_id)}batch/requests/{chunk_id}.jsonl"
+
+
+def batch_output_prefix(build_id: str, chunk_id: str) -> str:
+    return f"{build_prefix(build_id)}batch/output/{chunk_id}/"
 
 
 def index_key(story_id: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from coach.domain.records import BuildRequest, FineTuneOptions, SourceSpec, slugify
+from coach.domain.records import BatchOptions, BuildRequest, FineTuneOptions, SourceSpec, slugify
 from coach.errors import InputError, describe_validation_error
 
 
@@ -26,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--build-id", help="re-use an id to resume a build (default: derived from the source)")
     parser.add_argument("--concurrency", type=int, default=4, help="generator invocations at once")
     parser.add_argument("--batch-size", type=int, default=5, help="SQS messages per generator invocation")
+    parser.add_argument("--batch", action="store_true",
+                        help="generate through the provider's batch API at the batch price (openai, bedrock)")
+    parser.add_argument("--batch-resubmits", type=int, default=2,
+                        help="new batches for failed or expired requests before the fallback (default 2)")
+    parser.add_argument("--batch-fallback", choices=("sync", "fail"), default="sync",
+                        help="then: synchronous calls (default) or record them as failed")
+    parser.add_argument("--batch-poll-seconds", type=float, default=30.0, help="batch status poll interval")
     parser.add_argument("--budget", type=float, dest="budget_usd", help="stop paying for critiques at this USD")
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--fine-tune", action="store_true", help="start a fine-tuning job at the end")
@@ -132,6 +139,8 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
             build_id=build_id, source=spec, limit=args.limit, provider=args.provider, model=model,
             budget_usd=args.budget_usd, validation_fraction=args.validation_fraction,
             allow_mixed_models=args.allow_mixed_models, skip_seen=args.skip_seen,
+            generation="batch" if args.batch else "sync",
+            batch=BatchOptions(max_resubmits=args.batch_resubmits, fallback=args.batch_fallback),
             fine_tune=FineTuneOptions(enabled=args.fine_tune, backend=args.fine_tune_backend,
                                       base_model=args.base_model, epochs=args.epochs,
                                       legacy_export=args.legacy_export),
@@ -166,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_local_build(LocalBuildOptions(
         request=request, out=out, state_dir=args.state_dir, endpoint_url=args.endpoint_url,
         concurrency=args.concurrency, batch_size=args.batch_size, verbose=args.verbose,
-        wait_for_fine_tune=args.wait, fine_tune_poll_s=args.poll_seconds,
+        wait_for_fine_tune=args.wait, fine_tune_poll_s=args.poll_seconds, batch_poll_s=args.batch_poll_seconds,
     ))
     print(summary_table(result))
     print(f"\ndataset written to {out}/ (train.jsonl, validation.jsonl, rejected.jsonl, manifest.json)")

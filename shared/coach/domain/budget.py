@@ -72,24 +72,25 @@ def _margin(tokens: int, estimated: bool) -> int:
 
 
 def estimate_call(model: str, prompt_tokens: int, max_completion_tokens: int, prices: PriceTable, *,
-                  estimated_tokens: bool = False) -> CallEstimate:
+                  estimated_tokens: bool = False, batch: bool = False) -> CallEstimate:
     prompt = _margin(prompt_tokens, estimated_tokens)
     usage = Usage(prompt_tokens=prompt, completion_tokens=max_completion_tokens,
                   total_tokens=prompt + max_completion_tokens)
-    quote = prices.quote(model, usage)
+    quote = prices.quote(model, usage, batch=batch)
     return CallEstimate(model=model, prompt_tokens=prompt, max_completion_tokens=max_completion_tokens,
                         usd=quote.usd, priced=quote.priced)
 
 
 def estimate_build(model: str, prompt_tokens: Iterable[int], prices: PriceTable, *,
-                   max_completion_tokens: int, estimated_tokens: bool = False) -> BuildEstimate:
+                   max_completion_tokens: int, estimated_tokens: bool = False,
+                   batch: bool = False) -> BuildEstimate:
     """Expected cost of generating one critique per story, from each story's prompt token count."""
     counts = [_margin(n, estimated_tokens) for n in prompt_tokens]
     per_story = min(EXPECTED_FEEDBACK_TOKENS, max_completion_tokens)
     prompt_total = sum(counts)
     completion_total = per_story * len(counts)
     quote = prices.quote(model, Usage(prompt_tokens=prompt_total, completion_tokens=completion_total,
-                                      total_tokens=prompt_total + completion_total))
+                                      total_tokens=prompt_total + completion_total), batch=batch)
     return BuildEstimate(model=model, stories=len(counts), prompt_tokens=prompt_total,
                          completion_tokens=completion_total, usd=quote.usd, priced=quote.priced,
                          estimated_tokens=estimated_tokens)

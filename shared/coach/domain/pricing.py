@@ -37,6 +37,9 @@ class ModelPrice(BaseModel):
     training: PerMillion | None = None
     fine_tuned_input: PerMillion | None = None
     fine_tuned_output: PerMillion | None = None
+    # Share taken off the token prices for batch generation (OpenAI's Batch API, Bedrock batch inference);
+    # None: the provider offers no known batch price, so a batch is priced like synchronous calls.
+    batch_discount: Annotated[float, Field(ge=0, lt=1)] | None = None
 
 
 class Quote(BaseModel):
@@ -48,29 +51,32 @@ class Quote(BaseModel):
     priced_as: str | None = None  # the table entry used, e.g. "gpt-4o-mini (fine-tuned)"
 
 
+# OpenAI's Batch API bills half the synchronous price; Bedrock batch inference bills Nova models at half
+# the on-demand price.
+_HALF = 0.5
 # OpenAI list prices, USD per 1M tokens (standard tier, 2025).
 DEFAULT_PRICES: dict[str, ModelPrice] = {
     "gpt-4o": ModelPrice(input=2.50, cached_input=1.25, output=10.00, training=25.00,
-                         fine_tuned_input=3.75, fine_tuned_output=15.00),
+                         fine_tuned_input=3.75, fine_tuned_output=15.00, batch_discount=_HALF),
     "gpt-4o-mini": ModelPrice(input=0.15, cached_input=0.075, output=0.60, training=3.00,
-                              fine_tuned_input=0.30, fine_tuned_output=1.20),
+                              fine_tuned_input=0.30, fine_tuned_output=1.20, batch_discount=_HALF),
     "gpt-4.1": ModelPrice(input=2.00, cached_input=0.50, output=8.00, training=25.00,
-                          fine_tuned_input=3.00, fine_tuned_output=12.00),
+                          fine_tuned_input=3.00, fine_tuned_output=12.00, batch_discount=_HALF),
     "gpt-4.1-mini": ModelPrice(input=0.40, cached_input=0.10, output=1.60, training=5.00,
-                               fine_tuned_input=0.80, fine_tuned_output=3.20),
+                               fine_tuned_input=0.80, fine_tuned_output=3.20, batch_discount=_HALF),
     "gpt-4.1-nano": ModelPrice(input=0.10, cached_input=0.025, output=0.40, training=1.50,
-                               fine_tuned_input=0.20, fine_tuned_output=0.80),
+                               fine_tuned_input=0.20, fine_tuned_output=0.80, batch_discount=_HALF),
     # Amazon Bedrock on-demand list prices in us-east-1 (2025). A fine-tuned Nova served through an on-demand
     # deployment bills its base model's token price; training bills tokens x epochs (plus $1.95 a month
     # of model storage, not counted here).
     "amazon.nova-micro-v1:0": ModelPrice(input=0.035, output=0.14, training=1.00,
-                                         fine_tuned_input=0.035, fine_tuned_output=0.14),
+                                         fine_tuned_input=0.035, fine_tuned_output=0.14, batch_discount=_HALF),
     "amazon.nova-lite-v1:0": ModelPrice(input=0.06, output=0.24, training=2.00,
-                                        fine_tuned_input=0.06, fine_tuned_output=0.24),
+                                        fine_tuned_input=0.06, fine_tuned_output=0.24, batch_discount=_HALF),
     "amazon.nova-pro-v1:0": ModelPrice(input=0.80, output=3.20, training=8.00,
-                                       fine_tuned_input=0.80, fine_tuned_output=3.20),
-    "amazon.nova-premier-v1:0": ModelPrice(input=2.50, output=12.50),
-    "amazon.nova-2-lite-v1:0": ModelPrice(input=0.30, output=2.50),
+                                       fine_tuned_input=0.80, fine_tuned_output=3.20, batch_discount=_HALF),
+    "amazon.nova-premier-v1:0": ModelPrice(input=2.50, output=12.50, batch_discount=_HALF),
+    "amazon.nova-2-lite-v1:0": ModelPrice(input=0.30, output=2.50, batch_discount=_HALF),
 }
 # Cross-region inference profiles ("us.amazon.nova-pro-v1:0") bill as the model they route to.
 _INFERENCE_PROFILE = re.compile(r"^(?:us|eu|apac|jp|au|ca|global)\.")
@@ -101,7 +107,8 @@ class PriceTable(BaseModel):
                 return candidate, self.models[candidate], fine_tuned
         return None
 
-    def quote(self, model: str, usage: Usage) -> Quote:
+    def quote(self, model: str, usage: Usage, *, batch: bool = False) -> Quote:
+        """The price of `usage`; `batch=True` applies the model's batch discount when it has one."""
         if self.is_free(model):
             return Quote(model=model, usd=0.0, priced=True, priced_as="offline")
         found = self.lookup(model)
@@ -113,10 +120,13 @@ class PriceTable(BaseModel):
         rate_out = price.fine_tuned_output if fine_tuned and price.fine_tuned_output is not None else price.output
         usd = (usage.prompt_tokens * rate_in + usage.completion_tokens * rate_out) / 1_000_000
         label = f"{key} (fine-tuned)" if fine_tuned else key
+        if batch and price.batch_discount is not None:
+            usd *= 1 - price.batch_discount
+            label += " (batch)"
         return Quote(model=model, usd=round(usd, 8), priced=True, priced_as=label)
 
-    def cost_usd(self, model: str, usage: Usage) -> float:
-        return self.quote(model, usage).usd
+    def cost_usd(self, model: str, usage: Usage, *, batch: bool = False) -> float:
+        return self.quote(model, usage, batch=batch).usd
 
     def is_priced(self, model: str) -> bool:
         return self.is_free(model) or self.lookup(model) is not None
@@ -189,12 +199,12 @@ def price_table() -> PriceTable:
     return _table_for(os.environ.get(PRICE_TABLE_ENV, ""))
 
 
-def cost_usd(model: str, usage: Usage) -> float:
-    return price_table().cost_usd(model, usage)
+def cost_usd(model: str, usage: Usage, *, batch: bool = False) -> float:
+    return price_table().cost_usd(model, usage, batch=batch)
 
 
-def quote(model: str, usage: Usage) -> Quote:
-    return price_table().quote(model, usage)
+def quote(model: str, usage: Usage, *, batch: bool = False) -> Quote:
+    return price_table().quote(model, usage, batch=batch)
 
 
 def training_cost_usd(base_model: str, trained_tokens: int) -> float:

@@ -18,6 +18,9 @@ STORY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 ProviderName = Literal["offline", "openai", "bedrock"]
 SourceKind = Literal["samples", "directory", "jsonl", "reddit", "s3"]
 GenerationStatus = Literal["generated", "failed", "skipped_budget"]
+# How critiques are requested: one synchronous call per story through the queue, or provider batches
+# (OpenAI's Batch API, Bedrock batch inference) at the batch price.
+GenerationMode = Literal["sync", "batch"]
 FineTuneState = Literal[
     "skipped", "not_started", "validating_files", "queued", "running", "deploying", "succeeded", "failed",
     "cancelled",
@@ -141,6 +144,11 @@ class GenerationRecord(_Record):
     def writer(self) -> str:
         """Who wrote the critique, as `provider/model`."""
         return f"{self.provider}/{self.model}"
+    # Written from a provider batch (cost_usd is then at the batch price), and which batch it came from.
+    generation: GenerationMode = "sync"
+    batch_id: str | None = None
+    # What the same usage costs through synchronous calls; None for a synchronous record (cost_usd).
+    sync_cost_usd: float | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> GenerationRecord:
@@ -264,6 +272,13 @@ class EvaluationSummary(_Record):
     report_key: str | None = None
     evaluated_at: str = Field(default_factory=utc_now)
     forced: bool = False  # published by a person over the gate's refusal (coach models promote --force)
+class BatchOptions(_Record):
+    """How batch generation handles requests that failed or expired inside a batch."""
+
+    # New batches for a batch's failed or expired requests before giving up on batching them.
+    max_resubmits: Annotated[int, Field(ge=0, le=5)] = 2
+    # Then: "sync" sends them through the synchronous queue, "fail" records them as failed.
+    fallback: Literal["sync", "fail"] = "sync"
 
 
 class BuildRequest(_Record):
@@ -275,6 +290,8 @@ class BuildRequest(_Record):
     provider: ProviderName = "offline"
     model: str | None = None
     budget_usd: Annotated[float, Field(gt=0)] | None = None
+    generation: GenerationMode = "sync"
+    batch: BatchOptions = Field(default_factory=BatchOptions)
     validation_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
     fine_tune: FineTuneOptions = Field(default_factory=FineTuneOptions)
     evaluation: EvaluationOptions = Field(default_factory=EvaluationOptions)
@@ -282,6 +299,13 @@ class BuildRequest(_Record):
     allow_mixed_models: bool = False
     # Leave out stories an earlier build already took (counted as skipped: seen_in_earlier_build).
     skip_seen: bool = False
+
+    @model_validator(mode="after")
+    def _batch_needs_a_provider(self) -> BuildRequest:
+        if self.generation == "batch" and self.provider == "offline":
+            raise ValueError("generation 'batch' needs the openai or bedrock provider (the offline critic "
+                             "has no batch API)")
+        return self
 
 
 class Counts(_Record):
@@ -345,6 +369,9 @@ class CostEstimate(_Record):
     generation_usd: float = 0.0
     # Models that wrote critiques but have no price: generation_usd leaves them out (cost unknown).
     unpriced_models: list[str] = Field(default_factory=list)
+    generation_usd: float = 0.0  # what the build's feedback records cost, at the price each was paid
+    generation_batch_usd: float = 0.0  # the part paid at batch prices
+    generation_sync_equivalent_usd: float = 0.0  # the same usage through synchronous calls
     fine_tune_usd: float = 0.0
     fine_tune_epochs: int | None = None
     billable_training_tokens: int = 0

@@ -34,7 +34,15 @@ from coach.local.lambda_runtime import invoke
 from coach.local.poller import SqsPoller
 from coach.local.report_out import write_report_files
 from coach.pipeline.assemble import cost_line
-from coach.step_errors import DatasetInvalid, DatasetTooSmall, InvalidBuildRequest, NoStories, SourceFailed
+from coach.step_errors import (
+    BatchFailed,
+    BatchProviderBusy,
+    DatasetInvalid,
+    DatasetTooSmall,
+    InvalidBuildRequest,
+    NoStories,
+    SourceFailed,
+)
 
 OUTPUT_FILES = ("train.jsonl", "validation.jsonl", "rejected.jsonl")
 # Written only when the build produced them (legacy export, a followed fine-tune job).
@@ -53,6 +61,7 @@ class LocalBuildOptions(BaseModel):
     generation_timeout_s: float = 3_600
     wait_for_fine_tune: bool = False
     fine_tune_poll_s: float = 30.0
+    batch_poll_s: float = 30.0
     verbose: bool = False
 
     @property
@@ -88,6 +97,12 @@ def check_provider(request: BuildRequest) -> None:
             "a local build keeps its dataset in the local AWS emulator, which Amazon Bedrock cannot read: "
             "fine-tune on Bedrock from the deployed stack (docs/deploy.md), or point AWS_ENDPOINT_URL_BEDROCK "
             "at a Bedrock-compatible test server", code="bedrock_fine_tune_needs_cloud")
+    if request.generation == "batch" and request.provider == "bedrock" and not (
+            os.environ.get("AWS_ENDPOINT_URL_BEDROCK") and os.environ.get("COACH_BEDROCK_BATCH_ROLE_ARN")):
+        raise ConfigError(
+            "Bedrock batch inference reads its requests from S3, which cannot reach the local AWS emulator: run "
+            "batch builds on Bedrock from the deployed stack, or point AWS_ENDPOINT_URL_BEDROCK at a "
+            "Bedrock-compatible test server and set COACH_BEDROCK_BATCH_ROLE_ARN", code="bedrock_batch_needs_cloud")
     if request.provider == "openai":
         probe_openai()
 
@@ -187,6 +202,9 @@ def _step(name: str, event: dict[str, Any]) -> Any:
         if message and re.fullmatch(r"[a-z_]+", code):  # a cause that names its own code
             raise CoachError(message, code=code) from None
         raise CoachError(str(exc), code="dataset_invalid") from None
+    except (BatchFailed, BatchProviderBusy) as exc:
+        code, _, message = str(exc).partition(": ")
+        raise CoachError(message or code, code=code if message else "batch_failed") from None
 
 
 def _publish_outputs(store: BuildStore, build_id: str, out: Path, manifest: BuildManifest) -> None:
@@ -299,6 +317,18 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         for warning in scrape.get("warnings", [])[:20]:
             stream.write(f"warning: {warning}\n")
         mirror.save(store, state, request.build_id, known=known)
+        to_generate = scrape["enqueued"]
+        batches_done = True
+        if request.generation == "batch" and to_generate:
+            from coach.local.batch_loop import follow_batches
+
+            try:
+                batches = follow_batches(
+                    request.build_id, _step, poll_s=options.batch_poll_s, timeout_s=options.generation_timeout_s,
+                    stream=stream, on_poll=lambda: mirror.save(store, state, request.build_id, known=known))
+            finally:
+                mirror.save(store, state, request.build_id, known=known)
+            to_generate, batches_done = batches.fallback, batches.finished
 
         def keep_batch(messages: list[dict[str, Any]]) -> None:
             # Each batch's records reach the disk before its messages are deleted: a crash (kill -9) then
@@ -319,7 +349,7 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         poller = SqsPoller(boto3.client("sqs", endpoint_url=stack.endpoint_url), stack.queue_url,
                            stack.queue_arn, batch_size=options.batch_size, concurrency=options.concurrency,
                            after_batch=keep_batch)
-        bar = ProgressBar(scrape["enqueued"], stream)
+        bar = ProgressBar(to_generate, stream)
         last_save = [time.monotonic()]
 
         def tick() -> None:
@@ -331,12 +361,12 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
 
         try:
             drained = (poller.run(on_tick=tick, timeout_s=options.generation_timeout_s)
-                       if scrape["enqueued"] else True)
+                       if to_generate else True)
         except BaseException:
             # Interrupted (Ctrl-C): the workers have finished their batches; keep what they wrote for the re-run.
             mirror.save(store, state, request.build_id, known=known)
             raise
-        bar.update(scrape["enqueued"] if drained else poller.stats.messages - poller.stats.failures)
+        bar.update(to_generate if drained else poller.stats.messages - poller.stats.failures)
         bar.close()
         mirror.save(store, state, request.build_id, known=known)
         # The poller has just watched the queue drain, so the progress check need not wait to confirm it.
@@ -376,7 +406,7 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         _publish_outputs(store, request.build_id, options.out, manifest)
         write_report_files(DirectoryStore(state), request.build_id, options.out)  # the mirror: fast local reads
         return LocalBuildResult(manifest=manifest, out=options.out, elapsed_s=time.monotonic() - started,
-                                generation_complete=drained and progress["done"])
+                                generation_complete=drained and batches_done and progress["done"])
     finally:
         stack.stop()
         # The emulator's endpoint must not leak into whatever runs next in this process.
@@ -420,7 +450,9 @@ def summary_table(result: LocalBuildResult) -> str:
         ("tokens (prompt / completion)", f"{m.tokens.prompt_tokens} / {m.tokens.completion_tokens}{estimate}"),
         ("dataset tokens", f"{m.tokens.dataset_tokens} [{m.tokens.method}"
          + (", estimated]" if m.tokens.method.startswith("chars") else "]")),
-        ("generation cost", generation_cost(m)),
+        ("generation cost", generation_cost(m) + (
+            f" (${m.cost.generation_batch_usd:.4f} at batch prices; synchronous calls: "
+            f"${m.cost.generation_sync_equivalent_usd:.4f})" if m.cost.generation_batch_usd else "")),
     ]
     if m.budget_usd is not None:
         rows.append(("budget", f"${m.budget_usd:.4f}"))

@@ -276,6 +276,9 @@ def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MI
         cost=CostEstimate(
             generation_usd=round(sum(r.cost_usd for r in records.values()), 6),
             unpriced_models=unpriced_models(generated),
+            generation_batch_usd=round(sum(r.cost_usd for r in records.values() if r.generation == "batch"), 6),
+            generation_sync_equivalent_usd=round(sum(
+                r.cost_usd if r.sync_cost_usd is None else r.sync_cost_usd for r in records.values()), 6),
             fine_tune_usd=cost.usd or 0.0,
             fine_tune_epochs=cost.epochs or None,
             billable_training_tokens=cost.billable_tokens,

@@ -90,7 +90,7 @@ def estimate_pending(request: BuildRequest, stories: list[Story], *,
                                                max_story_tokens=cfg.max_story_tokens).messages)
               for s in stories]
     return estimate_build(default_model(request), counts, price_table(), max_completion_tokens=cfg.max_feedback_tokens,
-                          estimated_tokens=get_counter().estimated)
+                          estimated_tokens=get_counter().estimated, batch=request.generation == "batch")
 
 
 def scrape(request: BuildRequest, *, store: BuildStore, queue: StoryQueue, **source_kwargs: Any) -> ScrapeResult:
@@ -145,5 +145,6 @@ def scrape(request: BuildRequest, *, store: BuildStore, queue: StoryQueue, **sou
     # Written before enqueueing: the progress check must know the run before any feedback arrives.
     result.enqueued = len(tasks)
     store.put_model(scrape_key(request.build_id), result)
-    queue.enqueue(tasks)
+    if request.generation == "sync":  # batch generation submits provider batches from the stored list
+        queue.enqueue(tasks)
     return result
