@@ -30,6 +30,7 @@ HANDLERS = {
     "finetune_start.json": "finetune", "finetune_status.json": "finetune", "finetune_publish.json": "finetune",
     "critique_health.json": "critique", "critique_post.json": "critique",
     "finetune_bedrock_status.json": "finetune", "finetune_deploy.json": "finetune", "evaluate.json": "evaluate",
+    "build_request_batch.json": "checkinput", "batch_collect.json": "batch", "batch_cancel_on_abort.json": "batch",
 }
 
 
@@ -42,7 +43,7 @@ def test_every_sample_event_is_run_by_a_test_here():
 
 
 def test_the_build_requests_pass_the_input_check(aws):
-    for name in ("build_request.json", "build_request_samples.json"):
+    for name in ("build_request.json", "build_request_samples.json", "build_request_batch.json"):
         checked = invoke("checkinput", load(name))
         assert BuildRequest.model_validate(checked).build_id == load(name)["build_id"]
 
@@ -112,3 +113,13 @@ def test_the_evaluate_event_reaches_its_handler(aws):
     with pytest.raises(CoachError) as unassembled:  # that build was never assembled here
         invoke("evaluate", load("evaluate.json"))
     assert unassembled.value.code == "eval_set_missing"
+
+
+def test_the_batch_events_reach_their_handler(aws):
+    from coach.step_errors import BatchFailed
+
+    # The aborted execution's event (from EventBridge) names a build with nothing to cancel here.
+    assert invoke("batch", load("batch_cancel_on_abort.json")) == {"build_id": "wp-2025-06-batch", "done": True}
+    with pytest.raises(BatchFailed) as unknown:  # that build never ran here
+        invoke("batch", load("batch_collect.json"))
+    assert str(unknown.value).startswith("build_not_found: ")
