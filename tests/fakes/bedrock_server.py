@@ -30,13 +30,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tests.fakes.loopback import LoopbackServer, QuietHandler
 from tests.fakes.openai_server import default_critique, estimate_tokens
 
 ACCOUNT = "123456789012"
@@ -459,7 +459,7 @@ _SETTINGS = frozenset({
 })
 
 
-class FakeBedrockServer:
+class FakeBedrockServer(LoopbackServer):
     """Amazon Bedrock (runtime and control plane) on 127.0.0.1 in a background thread.
 
     Converse reply selection, first match wins: a scripted Reply at the head of the script, then the
@@ -468,6 +468,12 @@ class FakeBedrockServer:
     default); a scripted outcome (`push_script`) for an operation decides its next call before any random
     fault is drawn. Settings can be changed while it runs with `configure(...)`.
     """
+
+    thread_name = "fake-bedrock"
+
+    @property
+    def handler(self) -> type[QuietHandler]:
+        return _Handler
 
     def __init__(
         self,
@@ -496,6 +502,7 @@ class FakeBedrockServer:
         min_training_records: int = 8,
         s3_client_factory: Callable[[], Any] | None = None,
     ) -> None:
+        super().__init__()
         self.region = region  # used when a call carries no SigV4 credential scope
         self.reply = reply
         self.fault_rates = dict(fault_rates or {})
@@ -529,44 +536,12 @@ class FakeBedrockServer:
         self._deployments: dict[str, Deployment] = {}
         self._batch_jobs: dict[str, BatchJob] = {}
         self._tokens: dict[tuple[str, str], tuple[str, Any]] = {}  # (kind, clientRequestToken) -> (params, it)
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
-    def start(self) -> FakeBedrockServer:
-        if self._httpd is not None:
-            return self
-        handler = type("_BoundHandler", (_Handler,), {"fake": self})
-        self._httpd = _Server(("127.0.0.1", 0), handler)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-bedrock", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeBedrockServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def endpoint_url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the fake Bedrock server is not running")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     # -- configuration ---------------------------------------------------------------------------------
 
@@ -1172,12 +1147,6 @@ def _check_nova_hyperparameters(hyper: dict[str, str]) -> None:
                                                       f"valid; it must be between {low:g} and {high:g}.")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128  # the default 5 resets connections when tests fire many calls at once
-
-
 # (method, path pattern, operation, success status); a {name} segment matches one URL-encoded segment.
 ROUTES: tuple[tuple[str, str, str, int], ...] = (
     ("POST", "/model/{modelId}/converse", "Converse", 200),
@@ -1217,21 +1186,9 @@ def _match(method: str, path: str) -> tuple[str, int, dict[str, str]] | None:
     return None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     fake: FakeBedrockServer
     server_version = "fake-bedrock/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: the fake keeps its own log
-        return
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
         fake = self.fake

@@ -33,8 +33,9 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes.loopback import LoopbackServer, QuietHandler
 
 ReplyFn = Callable[[list[dict[str, Any]]], str]
 
@@ -326,7 +327,7 @@ class FakeBatch:
         }
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     """An OpenAI-compatible server on 127.0.0.1 in a background thread.
 
     Reply selection for chat completions, first match wins: a scripted Reply at the head of the script,
@@ -336,6 +337,12 @@ class FakeOpenAIServer:
     the next call's outcome before any random fault is drawn. All settings can be changed while it runs,
     with `configure(...)` or by assigning the attribute.
     """
+
+    thread_name = "fake-openai"
+
+    @property
+    def handler(self) -> type[QuietHandler]:
+        return _Handler
 
     def __init__(
         self,
@@ -365,6 +372,7 @@ class FakeOpenAIServer:
         batch_expire_next: int = 0,
         batch_failure: str | None = None,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.reply = reply
         self.failure_rate = failure_rate
@@ -397,45 +405,8 @@ class FakeOpenAIServer:
         self._usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         self._files: dict[str, UploadedFile] = {}
         self._jobs: dict[str, FineTuneJob] = {}
-        self._stop = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
-
-    def start(self) -> FakeOpenAIServer:
-        if self._httpd is not None:
-            return self
-        handler = type("_BoundHandler", (_Handler,), {"fake": self})
-        httpd = _Server(("127.0.0.1", 0), handler)
-        self._httpd = httpd
-        self._stop.clear()
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-openai", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("the fake OpenAI server is not running")
-        return int(self._httpd.server_address[1])
 
     @property
     def base_url(self) -> str:
@@ -980,27 +951,9 @@ def _list_page(items: list[dict[str, Any]], query: dict[str, str]) -> dict[str, 
     return {"object": "list", "data": items[:limit], "has_more": len(items) > limit}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # stalled handlers are released by the stop event instead
-    request_queue_size = 128  # the default 5 resets connections when tests fire many calls at once
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     fake: FakeOpenAIServer
     server_version = "fake-openai/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: the fake keeps its own log
-        return
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
         path, _, query_string = self.path.partition("?")
