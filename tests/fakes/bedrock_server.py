@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, unquote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tests.fakes.loopback import LoopbackServer, QuietHandler
+from tests.fakes.loopback import LoopbackServer, PaidCalls, QuietHandler
 from tests.fakes.openai_server import default_critique, estimate_tokens
 
 ACCOUNT = "123456789012"
@@ -459,7 +459,7 @@ _SETTINGS = frozenset({
 })
 
 
-class FakeBedrockServer(LoopbackServer):
+class FakeBedrockServer(LoopbackServer, PaidCalls):
     """Amazon Bedrock (runtime and control plane) on 127.0.0.1 in a background thread.
 
     Converse reply selection, first match wins: a scripted Reply at the head of the script, then the
@@ -568,10 +568,6 @@ class FakeBedrockServer(LoopbackServer):
 
     # -- accounting ------------------------------------------------------------------------------------
 
-    @property
-    def requests(self) -> list[RequestLog]:
-        with self._lock:
-            return list(self._log)
 
     def converse_requests(self) -> list[RequestLog]:
         return [r for r in self.requests if r.operation == "Converse"]
@@ -579,41 +575,14 @@ class FakeBedrockServer(LoopbackServer):
     def calls(self, operation: str) -> list[RequestLog]:
         return [r for r in self.requests if r.operation == operation]
 
-    @property
-    def success_counts(self) -> dict[str, int]:
-        """Successful model answers (Converse calls and batch records) per distinct user-message text."""
-        with self._lock:
-            return dict(self._successes)
 
-    def successes_containing(self, fragment: str) -> int:
-        with self._lock:
-            return sum(n for text, n in self._successes.items() if fragment in text)
 
-    @property
-    def total_successes(self) -> int:
-        with self._lock:
-            return sum(self._successes.values())
-
-    @property
-    def usage_totals(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._usage)
 
     def status_counts(self, operation: str = "Converse") -> dict[int, int]:
         return dict(Counter(r.status for r in self.calls(operation)))
 
     def error_counts(self, operation: str = "Converse") -> dict[str, int]:
         return dict(Counter(r.error_code for r in self.calls(operation) if r.error_code))
-
-    def _record(self, entry: RequestLog) -> None:
-        with self._lock:
-            self._log.append(entry)
-
-    def count_success(self, text: str, delta: int) -> None:
-        with self._lock:
-            self._successes[text] += delta
-            if self._successes[text] <= 0:
-                del self._successes[text]
 
     # -- faults ----------------------------------------------------------------------------------------
 

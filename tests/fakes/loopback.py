@@ -81,3 +81,53 @@ class LoopbackServer:
         if self._httpd is None:
             raise RuntimeError(f"{self.thread_name} is not running")
         return int(self._httpd.server_address[1])
+
+
+class PaidCalls:
+    """The request log and the paid-call ledger of a fake model service.
+
+    A subclass keeps `_lock`, `_log` (request entries), `_successes` (a Counter of answered calls per
+    distinct user message: what a story was paid for) and `_usage` (token totals) and feeds them through
+    `_record` and `count_success`; a test reads them back here.
+    """
+
+    _lock: Any
+    _log: list[Any]
+    _successes: Any
+    _usage: dict[str, int]
+
+    @property
+    def requests(self) -> list[Any]:
+        with self._lock:
+            return list(self._log)
+
+    @property
+    def success_counts(self) -> dict[str, int]:
+        """Paid answers per distinct user message."""
+        with self._lock:
+            return dict(self._successes)
+
+    def successes_containing(self, fragment: str) -> int:
+        """Paid answers whose user message contains `fragment` (e.g. a story's first line)."""
+        with self._lock:
+            return sum(n for text, n in self._successes.items() if fragment in text)
+
+    @property
+    def total_successes(self) -> int:
+        with self._lock:
+            return sum(self._successes.values())
+
+    @property
+    def usage_totals(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._usage)
+
+    def _record(self, entry: Any) -> None:
+        with self._lock:
+            self._log.append(entry)
+
+    def count_success(self, text: str, delta: int) -> None:
+        with self._lock:
+            self._successes[text] += delta
+            if self._successes[text] <= 0:
+                del self._successes[text]

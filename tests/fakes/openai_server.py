@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.loopback import LoopbackServer, QuietHandler
+from tests.fakes.loopback import LoopbackServer, PaidCalls, QuietHandler
 
 ReplyFn = Callable[[list[dict[str, Any]]], str]
 
@@ -327,7 +327,7 @@ class FakeBatch:
         }
 
 
-class FakeOpenAIServer(LoopbackServer):
+class FakeOpenAIServer(LoopbackServer, PaidCalls):
     """An OpenAI-compatible server on 127.0.0.1 in a background thread.
 
     Reply selection for chat completions, first match wins: a scripted Reply at the head of the script,
@@ -437,34 +437,12 @@ class FakeOpenAIServer(LoopbackServer):
 
     # -- accounting ------------------------------------------------------------------------------------
 
-    @property
-    def requests(self) -> list[RequestLog]:
-        with self._lock:
-            return list(self._log)
 
     def chat_requests(self) -> list[RequestLog]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
-    @property
-    def success_counts(self) -> dict[str, int]:
-        """Successful chat completions per distinct user-message content."""
-        with self._lock:
-            return dict(self._successes)
 
-    def successes_containing(self, fragment: str) -> int:
-        """Successful completions whose user message contains `fragment` (e.g. a story's first line)."""
-        with self._lock:
-            return sum(n for content, n in self._successes.items() if fragment in content)
 
-    @property
-    def total_successes(self) -> int:
-        with self._lock:
-            return sum(self._successes.values())
-
-    @property
-    def usage_totals(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._usage)
 
     def status_counts(self, path_suffix: str = "/chat/completions") -> dict[int, int]:
         return dict(Counter(r.status for r in self.requests if r.path.endswith(path_suffix)))
@@ -484,10 +462,6 @@ class FakeOpenAIServer(LoopbackServer):
             return dict(self._jobs)
 
     # -- request handling (called from handler threads) -----------------------------------------------
-
-    def _record(self, entry: RequestLog) -> None:
-        with self._lock:
-            self._log.append(entry)
 
     def _check_auth(self, headers: Any) -> None:
         if self.api_key is None:
@@ -593,12 +567,6 @@ class FakeOpenAIServer(LoopbackServer):
             for key, value in usage.items():
                 self._usage[key] += value
         return response
-
-    def count_success(self, user_content: str, delta: int) -> None:
-        with self._lock:
-            self._successes[user_content] += delta
-            if self._successes[user_content] <= 0:
-                del self._successes[user_content]
 
     def model_object(self, model: str) -> dict[str, Any]:
         """A model as GET /v1/models lists it, with `shutdown_date` (a fine-tune inherits its base's)."""
