@@ -13,7 +13,7 @@ from coach.adapters.storage import BuildStore
 
 class DirectoryStore(BuildStore):
     def __init__(self, root: Path) -> None:  # no S3 client: every raw operation below is a file operation
-        self.root = root
+        self.root = Path(root).resolve()  # keys are listed relative to it, from resolved paths
         self.bucket = str(root)
         self.s3 = None
 

@@ -13,7 +13,7 @@ from coach.adapters.storage import BuildStore
 
 class DirectoryStore(BuildStore):
     def __init__(self, root: Path) -> None:  # no S3 client: every raw call below goes to the folder
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # keys are listed relative to it, from resolved paths
         self.bucket = str(self.root)
         self.s3 = None
 
