@@ -6,187 +6,237 @@ without writing the rewrite into the writer's story for them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from coach.domain.critic import wordlists as wl
 from coach.domain.critic.chooser import Chooser, number_word, per_1000
 from coach.domain.critic.report import RankedNote
 from coach.domain.critic.signals import WORD_RE, Analysis, dialogue_lines, phrase, sentence_start
 
 
+def _dialogue_tag_adverbs_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    count = int(f["count"])
+    many = (f"{number_word(count, capital=True)} of your dialogue tags lean" if count > 1
+            else "One dialogue tag leans")
+    return (
+        f'{many} on an adverb. In "{quote}", the adverb tells the reader how the line sounds instead of '
+        "letting the words do it; cut it, and if the manner matters, show it with a small gesture or "
+        "sharpen the line itself.",
+        f'Watch the adverbs attached to speech: "{quote}" explains the tone of a line the dialogue should '
+        "carry on its own. A plain said is invisible, and a gesture (a hand on the table, a glance away) "
+        "shows the manner better than an -ly word.",
+    )
+
+
+def _said_bookisms_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    if int(f.get("non_speech", 0)):
+        return (
+            f'In "{quote}", the tag is an action nobody can speak through; end the line with a full '
+            "stop and give the gesture its own sentence, so the words and the movement each get "
+            "their moment.",
+            f'Your tags sometimes ask a gesture to deliver speech, as in "{quote}". Let said or asked do '
+            "the quiet work, and put the smile or the nod in a separate sentence as a beat.",
+        )
+    return (
+        f'Some tags work too hard: "{quote}" asks the verb to deliver what the line should deliver '
+        "itself. Use said or asked, which readers skim past, and let the dialogue carry the heat.",
+        f'Speech verbs like the one in "{quote}" pull the eye away from what is being said. Plain tags '
+        "disappear on the page, so save the vivid verbs for the action around the dialogue.",
+    )
+
+
+def _adverbs_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    density = per_1000(f["density"])
+    return (
+        f'The narration leans on -ly adverbs, {density}. In "{quote}", a more exact verb could carry the '
+        "manner on its own; go through the draft once looking only for -ly words and keep just the "
+        "ones that earn their place.",
+        f'You use a lot of adverbs in the narration ({density}). In "{quote}", ask what the adverb adds '
+        "that a sharper verb or a concrete detail could not, and let the verb do the work.",
+    )
+
+
+def _filter_words_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    density = per_1000(f["density"])
+    return (
+        "Much of the story reaches the reader through a filter: verbs like saw, felt, noticed and "
+        f'realized come {density}. "{quote}" puts the character\'s perception between us and the thing '
+        "itself; cut the perceiving verb and give the thing directly, so we experience it as it happens.",
+        f'The biggest lift would come from removing filter verbs ({density}). In "{quote}", we are told '
+        "that the character perceives something instead of perceiving it ourselves; rewrite such "
+        "sentences so the image or sound arrives on its own and the point of view stays close.",
+    )
+
+
+def _telling_emotion_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    count = int(f["count"])
+    return (
+        f'Emotions are named rather than shown {number_word(count)} times; "{quote}" tells us the feeling '
+        "outright. Show it through what the body does, or what the character says or avoids saying, "
+        "and let the reader name the feeling; that is where a scene gets its charge.",
+        f'When you write "{quote}", you hand the reader a label instead of an experience, and it happens '
+        f"{number_word(count)} times. Replace the named emotion with a physical reaction or an action (a hand that "
+        "will not stay still, a question asked twice) and trust the reader to infer it.",
+    )
+
+
+def _passive_voice_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    density = per_1000(f["density"])
+    return (
+        f'The passive voice slows some sentences down ({density}). In "{quote}", the one who acts '
+        "disappears or arrives late; put whoever does the action at the front of the sentence so it "
+        "moves.",
+        f'Watch the passive constructions, {density}: "{quote}" hides who is doing what. Rewrite with the '
+        "actor as the subject and the sentence will gain energy and clarity.",
+    )
+
+
+def _crutch_words_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    density = per_1000(f["density"])
+    return (
+        f"Crutch words ({f['top']}) turn up {density} of narration. In \"{quote}\", try deleting the "
+        "softener, and where the sentence goes flat, find a stronger word instead of propping up a "
+        "weak one.",
+        f'Small intensifiers and fillers ({f["top"]}) add up to {density}. In "{quote}", for example, '
+        "the extra word adds nothing, and most such sentences get stronger when you simply cut it.",
+    )
+
+
+def _repeated_words_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        f"Some words come back too soon: {f['word']} appears {number_word(int(f['times']))} times within a "
+        f'short stretch, for example in "{quote}". Unless the echo is deliberate, vary the second '
+        "mention or restructure the sentence so the word is not needed.",
+        f'Listen for echoes: {f["word"]} recurs {number_word(int(f["times"]))} times in quick succession (as in '
+        f'"{quote}"). Reading the page aloud will catch these, and a synonym or a cut usually fixes them.',
+    )
+
+
+def _hard_sentences_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        f'A few long sentences ask a lot of the reader. The one beginning "{quote}" runs to {f["words"]} '
+        "words; consider splitting it where the thought turns, so the clauses that matter land on "
+        "their own.",
+        f'Some sentences are very hard to read in one breath, such as the {f["words"]}-word one that '
+        f'begins "{quote}". Break it at its natural hinge and the pacing will improve at once.',
+    )
+
+
+def _sentence_rhythm_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    kind = f.get("kind")
+    if kind == "choppy":
+        return (
+            f"The rhythm needs work: your sentences average {f['mean']} words, and so "
+            f'many short ones in a row (such as "{quote}") give every beat the same weight. Join some '
+            "of them with and, while or as, and save the short sentence for the moment you want to hit "
+            "hardest.",
+            f'Your sentences are almost all short (average {f["mean"]} words), so lines like "{quote}" '
+            "start to sound alike. Combine neighbouring actions into longer sentences and keep the "
+            "short, blunt ones for the emotional turns, where their force will show.",
+        )
+    if kind == "long":
+        return (
+            f'Your sentences average {f["mean"]} words, which makes the prose dense. The one beginning '
+            f'"{quote}" is a good place to start: split it, and let a short sentence follow a long one '
+            "at the moments you want to land.",
+            f'The long sentences (an average of {f["mean"]} words) blur the key moments together. Try '
+            f'breaking the sentence that begins "{quote}" into two, and see how much sharper it lands.',
+        )
+    return (
+        f"Most sentences run at a similar length (around {f['mean']} words), which gives the prose an "
+        f'even beat that can lull. Near "{quote}", try a fragment, or let one sentence run long, so '
+        "the pacing follows the tension.",
+        f"Your sentence lengths hardly vary (around {f['mean']} words each). Around \"{quote}\", mix in a "
+        "very short sentence after a long one; the contrast is what makes a moment feel important.",
+    )
+
+
+def _repeated_openers_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    length = int(f["length"])
+    return (
+        f'{number_word(length, capital=True)} sentences in a row begin the same way, starting at "{quote}", and '
+        "the repetition flattens the rhythm. Vary the openings: start one with an action, another with "
+        "a detail, or fold two sentences together.",
+        f'Watch your sentence openings: from "{quote}" on, {number_word(length)} sentences in a row start with the '
+        "same word. Lead with a place, a sound or a subordinate clause now and then, and the passage "
+        "will flow.",
+    )
+
+
+def _opening_line_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    if f.get("kind") == "long":
+        return (
+            f'Your first sentence, beginning "{quote}", runs to {f["words"]} words before the reader has '
+            "a foothold. Consider opening with a short, concrete line and letting the long sentence "
+            "follow.",
+            f'The opening sentence, the one that begins "{quote}", asks the reader to hold {f["words"]} '
+            "words before anything happens; a shorter first line would hook them faster.",
+        )
+    return (
+        f'Your opening, "{quote}", is a familiar way in, and readers decide quickly whether to stay. '
+        "Start closer to the moment something changes, with an image or action only this story "
+        "could have.",
+        f'The first line, "{quote}", is the kind of opening editors see often. Try beginning in the '
+        "middle of the first real event and folding the setup in afterwards.",
+    )
+
+
+def _long_paragraph_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    words = f["words"]
+    return (
+        f'The paragraph with "{quote}" in it runs to {words} words without a break. Give the reader air: '
+        "break it where the focus shifts (a new action, a new place, a change of feeling) so each "
+        "paragraph does one job.",
+        f'At {words} words, the paragraph that holds "{quote}" is a wall of text. Paragraph breaks are '
+        "a pacing tool; use them to isolate the moments that matter.",
+    )
+
+
+def _dialogue_balance_advice(quote: str, f: dict[str, Any]) -> tuple[str, ...]:
+    if f.get("kind") == "mostly_dialogue":
+        share = f"{float(f['share']):.0%}"
+        return (
+            f"The story is almost all dialogue ({share} of the words). It moves fast, but the reader can "
+            f'lose track of where we are and who is doing what; after a line like "{quote}", add one '
+            "short beat of action or setting to anchor the scene.",
+            f'With {share} of the words in dialogue, the voices carry everything. A glance, an object '
+            f'or a gesture placed after "{quote}" would ground the exchange without slowing it down.',
+        )
+    return (
+        f'There is no spoken dialogue in the story. That can be a deliberate choice, but around "{quote}" '
+        "a single exchange would let the characters reveal themselves in their own words.",
+        f'The story is told entirely in narration. Consider letting a character speak near "{quote}"; '
+        "one line of dialogue can do the work of a paragraph of summary.",
+    )
+
+
+# The two phrasings of each note code's advice; the chooser picks one per story.
+_ISSUE_TEXTS: dict[str, Callable[[str, dict[str, Any]], tuple[str, ...]]] = {
+    "dialogue_tag_adverbs": _dialogue_tag_adverbs_advice,
+    "said_bookisms": _said_bookisms_advice,
+    "adverbs": _adverbs_advice,
+    "filter_words": _filter_words_advice,
+    "telling_emotion": _telling_emotion_advice,
+    "passive_voice": _passive_voice_advice,
+    "crutch_words": _crutch_words_advice,
+    "repeated_words": _repeated_words_advice,
+    "hard_sentences": _hard_sentences_advice,
+    "sentence_rhythm": _sentence_rhythm_advice,
+    "repeated_openers": _repeated_openers_advice,
+    "opening_line": _opening_line_advice,
+    "long_paragraph": _long_paragraph_advice,
+    "dialogue_balance": _dialogue_balance_advice,
+}
+
+
 def issue_text(note: RankedNote, quote: str | None, chooser: Chooser) -> str | None:
     """One or two sentences about a measured issue, quoting the story and pointing at a rewrite."""
-    code, f = note.note.code, note.figures
-    if quote is None:
+    code = note.note.code
+    phrasings = _ISSUE_TEXTS.get(code)
+    if quote is None or phrasings is None:
         return None
-    slot = f"issue-{code}"
-    if code == "dialogue_tag_adverbs":
-        count = int(f["count"])
-        many = (f"{number_word(count, capital=True)} of your dialogue tags lean" if count > 1
-                else "One dialogue tag leans")
-        return chooser.pick(slot, (
-            f'{many} on an adverb. In "{quote}", the adverb tells the reader how the line sounds instead of '
-            "letting the words do it; cut it, and if the manner matters, show it with a small gesture or "
-            "sharpen the line itself.",
-            f'Watch the adverbs attached to speech: "{quote}" explains the tone of a line the dialogue should '
-            "carry on its own. A plain said is invisible, and a gesture (a hand on the table, a glance away) "
-            "shows the manner better than an -ly word.",
-        ))
-    if code == "said_bookisms":
-        if int(f.get("non_speech", 0)):
-            return chooser.pick(slot, (
-                f'In "{quote}", the tag is an action nobody can speak through; end the line with a full '
-                "stop and give the gesture its own sentence, so the words and the movement each get "
-                "their moment.",
-                f'Your tags sometimes ask a gesture to deliver speech, as in "{quote}". Let said or asked do '
-                "the quiet work, and put the smile or the nod in a separate sentence as a beat.",
-            ))
-        return chooser.pick(slot, (
-            f'Some tags work too hard: "{quote}" asks the verb to deliver what the line should deliver '
-            "itself. Use said or asked, which readers skim past, and let the dialogue carry the heat.",
-            f'Speech verbs like the one in "{quote}" pull the eye away from what is being said. Plain tags '
-            "disappear on the page, so save the vivid verbs for the action around the dialogue.",
-        ))
-    if code == "adverbs":
-        density = per_1000(f["density"])
-        return chooser.pick(slot, (
-            f'The narration leans on -ly adverbs, {density}. In "{quote}", a more exact verb could carry the '
-            "manner on its own; go through the draft once looking only for -ly words and keep just the "
-            "ones that earn their place.",
-            f'You use a lot of adverbs in the narration ({density}). In "{quote}", ask what the adverb adds '
-            "that a sharper verb or a concrete detail could not, and let the verb do the work.",
-        ))
-    if code == "filter_words":
-        density = per_1000(f["density"])
-        return chooser.pick(slot, (
-            "Much of the story reaches the reader through a filter: verbs like saw, felt, noticed and "
-            f'realized come {density}. "{quote}" puts the character\'s perception between us and the thing '
-            "itself; cut the perceiving verb and give the thing directly, so we experience it as it happens.",
-            f'The biggest lift would come from removing filter verbs ({density}). In "{quote}", we are told '
-            "that the character perceives something instead of perceiving it ourselves; rewrite such "
-            "sentences so the image or sound arrives on its own and the point of view stays close.",
-        ))
-    if code == "telling_emotion":
-        count = int(f["count"])
-        return chooser.pick(slot, (
-            f'Emotions are named rather than shown {number_word(count)} times; "{quote}" tells us the feeling '
-            "outright. Show it through what the body does, or what the character says or avoids saying, "
-            "and let the reader name the feeling; that is where a scene gets its charge.",
-            f'When you write "{quote}", you hand the reader a label instead of an experience, and it happens '
-            f"{number_word(count)} times. Replace the named emotion with a physical reaction or an action (a hand that "
-            "will not stay still, a question asked twice) and trust the reader to infer it.",
-        ))
-    if code == "passive_voice":
-        density = per_1000(f["density"])
-        return chooser.pick(slot, (
-            f'The passive voice slows some sentences down ({density}). In "{quote}", the one who acts '
-            "disappears or arrives late; put whoever does the action at the front of the sentence so it "
-            "moves.",
-            f'Watch the passive constructions, {density}: "{quote}" hides who is doing what. Rewrite with the '
-            "actor as the subject and the sentence will gain energy and clarity.",
-        ))
-    if code == "crutch_words":
-        density = per_1000(f["density"])
-        return chooser.pick(slot, (
-            f"Crutch words ({f['top']}) turn up {density} of narration. In \"{quote}\", try deleting the "
-            "softener, and where the sentence goes flat, find a stronger word instead of propping up a "
-            "weak one.",
-            f'Small intensifiers and fillers ({f["top"]}) add up to {density}. In "{quote}", for example, '
-            "the extra word adds nothing, and most such sentences get stronger when you simply cut it.",
-        ))
-    if code == "repeated_words":
-        return chooser.pick(slot, (
-            f"Some words come back too soon: {f['word']} appears {number_word(int(f['times']))} times within a "
-            f'short stretch, for example in "{quote}". Unless the echo is deliberate, vary the second '
-            "mention or restructure the sentence so the word is not needed.",
-            f'Listen for echoes: {f["word"]} recurs {number_word(int(f["times"]))} times in quick succession (as in '
-            f'"{quote}"). Reading the page aloud will catch these, and a synonym or a cut usually fixes them.',
-        ))
-    if code == "hard_sentences":
-        return chooser.pick(slot, (
-            f'A few long sentences ask a lot of the reader. The one beginning "{quote}" runs to {f["words"]} '
-            "words; consider splitting it where the thought turns, so the clauses that matter land on "
-            "their own.",
-            f'Some sentences are very hard to read in one breath, such as the {f["words"]}-word one that '
-            f'begins "{quote}". Break it at its natural hinge and the pacing will improve at once.',
-        ))
-    if code == "sentence_rhythm":
-        kind = f.get("kind")
-        if kind == "choppy":
-            return chooser.pick(slot, (
-                f"The rhythm needs work: your sentences average {f['mean']} words, and so "
-                f'many short ones in a row (such as "{quote}") give every beat the same weight. Join some '
-                "of them with and, while or as, and save the short sentence for the moment you want to hit "
-                "hardest.",
-                f'Your sentences are almost all short (average {f["mean"]} words), so lines like "{quote}" '
-                "start to sound alike. Combine neighbouring actions into longer sentences and keep the "
-                "short, blunt ones for the emotional turns, where their force will show.",
-            ))
-        if kind == "long":
-            return chooser.pick(slot, (
-                f'Your sentences average {f["mean"]} words, which makes the prose dense. The one beginning '
-                f'"{quote}" is a good place to start: split it, and let a short sentence follow a long one '
-                "at the moments you want to land.",
-                f'The long sentences (an average of {f["mean"]} words) blur the key moments together. Try '
-                f'breaking the sentence that begins "{quote}" into two, and see how much sharper it lands.',
-            ))
-        return chooser.pick(slot, (
-            f"Most sentences run at a similar length (around {f['mean']} words), which gives the prose an "
-            f'even beat that can lull. Near "{quote}", try a fragment, or let one sentence run long, so '
-            "the pacing follows the tension.",
-            f"Your sentence lengths hardly vary (around {f['mean']} words each). Around \"{quote}\", mix in a "
-            "very short sentence after a long one; the contrast is what makes a moment feel important.",
-        ))
-    if code == "repeated_openers":
-        length = int(f["length"])
-        return chooser.pick(slot, (
-            f'{number_word(length, capital=True)} sentences in a row begin the same way, starting at "{quote}", and '
-            "the repetition flattens the rhythm. Vary the openings: start one with an action, another with "
-            "a detail, or fold two sentences together.",
-            f'Watch your sentence openings: from "{quote}" on, {number_word(length)} sentences in a row start with the '
-            "same word. Lead with a place, a sound or a subordinate clause now and then, and the passage "
-            "will flow.",
-        ))
-    if code == "opening_line":
-        if f.get("kind") == "long":
-            return chooser.pick(slot, (
-                f'Your first sentence, beginning "{quote}", runs to {f["words"]} words before the reader has '
-                "a foothold. Consider opening with a short, concrete line and letting the long sentence "
-                "follow.",
-                f'The opening sentence, the one that begins "{quote}", asks the reader to hold {f["words"]} '
-                "words before anything happens; a shorter first line would hook them faster.",
-            ))
-        return chooser.pick(slot, (
-            f'Your opening, "{quote}", is a familiar way in, and readers decide quickly whether to stay. '
-            "Start closer to the moment something changes, with an image or action only this story "
-            "could have.",
-            f'The first line, "{quote}", is the kind of opening editors see often. Try beginning in the '
-            "middle of the first real event and folding the setup in afterwards.",
-        ))
-    if code == "long_paragraph":
-        words = f["words"]
-        return chooser.pick(slot, (
-            f'The paragraph with "{quote}" in it runs to {words} words without a break. Give the reader air: '
-            "break it where the focus shifts (a new action, a new place, a change of feeling) so each "
-            "paragraph does one job.",
-            f'At {words} words, the paragraph that holds "{quote}" is a wall of text. Paragraph breaks are '
-            "a pacing tool; use them to isolate the moments that matter.",
-        ))
-    if code == "dialogue_balance":
-        if f.get("kind") == "mostly_dialogue":
-            share = f"{float(f['share']):.0%}"
-            return chooser.pick(slot, (
-                f"The story is almost all dialogue ({share} of the words). It moves fast, but the reader can "
-                f'lose track of where we are and who is doing what; after a line like "{quote}", add one '
-                "short beat of action or setting to anchor the scene.",
-                f'With {share} of the words in dialogue, the voices carry everything. A glance, an object '
-                f'or a gesture placed after "{quote}" would ground the exchange without slowing it down.',
-            ))
-        return chooser.pick(slot, (
-            f'There is no spoken dialogue in the story. That can be a deliberate choice, but around "{quote}" '
-            "a single exchange would let the characters reveal themselves in their own words.",
-            f'The story is told entirely in narration. Consider letting a character speak near "{quote}"; '
-            "one line of dialogue can do the work of a paragraph of summary.",
-        ))
-    return None
+    return chooser.pick(f"issue-{code}", phrasings(quote, note.figures))
 
 
 def soft_suggestions(analysis: Analysis, chooser: Chooser) -> list[tuple[str, str, str]]:
