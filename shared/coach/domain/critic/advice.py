@@ -239,40 +239,64 @@ def issue_text(note: RankedNote, quote: str | None, chooser: Chooser) -> str | N
     return chooser.pick(f"issue-{code}", phrasings(quote, note.figures))
 
 
-def soft_suggestions(analysis: Analysis, chooser: Chooser) -> list[tuple[str, str, str]]:
+Suggestion = tuple[str, str, str]  # (kind, quote, text)
+
+
+def soft_suggestions(analysis: Analysis, chooser: Chooser) -> list[Suggestion]:
     """(kind, quote, text) suggestions for a story with few measured issues; each names a real passage."""
-    doc = analysis.doc
-    out: list[tuple[str, str, str]] = []
-    sentences = doc.sentences
+    sentences = analysis.doc.sentences
     if not sentences:
-        return out
-    total = len(doc.words)
-    first_quote = sentence_start(analysis, 0, 8)
-    middle_quote = sentence_start(analysis, len(sentences) // 2, 8)
+        return []
     verse = [i for i, s in enumerate(sentences)
-             if i > 0 and doc.paragraphs[s.paragraph].verse and len(s.words) >= 2]
-    if verse:
-        # A line ending on a function word is the first place to look; else the longest line.
-        weak = [i for i in verse if sentences[i].words[-1].lower in wl.DANGLING]
-        pick = weak[0] if weak else max(verse, key=lambda i: len(sentences[i].words))
-        line = sentence_start(analysis, pick, 8)
-        if line:
-            out.append(("lines", line, chooser.pick("soft-verse", (
-                "Read the piece aloud and listen to where each line ends: a break after a strong noun or verb "
-                f'gives that word weight, while a break after a small word lets the line sag. Try the line "{line}" '
-                "both ways and keep whichever lands harder.",
-                f'Look at your line breaks. In "{line}", ask whether the break falls on the word you most want '
-                "the reader to hold; moving it by one word can change the whole rhythm of the stanza.",
-            ))))
-    if total < 150 and middle_quote and not verse:
-        out.append(("short", middle_quote, chooser.pick("soft-short", (
-            f'At {total} words, this reads more as a moment than a story. Starting from "{middle_quote}", '
-            "try building one full scene: a place the reader can see, a character who wants something, "
-            "and a change by the end.",
-            f'The piece is very short ({total} words), so the reader gets the idea behind "{middle_quote}" '
-            "but not yet the experience of it. Expand the central moment with concrete detail and let "
-            "something happen.",
-        ))))
+             if i > 0 and analysis.doc.paragraphs[s.paragraph].verse and len(s.words) >= 2]
+    first = (_line_break_suggestion(analysis, chooser, verse), _short_story_suggestion(analysis, chooser, verse),
+             _remaining_habit_suggestion(analysis, chooser))
+    optional = [s for s in (_ending_suggestion(analysis, chooser), _opening_suggestion(analysis, chooser),
+                            _dialogue_suggestion(analysis, chooser), _longest_sentence_suggestion(analysis, chooser))
+                if s is not None]
+    out = [s for s in first if s is not None]
+    if optional:  # which finer point comes first varies from story to story
+        shift = chooser.index("soft-order", len(optional))
+        out.extend(optional[shift:] + optional[:shift])
+    return out
+
+
+def _line_break_suggestion(analysis: Analysis, chooser: Chooser, verse: list[int]) -> Suggestion | None:
+    if not verse:
+        return None
+    sentences = analysis.doc.sentences
+    # A line ending on a function word is the first place to look; else the longest line.
+    weak = [i for i in verse if sentences[i].words[-1].lower in wl.DANGLING]
+    pick = weak[0] if weak else max(verse, key=lambda i: len(sentences[i].words))
+    line = sentence_start(analysis, pick, 8)
+    if not line:
+        return None
+    return ("lines", line, chooser.pick("soft-verse", (
+        "Read the piece aloud and listen to where each line ends: a break after a strong noun or verb "
+        f'gives that word weight, while a break after a small word lets the line sag. Try the line "{line}" '
+        "both ways and keep whichever lands harder.",
+        f'Look at your line breaks. In "{line}", ask whether the break falls on the word you most want '
+        "the reader to hold; moving it by one word can change the whole rhythm of the stanza.",
+    )))
+
+
+def _short_story_suggestion(analysis: Analysis, chooser: Chooser, verse: list[int]) -> Suggestion | None:
+    total = len(analysis.doc.words)
+    middle_quote = sentence_start(analysis, len(analysis.doc.sentences) // 2, 8)
+    if total >= 150 or not middle_quote or verse:
+        return None
+    return ("short", middle_quote, chooser.pick("soft-short", (
+        f'At {total} words, this reads more as a moment than a story. Starting from "{middle_quote}", '
+        "try building one full scene: a place the reader can see, a character who wants something, "
+        "and a change by the end.",
+        f'The piece is very short ({total} words), so the reader gets the idea behind "{middle_quote}" '
+        "but not yet the experience of it. Expand the central moment with concrete detail and let "
+        "something happen.",
+    )))
+
+
+def _remaining_habit_suggestion(analysis: Analysis, chooser: Chooser) -> Suggestion | None:
+    """The first habit below the note thresholds that still has a quotable instance."""
     leftovers = [
         ("filter", [h for h in analysis.filters if h.kind != "weak"],
          "cut the perceiving verb and give the reader the thing perceived, directly"),
@@ -281,54 +305,67 @@ def soft_suggestions(analysis: Analysis, chooser: Chooser) -> list[tuple[str, st
         ("passive", analysis.passives, "make the one who acts the subject of the sentence"),
     ]
     for name, hits, advice in leftovers:
-        spans = (phrase(doc, h.start, h.end, min_words=3, max_words=6, target=4, prefer="left") for h in hits)
+        spans = (phrase(analysis.doc, h.start, h.end, min_words=3, max_words=6, target=4, prefer="left")
+                 for h in hits)
         quote = next((q for q in spans if q), None)
         if quote:
-            out.append(("habits", quote, chooser.pick(f"soft-{name}", (
+            return ("habits", quote, chooser.pick(f"soft-{name}", (
                 f'The habits that remain are few, but "{quote}" is worth a second look; {advice}.',
                 f'It is a small thing, but in "{quote}", {advice}.',
-            ))))
-            break
-    optional: list[tuple[str, str, str]] = []
-    last = len(sentences) - 1
+            )))
+    return None
+
+
+def _ending_suggestion(analysis: Analysis, chooser: Chooser) -> Suggestion | None:
+    last = len(analysis.doc.sentences) - 1
     end_quote = sentence_start(analysis, last, 8) if last > 0 else None
-    if end_quote:
-        optional.append(("ending", end_quote, chooser.pick("soft-ending", (
-            f'Look hard at your final sentence, which begins "{end_quote}". Ask whether it states what the '
-            "story has already shown; if it does, end one beat earlier, on the image, and let the reader "
-            "finish the thought.",
-            f'Test the ending, the sentence that begins "{end_quote}", by reading the piece without it. If '
-            "nothing is lost, cut it; if something is, make sure that is the one thing it says.",
-        ))))
-    if first_quote and total >= 150:
-        optional.append(("opening", first_quote, chooser.pick("soft-opening", (
-            f'Test your opening against the rest: "{first_quote}" works, but see whether the story could '
-            "begin a paragraph later, at the first moment of change, with the setup folded in afterwards.",
-            f'Consider whether "{first_quote}" is the strongest first line you have. Often the best opening '
-            "sentence is hiding in the second or third paragraph of a draft.",
-        ))))
-    if doc.quotes:
-        lines = [q for q in dialogue_lines(analysis) if 3 <= len(WORD_RE.findall(q)) <= 10]
-        if lines:
-            line = chooser.pick("soft-dialogue-line", lines)
-            optional.append(("dialogue", line, chooser.pick("soft-dialogue", (
-                f'Read the dialogue aloud: in a line like "{line}", check that each speaker sounds like '
-                "themselves and not like the narrator; a distinct rhythm or pet word per character helps.",
-                f'Push the dialogue further. A line such as "{line}" could carry more subtext; let a '
-                "character say less than they mean and make the reader hear the rest.",
-            ))))
+    if not end_quote:
+        return None
+    return ("ending", end_quote, chooser.pick("soft-ending", (
+        f'Look hard at your final sentence, which begins "{end_quote}". Ask whether it states what the '
+        "story has already shown; if it does, end one beat earlier, on the image, and let the reader "
+        "finish the thought.",
+        f'Test the ending, the sentence that begins "{end_quote}", by reading the piece without it. If '
+        "nothing is lost, cut it; if something is, make sure that is the one thing it says.",
+    )))
+
+
+def _opening_suggestion(analysis: Analysis, chooser: Chooser) -> Suggestion | None:
+    first_quote = sentence_start(analysis, 0, 8)
+    if not first_quote or len(analysis.doc.words) < 150:
+        return None
+    return ("opening", first_quote, chooser.pick("soft-opening", (
+        f'Test your opening against the rest: "{first_quote}" works, but see whether the story could '
+        "begin a paragraph later, at the first moment of change, with the setup folded in afterwards.",
+        f'Consider whether "{first_quote}" is the strongest first line you have. Often the best opening '
+        "sentence is hiding in the second or third paragraph of a draft.",
+    )))
+
+
+def _dialogue_suggestion(analysis: Analysis, chooser: Chooser) -> Suggestion | None:
+    if not analysis.doc.quotes:
+        return None
+    lines = [q for q in dialogue_lines(analysis) if 3 <= len(WORD_RE.findall(q)) <= 10]
+    if not lines:
+        return None
+    line = chooser.pick("soft-dialogue-line", lines)
+    return ("dialogue", line, chooser.pick("soft-dialogue", (
+        f'Read the dialogue aloud: in a line like "{line}", check that each speaker sounds like '
+        "themselves and not like the narrator; a distinct rhythm or pet word per character helps.",
+        f'Push the dialogue further. A line such as "{line}" could carry more subtext; let a '
+        "character say less than they mean and make the reader hear the rest.",
+    )))
+
+
+def _longest_sentence_suggestion(analysis: Analysis, chooser: Chooser) -> Suggestion | None:
     lengths = analysis.sentence_lengths
-    longest = max(range(len(sentences)), key=lambda i: lengths[i])
-    if lengths[longest] >= 25:
-        start = sentence_start(analysis, longest, 6)
-        if start:
-            optional.append(("longest", start, chooser.pick("soft-longest", (
-                f'Your longest sentence, beginning "{start}", runs to {lengths[longest]} words. Read it aloud; '
-                "if you run out of breath before the turn, one cut at the hinge will sharpen it.",
-                f'The sentence that begins "{start}" is {lengths[longest]} words long. It may be deliberate, '
-                "but check that every clause earns its place, because long sentences are where pacing slips.",
-            ))))
-    if optional:  # which finer point comes first varies from story to story
-        shift = chooser.index("soft-order", len(optional))
-        out.extend(optional[shift:] + optional[:shift])
-    return out
+    longest = max(range(len(lengths)), key=lambda i: lengths[i])
+    start = sentence_start(analysis, longest, 6) if lengths[longest] >= 25 else None
+    if not start:
+        return None
+    return ("longest", start, chooser.pick("soft-longest", (
+        f'Your longest sentence, beginning "{start}", runs to {lengths[longest]} words. Read it aloud; '
+        "if you run out of breath before the turn, one cut at the hinge will sharpen it.",
+        f'The sentence that begins "{start}" is {lengths[longest]} words long. It may be deliberate, '
+        "but check that every clause earns its place, because long sentences are where pacing slips.",
+    )))
