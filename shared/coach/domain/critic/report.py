@@ -157,15 +157,36 @@ def _start_quotes(analysis: Analysis, index: int, words: int) -> list[str]:
     return [start] if start else []
 
 
-def _dialogue_tag_adverbs_note(analysis: Analysis) -> RankedNote | None:
-    if not analysis.tag_adverbs:
+def _counted_note(analysis: Analysis, code: str, hits: list[Hit], message: str, *, base: float, cap: int,
+                  group: str) -> RankedNote:
+    """A note about a habit counted hit by hit; its severity grows with the count, up to `cap` hits."""
+    n = len(hits)
+    return _note(code, message, _texts(analysis, hits), base + 0.3 * min(n, cap), group, _texts(analysis, hits),
+                 count=n)
+
+
+def _density_note(analysis: Analysis, code: str, hits: list[Hit], density: float, message: str, *,
+                  threshold: float, weight: float, group: str, phrase_options: dict[str, Any],
+                  **figures: Any) -> RankedNote | None:
+    """A note about a habit measured per 1,000 narration words: raised above `threshold` and MIN_HITS hits.
+
+    `message` is formatted with the density, the threshold and the figures.
+    """
+    if density <= threshold or len(hits) < MIN_HITS:
         return None
+    return _note(code, message.format(density=density, threshold=threshold, **figures), _texts(analysis, hits),
+                 weight * density / threshold, group, _phrases(analysis, hits, **phrase_options),
+                 density=density, count=len(hits), **figures)
+
+
+def _dialogue_tag_adverbs_note(analysis: Analysis) -> RankedNote | None:
     n = len(analysis.tag_adverbs)
-    return _note("dialogue_tag_adverbs",
-                 f"{_num(n, 'dialogue tag leans', 'dialogue tags lean')} on an adverb; let the line itself, "
-                 "or a gesture, show how it is spoken.",
-                 _texts(analysis, analysis.tag_adverbs), 1.2 + 0.3 * min(n, 6), "adverbs",
-                 _texts(analysis, analysis.tag_adverbs), count=n)
+    if not n:
+        return None
+    message = (f"{_num(n, 'dialogue tag leans', 'dialogue tags lean')} on an adverb; let the line itself, "
+               "or a gesture, show how it is spoken.")
+    return _counted_note(analysis, "dialogue_tag_adverbs", analysis.tag_adverbs, message, base=1.2, cap=6,
+                         group="adverbs")
 
 
 def _said_bookisms_note(analysis: Analysis) -> RankedNote | None:
@@ -188,63 +209,49 @@ def _adverbs_note(analysis: Analysis) -> RankedNote | None:
                if doc.text[h.start:h.end].lower() not in wl.CRUTCH_WORDS
                and not any(t.start <= h.start < t.end for t in analysis.tag_adverbs)]
     density = round(1000.0 * len(adverbs) / narration, 1) if narration else 0.0
-    if density <= ADVERBS_PER_1000 or len(adverbs) < MIN_HITS:
-        return None
-    return _note("adverbs",
-                 f"Outside dialogue tags, narration has {density:g} -ly adverbs per 1,000 words "
-                 f"(above {ADVERBS_PER_1000:g}); a sharper verb can often replace verb plus adverb.",
-                 _texts(analysis, adverbs), density / ADVERBS_PER_1000, "adverbs",
-                 _phrases(analysis, adverbs, target=3, prefer="left"), density=density, count=len(adverbs))
+    return _density_note(
+        analysis, "adverbs", adverbs, density,
+        "Outside dialogue tags, narration has {density:g} -ly adverbs per 1,000 words (above {threshold:g}); "
+        "a sharper verb can often replace verb plus adverb.",
+        threshold=ADVERBS_PER_1000, weight=1.0, group="adverbs", phrase_options={"target": 3, "prefer": "left"})
 
 
 def _filter_words_note(analysis: Analysis) -> RankedNote | None:
-    strong_filters = [h for h in analysis.filters if h.kind != "weak"]
-    density = analysis.per_1000(analysis.filters, skip_kind="weak")
-    if density <= FILTERS_PER_1000 or len(strong_filters) < MIN_HITS:
-        return None
-    return _note("filter_words",
-                 f"Filter words (saw, felt, noticed, realized) come {density:g} times per 1,000 narration "
-                 f"words (above {FILTERS_PER_1000:g}); they keep the reader one step away from the scene.",
-                 _texts(analysis, strong_filters), 1.1 * density / FILTERS_PER_1000, "filters",
-                 _phrases(analysis, strong_filters, min_words=3, max_words=7, target=5), density=density,
-                 count=len(strong_filters))
+    return _density_note(
+        analysis, "filter_words", [h for h in analysis.filters if h.kind != "weak"],
+        analysis.per_1000(analysis.filters, skip_kind="weak"),
+        "Filter words (saw, felt, noticed, realized) come {density:g} times per 1,000 narration words "
+        "(above {threshold:g}); they keep the reader one step away from the scene.",
+        threshold=FILTERS_PER_1000, weight=1.1, group="filters",
+        phrase_options={"min_words": 3, "max_words": 7, "target": 5})
 
 
 def _telling_emotion_note(analysis: Analysis) -> RankedNote | None:
-    if len(analysis.telling) < 2:
-        return None
     n = len(analysis.telling)
-    return _note("telling_emotion",
-                 f"{_num(n, 'phrase names', 'phrases name')} an emotion outright; show it through action, "
-                 "the body or dialogue instead.",
-                 _texts(analysis, analysis.telling), 1.1 + 0.3 * min(n, 6), "telling",
-                 _texts(analysis, analysis.telling), count=n)
+    if n < 2:
+        return None
+    message = (f"{_num(n, 'phrase names', 'phrases name')} an emotion outright; show it through action, "
+               "the body or dialogue instead.")
+    return _counted_note(analysis, "telling_emotion", analysis.telling, message, base=1.1, cap=6, group="telling")
 
 
 def _passive_voice_note(analysis: Analysis) -> RankedNote | None:
-    density = analysis.per_1000(analysis.passives)
-    if density <= PASSIVES_PER_1000 or len(analysis.passives) < MIN_HITS:
-        return None
-    return _note("passive_voice",
-                 f"Passive constructions come {density:g} times per 1,000 narration words "
-                 f"(above {PASSIVES_PER_1000:g}); naming who acts makes those sentences move.",
-                 _texts(analysis, analysis.passives), 0.9 * density / PASSIVES_PER_1000, "passive",
-                 _phrases(analysis, analysis.passives, min_words=3, max_words=6, target=4), density=density,
-                 count=len(analysis.passives))
+    return _density_note(
+        analysis, "passive_voice", analysis.passives, analysis.per_1000(analysis.passives),
+        "Passive constructions come {density:g} times per 1,000 narration words (above {threshold:g}); "
+        "naming who acts makes those sentences move.",
+        threshold=PASSIVES_PER_1000, weight=0.9, group="passive",
+        phrase_options={"min_words": 3, "max_words": 6, "target": 4})
 
 
 def _crutch_words_note(analysis: Analysis) -> RankedNote | None:
-    density = analysis.per_1000(analysis.crutches)
-    if density <= CRUTCHES_PER_1000 or len(analysis.crutches) < MIN_HITS:
-        return None
     words = Counter(analysis.doc.text[h.start:h.end].lower() for h in analysis.crutches)
-    top = ", ".join(w for w, _ in words.most_common(3))
-    return _note("crutch_words",
-                 f"Crutch words ({top}) come {density:g} times per 1,000 narration words "
-                 f"(above {CRUTCHES_PER_1000:g}); most sentences stand up better without them.",
-                 _texts(analysis, analysis.crutches), 0.9 * density / CRUTCHES_PER_1000, "crutch",
-                 _phrases(analysis, analysis.crutches, min_words=3, max_words=6), density=density,
-                 count=len(analysis.crutches), top=top)
+    return _density_note(
+        analysis, "crutch_words", analysis.crutches, analysis.per_1000(analysis.crutches),
+        "Crutch words ({top}) come {density:g} times per 1,000 narration words (above {threshold:g}); "
+        "most sentences stand up better without them.",
+        threshold=CRUTCHES_PER_1000, weight=0.9, group="crutch", phrase_options={"min_words": 3, "max_words": 6},
+        top=", ".join(w for w, _ in words.most_common(3)))
 
 
 def _repeated_words_note(analysis: Analysis) -> RankedNote | None:
