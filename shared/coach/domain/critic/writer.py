@@ -185,7 +185,7 @@ def _plain_strength(analysis: Analysis, chooser: Chooser, excluded: set[str], sl
     """(kind, sentence) of praise that needs no quote, for when no measured strength can be quoted."""
     kinds = [k for k in plain_strengths(analysis) if k not in excluded] or ["committed"]
     kind = chooser.pick(f"plain-{slot}", kinds)
-    # The slot names are part of every stored critique's phrasing: changing them rewrites old choices.
+    # Changing a slot name changes the phrasing every story gets, so they stay as they are.
     text_slot = f"plain-{kind}" if slot == "open" else f"plain-close-{kind}"
     return kind, chooser.pick(text_slot, PLAIN_STRENGTHS[kind])
 
