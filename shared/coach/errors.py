@@ -21,9 +21,6 @@ class CoachError(Exception):
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
 
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
-
 
 class InputError(CoachError):
     """The caller gave something unusable (bad path, bad option, bad request)."""

@@ -2,6 +2,7 @@
 
 Step Functions reports a Lambda failure by the exception's class name (the state machine's Catch and
 the console show it) and its message (the cause), so the names are stable and the messages one line.
+A failed fine-tune needs no class here: the state machine's own Fail states name it `FineTuneFailed`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,6 @@ class DatasetTooSmall(Exception):
 
 
 class DatasetInvalid(Exception):
-    pass
-
-
-class FineTuneFailed(Exception):
     pass
 
 

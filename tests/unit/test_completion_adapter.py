@@ -292,13 +292,14 @@ def test_prices_for_base_snapshot_and_fine_tuned_models():
     assert table.cost_usd("gpt-4o-mini-2024-07-18", USAGE) == pytest.approx(0.75)
     assert table.cost_usd("ft:gpt-4o-mini-2024-07-18:coach:writing-coach:abc123", USAGE) == pytest.approx(1.50)
     assert table.cost_usd("gpt-4.1-nano", USAGE) == pytest.approx(0.50)
-    assert table.training_cost_usd("gpt-4o-mini-2024-07-18", 2_000_000) == pytest.approx(6.0)
+    assert table.training_price("gpt-4o-mini-2024-07-18") == pytest.approx(3.0)
+    assert table.training_price("ft:gpt-4o-mini-2024-07-18:coach:writing-coach:abc123") == pytest.approx(3.0)
 
 
 def test_unknown_model_costs_nothing_but_says_so():
     quote = PriceTable().quote("llama-3-70b", USAGE)
     assert quote.usd == 0.0 and not quote.priced
-    assert not PriceTable().training_quote("llama-3-70b", 1000).priced
+    assert PriceTable().training_price("llama-3-70b") is None
     assert PriceTable().quote("offline-critic", USAGE).priced
 
 

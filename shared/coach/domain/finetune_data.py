@@ -472,16 +472,16 @@ def estimate_training_cost(
     chosen = epochs if epochs else default_epochs(len(example_tokens))
     per_epoch = billable_training_tokens(example_tokens, 1, token_limit)
     billable = per_epoch * chosen
-    usd = None if price_per_million is None else round(billable / 1_000_000 * price_per_million, 6)
     return TrainingCost(
         examples=len(example_tokens), epochs=chosen, epochs_rule="given" if epochs else "default",
         token_limit=token_limit, tokens_per_epoch=per_epoch, billable_tokens=billable,
-        price_per_million=price_per_million, usd=usd,
+        price_per_million=price_per_million, usd=training_cost_usd(billable, price_per_million),
     )
 
 
 def training_cost_usd(trained_tokens: int, price_per_million: float | None) -> float | None:
-    """The real cost of a finished job from its billed `trained_tokens`."""
+    """What `trained_tokens` (training tokens x epochs) cost at a training price; None when the price is
+    unknown. The price itself comes from the price table (`PriceTable.training_price`)."""
     if price_per_million is None:
         return None
     return round(trained_tokens / 1_000_000 * price_per_million, 6)

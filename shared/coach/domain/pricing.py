@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from coach.domain.critic import OFFLINE_MODEL
 from coach.domain.records import Usage
 from coach.errors import ConfigError
 
@@ -131,16 +132,10 @@ class PriceTable(BaseModel):
     def is_priced(self, model: str) -> bool:
         return self.is_free(model) or self.lookup(model) is not None
 
-    def training_quote(self, base_model: str, trained_tokens: int) -> Quote:
-        """Fine-tuning cost: billable tokens (training tokens x epochs) at the base's training price."""
+    def training_price(self, base_model: str) -> float | None:
+        """USD per 1M training tokens for fine-tuning `base_model`; None when the table does not know it."""
         found = self.lookup(base_model)
-        if found is None or found[1].training is None:
-            return Quote(model=base_model, usd=0.0, priced=False)
-        usd = trained_tokens * found[1].training / 1_000_000
-        return Quote(model=base_model, usd=round(usd, 8), priced=True, priced_as=f"{found[0]} (training)")
-
-    def training_cost_usd(self, base_model: str, trained_tokens: int) -> float:
-        return self.training_quote(base_model, trained_tokens).usd
+        return None if found is None or found[1].training is None else float(found[1].training)
 
     def merged(self, overrides: dict[str, ModelPrice]) -> PriceTable:
         return PriceTable(models={**self.models, **overrides}, free_models=set(self.free_models))
@@ -207,13 +202,5 @@ def quote(model: str, usage: Usage, *, batch: bool = False) -> Quote:
     return price_table().quote(model, usage, batch=batch)
 
 
-def training_cost_usd(base_model: str, trained_tokens: int) -> float:
-    return price_table().training_cost_usd(base_model, trained_tokens)
-
-
 def _offline_models() -> set[str]:
-    try:
-        from coach.domain.critic import OFFLINE_MODEL
-    except ImportError:  # pricing works without the critic; the prefixes above cover its usual names
-        return set()
     return {OFFLINE_MODEL}

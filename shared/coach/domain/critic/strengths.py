@@ -175,87 +175,107 @@ def _hits_in(hits: list[Hit], start: int, end: int) -> bool:
 
 def find_strengths(analysis: Analysis, chooser: Chooser) -> list[Strength]:
     """Every strength the figures support, each with a quote where one fits."""
-    doc = analysis.doc
-    found: list[Strength] = []
-    sentences = doc.sentences
+    sentences = analysis.doc.sentences
     if not sentences:
-        return found
+        return []
     narration = _narration_sentences(analysis)
-    narration_set = set(narration)
     flaws = analysis.telling + [h for h in analysis.filters if h.kind != "weak"] + analysis.adverbs
+    lengths = analysis.sentence_lengths
+    quoted = (
+        ("opening", _opening_line(analysis, flaws), {}),
+        ("imagery", _imagery(analysis, narration, flaws), {}),
+        ("figurative", _figurative(analysis, narration, flaws), {}),
+        ("dialogue", _dialogue_line(analysis, chooser), {}),
+        ("rhythm", _short_after_long(analysis, narration), {"lo": min(lengths), "hi": max(lengths)}),
+        ("specifics", _specific_detail(analysis, narration), {}),
+        ("verbs", _vivid_verb(analysis, narration), {}),
+        ("ending", _ending(analysis, flaws), {}),
+        ("verse", _verse_line(analysis, chooser), {}),
+    )
+    found = [Strength(kind, quote, figures) for kind, quote, figures in quoted if quote]
+    # Always last: plain, true remarks for stories where nothing above applies (or was ruled out by an
+    # issue it would contradict).
+    return found + _clean_sentence_remarks(analysis, narration, flaws)
 
-    first = sentences[0]
+
+def _opening_line(analysis: Analysis, flaws: list[Hit]) -> str | None:
+    """A short, complete, unflawed first sentence of narration that is not a familiar opening move."""
+    doc = analysis.doc
+    first = doc.sentences[0]
     if (3 <= len(first.words) <= 14 and not first.words[0].in_quote and _complete(analysis, 0)
             and not opening_cliche(doc.text[first.start:first.end])
             and not _hits_in(flaws, first.start, first.end)):
-        quote = _whole_sentence(analysis, 0) or sentence_start(analysis, 0, 10)
-        if quote:
-            found.append(Strength("opening", quote, {}))
+        return _whole_sentence(analysis, 0) or sentence_start(analysis, 0, 10)
+    return None
 
-    imagery = _imagery(analysis, narration, flaws)
-    if imagery:
-        found.append(Strength("imagery", imagery, {}))
 
-    figurative = _figurative(analysis, narration, flaws)
-    if figurative:
-        found.append(Strength("figurative", figurative, {}))
+def _dialogue_line(analysis: Analysis, chooser: Chooser) -> str | None:
+    if not 0.05 <= analysis.dialogue_share <= 0.85:
+        return None
+    lines = [q for q in dialogue_lines(analysis) if 3 <= len(WORD_RE.findall(q)) <= 10]
+    # Whole lines read best: ones that start with a capital, not the tail of an interrupted line.
+    lines = [q for q in lines if q[:1].isupper()] or lines
+    return chooser.pick("dialogue-line", lines) if lines else None
 
-    if 0.05 <= analysis.dialogue_share <= 0.85:
-        lines = [q for q in dialogue_lines(analysis) if 3 <= len(WORD_RE.findall(q)) <= 10]
-        # Whole lines read best: ones that start with a capital, not the tail of an interrupted line.
-        lines = [q for q in lines if q[:1].isupper()] or lines
-        if lines:
-            found.append(Strength("dialogue", chooser.pick("dialogue-line", lines), {}))
 
+def _short_after_long(analysis: Analysis, narration: list[int]) -> str | None:
+    """In prose whose sentence lengths vary widely, the first short sentence that follows a long one."""
     lengths = analysis.sentence_lengths
     _, cv = mean_and_cv(lengths)
-    if cv is not None and cv >= 0.6:
-        for i in range(1, len(sentences)):
-            if 2 <= lengths[i] <= 6 and lengths[i - 1] >= 16 and i in narration_set:
-                quote = _whole_sentence(analysis, i)
-                if quote:
-                    found.append(Strength("rhythm", quote, {"lo": min(lengths), "hi": max(lengths)}))
-                    break
+    if cv is None or cv < 0.6:
+        return None
+    narration_set = set(narration)
+    for i in range(1, len(lengths)):
+        if 2 <= lengths[i] <= 6 and lengths[i - 1] >= 16 and i in narration_set:
+            quote = _whole_sentence(analysis, i)
+            if quote:
+                return quote
+    return None
 
+
+def _specific_detail(analysis: Analysis, narration: list[int]) -> str | None:
+    """A phrase around a number in a sentence of narration (a date, a price, a count)."""
+    doc = analysis.doc
     for i in narration:
-        s = sentences[i]
+        s = doc.sentences[i]
         digit = next((w for w in s.words if any(c.isdigit() for c in w.text)), None)
         if digit is not None and len(s.words) >= 6:
             quote = phrase(doc, digit.start, digit.end, min_words=3, max_words=6, target=4, prefer="left",
                            exhaust=True)
             if quote and any(w.islower() for w in WORD_RE.findall(quote)):
-                found.append(Strength("specifics", quote, {}))
-                break
+                return quote
+    return None
 
-    verbs = _vivid_verb(analysis, narration)
-    if verbs:
-        found.append(Strength("verbs", verbs, {}))
 
+def _ending(analysis: Analysis, flaws: list[Hit]) -> str | None:
+    """A short, complete, unflawed last sentence."""
+    sentences = analysis.doc.sentences
     last_index = len(sentences) - 1
     last = sentences[last_index]
     if (last_index > 0 and 2 <= len(last.words) <= 9 and _complete(analysis, last_index)
             and not _hits_in(flaws + analysis.crutches, last.start, last.end)):
-        quote = _whole_sentence(analysis, last_index)
-        if quote:
-            found.append(Strength("ending", quote, {}))
+        return _whole_sentence(analysis, last_index)
+    return None
 
-    if any(p.verse for p in doc.paragraphs):
-        lines = [i for i, s in enumerate(sentences) if 2 <= lengths[i] <= 8 and doc.paragraphs[s.paragraph].verse]
-        if lines:
-            quote = _whole_sentence(analysis, chooser.pick("verse-line", lines))
-            if quote:
-                found.append(Strength("verse", quote, {}))
 
-    # Always last: plain, true remarks about a clean sentence of prose, for stories where nothing above
-    # applies (or was ruled out by an issue it would contradict).
+def _verse_line(analysis: Analysis, chooser: Chooser) -> str | None:
+    doc, lengths = analysis.doc, analysis.sentence_lengths
+    lines = [i for i, s in enumerate(doc.sentences) if 2 <= lengths[i] <= 8 and doc.paragraphs[s.paragraph].verse]
+    return _whole_sentence(analysis, chooser.pick("verse-line", lines)) if lines else None
+
+
+def _clean_sentence_remarks(analysis: Analysis, narration: list[int], flaws: list[Hit]) -> list[Strength]:
+    """Remarks about clean sentences of prose: a committed first sentence, then several candidates for
+    voice, short whole sentences first, from the middle of the story (the writer skips any that another
+    remark has already quoted)."""
+    sentences, lengths = analysis.doc.sentences, analysis.sentence_lengths
+    found: list[Strength] = []
     clean = [i for i in narration if not _hits_in(flaws + analysis.crutches + analysis.passives,
                                                   sentences[i].start, sentences[i].end)]
     if clean and clean[0] == 0:
         quote = sentence_start(analysis, 0, 8)
         if quote:
             found.append(Strength("committed", quote, {}))
-    # Several candidates, short whole sentences first, from the middle of the story: the writer skips
-    # any that another remark has already quoted.
     middle = len(clean) // 2
     ordered = clean[middle:] + clean[:middle]
     ordered.sort(key=lambda i: not 3 <= lengths[i] <= 10)

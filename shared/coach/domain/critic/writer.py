@@ -13,7 +13,7 @@ import re
 from coach.domain.critic.advice import issue_text, soft_suggestions
 from coach.domain.critic.chooser import Chooser
 from coach.domain.critic.report import RankedNote, ranked_notes
-from coach.domain.critic.signals import WORD_RE, analyse, quotable
+from coach.domain.critic.signals import WORD_RE, Analysis, analyse, quotable
 from coach.domain.critic.strengths import (
     PLAIN_STRENGTHS,
     STRENGTH_TEMPLATES,
@@ -155,6 +155,127 @@ def _middle(issue_texts: list[str], lead: str, chooser: Chooser) -> str:
     return " ".join(parts)
 
 
+class _Quotes:
+    """The passages of the story quoted so far: each quote is an exact span, and no passage is quoted twice."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self.used: list[tuple[int, int]] = []  # story offsets of the passages quoted so far
+
+    def fits(self, quote: str | None) -> bool:
+        if quote is None or len(self.used) >= MAX_QUOTES or not quotable(quote):
+            return False
+        if _THIRD_PERSON_RE.search(quote):  # even quoted, "the author" reads as talk about the writer
+            return False
+        start = self._text.find(quote)  # the guarantee every quote relies on: an exact span of the story
+        if start < 0:
+            return False
+        end = start + len(quote)
+        return not any(start < b and a < end for a, b in self.used)  # one passage is quoted once
+
+    def take(self, quote: str | None) -> bool:
+        if quote is None or not self.fits(quote):
+            return False
+        start = self._text.find(quote)
+        self.used.append((start, start + len(quote)))
+        return True
+
+
+def _plain_strength(analysis: Analysis, chooser: Chooser, excluded: set[str], slot: str) -> tuple[str, str]:
+    """(kind, sentence) of praise that needs no quote, for when no measured strength can be quoted."""
+    kinds = [k for k in plain_strengths(analysis) if k not in excluded] or ["committed"]
+    kind = chooser.pick(f"plain-{slot}", kinds)
+    # Changing a slot name changes the phrasing every story gets, so they stay as they are.
+    text_slot = f"plain-{kind}" if slot == "open" else f"plain-close-{kind}"
+    return kind, chooser.pick(text_slot, PLAIN_STRENGTHS[kind])
+
+
+def _opening_paragraph(strengths: list[Strength], analysis: Analysis, chooser: Chooser, quotes: _Quotes,
+                       excluded: set[str]) -> tuple[Strength | None, str]:
+    """Paragraph 1, what works: the first quotable strength, else plain praise (whose kind is then used)."""
+    opening = next((s for s in strengths if quotes.take(s.quote)), None)
+    if opening is None:
+        kind, paragraph = _plain_strength(analysis, chooser, excluded, "open")
+        excluded.add(kind)
+        return None, paragraph
+    paragraph = _strength_sentence(opening, chooser, "open")
+    return opening, f"{paragraph} {chooser.pick('bridge', _BRIDGES)}".strip()
+
+
+def _measured_issues(notes: list[RankedNote], chooser: Chooser, quotes: _Quotes) -> list[str]:
+    """The chosen notes as advice, each with its own quote."""
+    issue_texts: list[str] = []
+    for note in _choose_notes(notes):
+        # Keep one quote for the closing praise unless a third issue is strong enough to need it.
+        if len(quotes.used) >= MAX_QUOTES - (1 if len(issue_texts) < 2 else 0):
+            break
+        quote = next((q for q in note.quotes if quotes.fits(q)), None)
+        sentence = issue_text(note, quote, chooser)
+        if sentence and quotes.take(quote):
+            issue_texts.append(sentence)
+    return issue_texts
+
+
+def _finer_suggestions(analysis: Analysis, chooser: Chooser, quotes: _Quotes, blocked: frozenset[str],
+                       excluded: set[str]) -> list[str]:
+    """Suggestions for a story with no measured issue worth raising; praise they contradict is excluded."""
+    issue_texts: list[str] = []
+    for kind, quote, sentence in soft_suggestions(analysis, chooser):
+        if kind in blocked or len(quotes.used) >= MAX_QUOTES - 1 or not quotes.take(quote):
+            continue
+        issue_texts.append(sentence)
+        excluded |= _CONFLICTS.get(kind, frozenset())
+        if len(issue_texts) == 2 or len(analysis.doc.words) >= 150:
+            break
+    return issue_texts
+
+
+def _middle_lead(issue_texts: list[str], soft: bool, chooser: Chooser) -> str:
+    if issue_texts:
+        return chooser.pick("soft-lead" if soft else "lead", _SOFT_LEADS if soft else _ISSUE_LEADS)
+    return chooser.pick("fallback-middle", (
+        "To take the piece further, read it aloud from start to finish and mark every place where your "
+        "attention drifts; those are the sentences to cut or sharpen, and the rhythm will tell you where "
+        "a scene needs a pause or a faster beat.",
+        "For the next draft, pick the single moment that matters most and slow it down: give it one more "
+        "concrete detail, one more beat of action, and let the sentences around it move faster.",
+    ))
+
+
+def _closing_paragraph(strengths: list[Strength], opening: Strength | None, analysis: Analysis,
+                       chooser: Chooser, quotes: _Quotes, excluded: set[str]) -> str:
+    """Paragraph 3: a strength different from the opening one, then encouragement."""
+    closing_strength = None
+    for strength in strengths:
+        different = opening is None or strength.kind != opening.kind
+        if different and strength.kind not in excluded and quotes.take(strength.quote):
+            closing_strength = _strength_sentence(strength, chooser, "close")
+            break
+    if closing_strength is None:
+        _, closing_strength = _plain_strength(analysis, chooser, excluded, "close")
+    closing_lead = chooser.pick("closing-lead", _CLOSING_LEADS)
+    return f"{closing_lead}{_lower_first(closing_strength) if closing_lead else closing_strength} " + (
+        chooser.pick("encourage", _ENCOURAGEMENTS))
+
+
+def _within_word_budget(first: str, issue_texts: list[str], lead: str, closing: str, chooser: Chooser) -> str:
+    """The three paragraphs, dropping the weakest issues above MAX_WORDS and adding general advice
+    below MIN_WORDS (a very short story can leave the critique thin)."""
+    while True:
+        middle = _middle(issue_texts, lead, chooser) if issue_texts else lead
+        critique = "\n\n".join((first, middle, closing))
+        if _word_count(critique) <= MAX_WORDS or len(issue_texts) <= 1:
+            break
+        issue_texts.pop()
+    extras = list(_EXTRA_ADVICE)
+    start = chooser.index("extra", len(extras))
+    extras = extras[start:] + extras[:start]
+    while _word_count(critique) < MIN_WORDS and extras:
+        middle = f"{middle} {extras.pop(0)}"
+        critique = "\n\n".join((first, middle, closing))
+    return critique
+
+
 def write_critique(text: str, *, title: str = "") -> str:
     """A deterministic second-person critique of a story: praise, the strongest issues, praise.
 
@@ -168,26 +289,7 @@ def write_critique(text: str, *, title: str = "") -> str:
     if not analysis.doc.words:
         return _empty_critique(chooser)
 
-    used: list[tuple[int, int]] = []  # story offsets of the passages quoted so far
-
-    def fits(quote: str | None) -> bool:
-        if quote is None or len(used) >= MAX_QUOTES or not quotable(quote):
-            return False
-        if _THIRD_PERSON_RE.search(quote):  # even quoted, "the author" reads as talk about the writer
-            return False
-        start = text.find(quote)  # the guarantee every quote relies on: an exact span of the story
-        if start < 0:
-            return False
-        end = start + len(quote)
-        return not any(start < b and a < end for a, b in used)  # one passage is quoted once
-
-    def take(quote: str | None) -> bool:
-        if quote is None or not fits(quote):
-            return False
-        start = text.find(quote)
-        used.append((start, start + len(quote)))
-        return True
-
+    quotes = _Quotes(text)
     notes = ranked_notes(analysis)
     excluded: set[str] = {"ending"} if notice else set()
     for note in notes:
@@ -199,78 +301,15 @@ def write_critique(text: str, *, title: str = "") -> str:
         shift = chooser.index("strength-order", min(len(strengths), 3))
         strengths = strengths[shift:] + strengths[:shift]
 
-    # Paragraph 1: what works.
-    opening = next((s for s in strengths if take(s.quote)), None)
-    if opening is not None:
-        first_paragraph = _strength_sentence(opening, chooser, "open")
-    else:
-        kinds = [k for k in plain_strengths(analysis) if k not in excluded] or ["committed"]
-        kind = chooser.pick("plain-open", kinds)
-        first_paragraph = chooser.pick(f"plain-{kind}", PLAIN_STRENGTHS[kind])
-        excluded.add(kind)
-    if opening is not None:
-        first_paragraph = f"{first_paragraph} {chooser.pick('bridge', _BRIDGES)}".strip()
-
+    opening, first_paragraph = _opening_paragraph(strengths, analysis, chooser, quotes, excluded)
     # Paragraph 2: what to improve, from the measured notes; or finer suggestions for a clean story.
-    issue_texts: list[str] = []
-    for note in _choose_notes(notes):
-        # Keep one quote for the closing praise unless a third issue is strong enough to need it.
-        if len(used) >= MAX_QUOTES - (1 if len(issue_texts) < 2 else 0):
-            break
-        quote = next((q for q in note.quotes if fits(q)), None)
-        sentence = issue_text(note, quote, chooser)
-        if sentence and take(quote):
-            issue_texts.append(sentence)
+    issue_texts = _measured_issues(notes, chooser, quotes)
     soft = not issue_texts
     if soft:
         blocked = _SUGGESTION_CONFLICTS.get(opening.kind, frozenset()) if opening else frozenset()
         if notice:
             blocked |= {"ending"}
-        for kind, quote, sentence in soft_suggestions(analysis, chooser):
-            if kind in blocked or len(used) >= MAX_QUOTES - 1 or not take(quote):
-                continue
-            issue_texts.append(sentence)
-            excluded |= _CONFLICTS.get(kind, frozenset())
-            if len(issue_texts) == 2 or len(analysis.doc.words) >= 150:
-                break
-    if issue_texts:
-        lead = chooser.pick("soft-lead" if soft else "lead", _SOFT_LEADS if soft else _ISSUE_LEADS)
-    else:
-        lead = chooser.pick("fallback-middle", (
-            "To take the piece further, read it aloud from start to finish and mark every place where your "
-            "attention drifts; those are the sentences to cut or sharpen, and the rhythm will tell you where "
-            "a scene needs a pause or a faster beat.",
-            "For the next draft, pick the single moment that matters most and slow it down: give it one more "
-            "concrete detail, one more beat of action, and let the sentences around it move faster.",
-        ))
-
-    # Paragraph 3: a different strength, then encouragement.
-    closing_strength = None
-    for strength in strengths:
-        different = opening is None or strength.kind != opening.kind
-        if different and strength.kind not in excluded and take(strength.quote):
-            closing_strength = _strength_sentence(strength, chooser, "close")
-            break
-    if closing_strength is None:
-        kinds = [k for k in plain_strengths(analysis) if k not in excluded] or ["committed"]
-        kind = chooser.pick("plain-close", kinds)
-        closing_strength = chooser.pick(f"plain-close-{kind}", PLAIN_STRENGTHS[kind])
-    closing_lead = chooser.pick("closing-lead", _CLOSING_LEADS)
-    closing = f"{closing_lead}{_lower_first(closing_strength) if closing_lead else closing_strength} " + (
-        chooser.pick("encourage", _ENCOURAGEMENTS))
-
-    # Keep within the word budget by dropping the weakest issues.
-    while True:
-        middle = _middle(issue_texts, lead, chooser) if issue_texts else lead
-        critique = "\n\n".join((first_paragraph, middle, closing))
-        if _word_count(critique) <= MAX_WORDS or len(issue_texts) <= 1:
-            break
-        issue_texts.pop()
-    # A very short story can leave the critique thin: add general advice until it reaches the minimum.
-    extras = list(_EXTRA_ADVICE)
-    start = chooser.index("extra", len(extras))
-    extras = extras[start:] + extras[:start]
-    while _word_count(critique) < MIN_WORDS and extras:
-        middle = f"{middle} {extras.pop(0)}"
-        critique = "\n\n".join((first_paragraph, middle, closing))
-    return critique
+        issue_texts = _finer_suggestions(analysis, chooser, quotes, blocked, excluded)
+    lead = _middle_lead(issue_texts, soft, chooser)
+    closing = _closing_paragraph(strengths, opening, analysis, chooser, quotes, excluded)
+    return _within_word_budget(first_paragraph, issue_texts, lead, closing, chooser)
