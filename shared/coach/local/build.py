@@ -318,11 +318,26 @@ def needs_emulated_aws(options: LocalBuildOptions) -> str | None:
 
 
 def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) -> LocalBuildResult:
-    if needs_emulated_aws(options) is None:
-        from coach.local.direct_build import run_direct_build
+    """Run the build on the direct runtime unless it needs the emulator; `coach builds` can then list it."""
+    from coach.local import build_index
 
-        return run_direct_build(options, stream=stream)
-    return run_emulated_build(options, stream=stream)
+    build_id = options.request.build_id
+    build_index.mark_running(options.state, build_id)
+    ended = "interrupted (re-run to resume)"
+    try:
+        if needs_emulated_aws(options) is None:
+            from coach.local.direct_build import run_direct_build
+
+            result = run_direct_build(options, stream=stream)
+        else:
+            result = run_emulated_build(options, stream=stream)
+        ended = "complete" if result.generation_complete else "incomplete (re-run to resume)"
+        return result
+    except CoachError:
+        ended = "failed"  # the manifest says at which step and why
+        raise
+    finally:
+        build_index.mark_ended(options.state, build_id, ended)
 
 
 def run_emulated_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) -> LocalBuildResult:
