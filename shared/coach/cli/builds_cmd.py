@@ -29,9 +29,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"no local builds under {args.root}/ (give --root for builds written elsewhere)")
         return 0
     header = ("BUILD", "STATUS", "STORIES", "GENERATED", "FAILED", "ACCEPTED", "REJECTED", "COST", "OUTPUT")
-    rows = [(b.build_id, b.status + (f", fine-tune {b.fine_tune}" if b.fine_tune not in (None, "skipped", "not_started") else ""),
-             str(b.stories), str(b.generated), str(b.failed + b.skipped_budget), str(b.accepted), str(b.rejected),
-             f"${b.cost_usd:.4f}", b.out) for b in builds]
+    rows = []
+    for b in builds:
+        fine_tune = f", fine-tune {b.fine_tune}" if b.fine_tune not in (None, "skipped", "not_started") else ""
+        rows.append((b.build_id, b.status + fine_tune, str(b.stories), str(b.generated),
+                     str(b.failed + b.skipped_budget), str(b.accepted), str(b.rejected), f"${b.cost_usd:.4f}", b.out))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
