@@ -106,8 +106,18 @@ def test_the_guard_runs_work_once_replays_it_after_a_restart_and_refuses_a_concu
         guard.run(key, work)
     release.set()
     worker.join()
+    guard.close()
     assert FileGenerationGuard(tmp_path).run(key, work) == ({"record": "r"}, True)
     assert len(calls) == 1
+    # kill -9 in the middle of a journal line: the cut line is ignored, the complete ones still answer.
+    with (tmp_path / "completed.jsonl").open("a") as journal:
+        journal.write('{"key": "coach-generation-cut", "resu')
+    after_crash = FileGenerationGuard(tmp_path)
+    assert after_crash.run(key, work) == ({"record": "r"}, True)
+    third = task("s3").model_dump(mode="json")
+    assert after_crash.run(third, lambda: {"record": "new"}) == ({"record": "new"}, False)
+    after_crash.close()
+    assert FileGenerationGuard(tmp_path).run(third, work) == ({"record": "new"}, True)
 
     def skipped() -> dict:
         raise NotCached({"record": "failed"})

@@ -47,8 +47,8 @@ def run_direct_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr)
     # Every worker may have a call in flight: the provider's connection pool holds them all.
     os.environ["COACH_HTTP_POOL"] = str(max(10, options.concurrency))
     runtime.reset()
+    adapters = DirectAdapters.in_folder(options.state)
     try:
-        adapters = DirectAdapters.in_folder(options.state)
         store = adapters.store
         steps = DirectSteps(adapters)
 
@@ -116,6 +116,7 @@ def run_direct_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr)
         return LocalBuildResult(manifest=manifest, out=options.out, elapsed_s=time.monotonic() - started,
                                 generation_complete=drained and batches_done and progress["done"])
     finally:
+        adapters.guard.close()
         os.environ.clear()
         os.environ.update(saved_env)
         runtime.reset()
