@@ -317,8 +317,9 @@ def needs_emulated_aws(options: LocalBuildOptions) -> str | None:
     return None
 
 
-def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) -> LocalBuildResult:
+def run_local_build(options: LocalBuildOptions, *, stream: TextIO | None = None) -> LocalBuildResult:
     """Run the build on the direct runtime unless it needs the emulator; `coach builds` can then list it."""
+    stream = stream or sys.stderr  # read at call time: tests swap sys.stderr
     from coach.local import build_index
 
     build_id = options.request.build_id
@@ -340,7 +341,8 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) 
         build_index.mark_ended(options.state, build_id, ended)
 
 
-def run_emulated_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) -> LocalBuildResult:
+def run_emulated_build(options: LocalBuildOptions, *, stream: TextIO | None = None) -> LocalBuildResult:
+    stream = stream or sys.stderr  # read at call time: tests swap sys.stderr
     request = options.request
     check_provider(request)
     _keep_bedrock_credentials(request)

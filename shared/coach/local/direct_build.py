@@ -38,7 +38,8 @@ from coach.local.direct_steps import DirectAdapters, DirectSteps
 from coach.local.report_out import write_report_files
 
 
-def run_direct_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) -> LocalBuildResult:
+def run_direct_build(options: LocalBuildOptions, *, stream: TextIO | None = None) -> LocalBuildResult:
+    stream = stream or sys.stderr  # read at call time: tests swap sys.stderr
     request = options.request
     check_provider(request)
     saved_env = dict(os.environ)
