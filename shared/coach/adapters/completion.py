@@ -81,12 +81,9 @@ class CompletionProvider(Protocol):
 
 def _pooled_http_client(pool: int) -> Any:
     """The SDK's own HTTP client, keeping one connection alive per call in flight (its default keeps fewer)."""
+    import httpx2 as http  # the SDK's own HTTP library (a dependency of the openai package)
     import openai
 
-    try:
-        import httpx2 as http  # the HTTP library of recent openai releases
-    except ImportError:
-        import httpx as http
     return openai.DefaultHttpxClient(limits=http.Limits(max_connections=max(1, pool),
                                                         max_keepalive_connections=max(1, pool)))
 
