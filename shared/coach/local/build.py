@@ -323,6 +323,7 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO | None = None)
     from coach.local import build_index
 
     build_id = options.request.build_id
+    check_provider(options.request)  # before anything is written: a build that cannot start leaves no state
     build_index.mark_running(options.state, build_id)
     ended = "interrupted (re-run to resume)"
     try:
@@ -344,7 +345,6 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO | None = None)
 def run_emulated_build(options: LocalBuildOptions, *, stream: TextIO | None = None) -> LocalBuildResult:
     stream = stream or sys.stderr  # read at call time: tests swap sys.stderr
     request = options.request
-    check_provider(request)
     _keep_bedrock_credentials(request)
     saved_env = dict(os.environ)
     _quiet_powertools(options.verbose)

@@ -30,7 +30,6 @@ from coach.local.build import (
     _quiet_powertools,
     _skipped_note,
     _step,
-    check_provider,
     redrive_hint,
 )
 from coach.local.direct_generation import DirectGenerator
@@ -41,7 +40,6 @@ from coach.local.report_out import write_report_files
 def run_direct_build(options: LocalBuildOptions, *, stream: TextIO | None = None) -> LocalBuildResult:
     stream = stream or sys.stderr  # read at call time: tests swap sys.stderr
     request = options.request
-    check_provider(request)
     saved_env = dict(os.environ)
     _quiet_powertools(options.verbose)
     started = time.monotonic()
