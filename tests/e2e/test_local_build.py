@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def coach(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "COACH_", "AWS_ENDPOINT"))}
-    full_env["COACH_LOCAL_REGISTRY"] = os.environ["COACH_LOCAL_REGISTRY"]  # the session's, not the checkout's
+    # A published model goes to a file of this call, never to the checkout's .coach/registry.json.
+    full_env["COACH_LOCAL_REGISTRY"] = str(Path(tempfile.mkdtemp(prefix="coach-registry-")) / "registry.json")
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "coach", *args], capture_output=True, text=True, env=full_env,
                           cwd=cwd, timeout=300)
