@@ -186,6 +186,10 @@ def throughput(latency: float, concurrency: int, stories: int) -> dict[str, Any]
 
 
 def serve(latency: float) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill stops the test server too, as Ctrl-C does
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     server, base_url = start_server(latency)
     print(base_url, flush=True)
     try:
