@@ -4,7 +4,7 @@ With C generator invocations at once and a completion that always takes L second
 than C / L stories per second; the ratio to that ideal is what the pipeline's own work costs (SQS receives
 and deletes, S3 reads and writes, the idempotency and budget records, prompt building, the SDK).
 
-It runs a real local build (`coach.local.build.run_local_build`: the in-process AWS emulator, the scraper,
+It runs a real emulated-AWS local build (`coach build --emulate-aws`: the in-process AWS emulator, the scraper,
 the SQS poller with `--concurrency` workers invoking the generator handler, the records kept on disk after
 each batch) with the `openai` provider against the OpenAI-compatible test server, started in a separate
 process so its threads do not share this process's interpreter lock (a remote API would not). Throughput
@@ -127,7 +127,7 @@ def run(latency: float, concurrency: int, stories: int, batch_size: int, budget:
                 "build_id": "bench-throughput", "source": {"kind": "jsonl", "path": str(source)},
                 "provider": "openai", "model": "bench-model", "budget_usd": budget})
             options = LocalBuildOptions(request=request, out=Path(tmp) / "out", endpoint_url=endpoint,
-                                        concurrency=concurrency, batch_size=batch_size)
+                                        concurrency=concurrency, batch_size=batch_size, emulate_aws=True)
             began = time.perf_counter()
             try:
                 run_local_build(options, stream=open(os.devnull, "w"))  # noqa: SIM115

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Set before any handler or boto3 client is imported (Powertools reads these at import time).
 os.environ.update({
@@ -18,6 +19,8 @@ os.environ.update({
     "POWERTOOLS_LOG_LEVEL": "ERROR",
     "COACH_TOKENIZER": os.environ.get("COACH_TOKENIZER", ""),
 })
+# Models a test build publishes go to a file of the test session, never to the checkout's .coach/registry.json.
+os.environ["COACH_LOCAL_REGISTRY"] = os.path.join(tempfile.mkdtemp(prefix="coach-tests-"), "registry.json")
 for leaked in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "COACH_API_KEY"):
     os.environ.pop(leaked, None)
 

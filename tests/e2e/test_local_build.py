@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def coach(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "COACH_", "AWS_ENDPOINT"))}
+    # A published model goes to a file of this call, never to the checkout's .coach/registry.json.
+    full_env["COACH_LOCAL_REGISTRY"] = str(Path(tempfile.mkdtemp(prefix="coach-registry-")) / "registry.json")
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "coach", *args], capture_output=True, text=True, env=full_env,
                           cwd=cwd, timeout=300)
@@ -94,6 +97,7 @@ def test_fine_tune_is_started_followed_and_published(tmp_path, fails):
         return write_critique(text, title=title)
 
     out = tmp_path / "out"
+    registry = tmp_path / "work" / ".coach" / "registry.json"
     failure = FineTuneFailure(code="invalid_training_file", message="Line 3 has too many tokens.") if fails else None
     # No shutdown dates: this test is about the job, not about OpenAI's calendar (tested with the handlers).
     with FakeOpenAIServer(api_key="sk-ft", reply=reply, fine_tune_failure=failure, shutdown_dates={}) as server:
@@ -101,7 +105,8 @@ def test_fine_tune_is_started_followed_and_published(tmp_path, fails):
                        "--build-id", "e2e-ft", "--out", str(out),
                        "--fine-tune", "--fine-tune-backend", "openai", "--base-model", "gpt-4o-mini-2024-07-18",
                        "--wait", "--poll-seconds", "0.05", "--legacy-export",
-                       env={"OPENAI_API_KEY": "sk-ft", "OPENAI_BASE_URL": server.base_url})
+                       env={"OPENAI_API_KEY": "sk-ft", "OPENAI_BASE_URL": server.base_url,
+                            "COACH_LOCAL_REGISTRY": str(registry)})
         [job] = server.jobs.values()
     fine_tune = manifest(out)["fine_tune"]
     assert job.metadata["build_id"] == "e2e-ft" and job.method["type"] == "supervised"
@@ -119,6 +124,11 @@ def test_fine_tune_is_started_followed_and_published(tmp_path, fails):
         assert evaluation["passed"] and evaluation["model"] == fine_tune["fine_tuned_model"]
         assert result.stderr.index("evaluated:") < result.stderr.index("published ft:")
         assert fine_tune["trained_tokens"] > 0 and (out / "fine-tune-events.jsonl").exists()
+        # The registry outlives the command: a later `coach models list` from the same folder sees the model.
+        listed = coach("models", "list", "--json", env={"COACH_LOCAL_REGISTRY": str(registry)})
+        assert listed.returncode == 0, listed.stderr
+        assert fine_tune["fine_tuned_model"] in listed.stdout
+    assert registry.exists() is (not fails)  # a failed job publishes nothing
     assert (out / "train_legacy.jsonl").exists()
 
 

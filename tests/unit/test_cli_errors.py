@@ -28,6 +28,7 @@ def test_models_without_an_aws_region_says_how_to_give_one(capsys, monkeypatch, 
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("COACH_LOCAL_REGISTRY", str(tmp_path / "no-registry.json"))  # no local build published
     code, err = run(capsys, "models", action)
     assert code == 2
     assert "--region" in one_error_line(err, "missing_aws_region")

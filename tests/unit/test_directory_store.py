@@ -1,4 +1,4 @@
-"""The folder-backed build stores list and read keys whether their root was given as a relative path
+"""The folder-backed build store lists and reads keys whether their root was given as a relative path
 (`make build` passes `--out out/samples-offline`) or an absolute one."""
 
 from __future__ import annotations
@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from coach.local import dir_store, directory_store
+from coach.local.dir_store import DirectoryStore
 
 
-@pytest.mark.parametrize("module", [dir_store, directory_store])
-def test_a_relative_root_lists_and_reads_its_keys(tmp_path, monkeypatch, module):
+def test_a_relative_root_lists_and_reads_its_keys(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    store = module.DirectoryStore(Path("out/build/.state"))
+    store = DirectoryStore(Path("out/build/.state"))
     store.put_text("builds/b1/stories/s1.json", "{}")
     store.put_text("builds/b1/feedback/s1.json", "{}")
     assert list(store.list_keys("builds/b1/stories/")) == ["builds/b1/stories/s1.json"]

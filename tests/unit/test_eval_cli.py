@@ -16,7 +16,7 @@ from coach.cli import main
 from coach.domain.critic import write_critique
 from coach.domain.dataset import chat_example
 from coach.domain.records import BuildManifest, EvaluationSummary, FineTuneStatus, Story
-from coach.local.directory_store import DirectoryStore
+from coach.local.dir_store import DirectoryStore
 from tests.fakes import critic_models
 from tests.fakes.openai_server import FakeOpenAIServer, story_from_messages
 

@@ -15,10 +15,9 @@ import random
 import re
 import time
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlparse
 
-import openai
 from pydantic import BaseModel
 
 from coach.adapters.retrying import AdaptRequest, RetryableAttempt, RetryingProvider
@@ -31,6 +30,9 @@ from coach.errors import (
     RateLimitedError,
     TransientUpstreamError,
 )
+
+if TYPE_CHECKING:  # the SDK is imported where it is used: the offline provider never needs it
+    import openai
 
 # No default OpenAI model: every model a default could name here shuts down within months (gpt-4o and
 # gpt-4.1 families on 2027-01-14), and an OpenAI-compatible server names its own models anyway.
@@ -77,6 +79,15 @@ class CompletionProvider(Protocol):
     ) -> Completion: ...
 
 
+def _pooled_http_client(pool: int) -> Any:
+    """The SDK's own HTTP client, keeping one connection alive per call in flight (its default keeps fewer)."""
+    import httpx2 as http  # the SDK's own HTTP library (a dependency of the openai package)
+    import openai
+
+    return openai.DefaultHttpxClient(limits=http.Limits(max_connections=max(1, pool),
+                                                        max_keepalive_connections=max(1, pool)))
+
+
 class OpenAIProvider(RetryingProvider):
     name: Literal["openai"] = "openai"
 
@@ -92,9 +103,12 @@ class OpenAIProvider(RetryingProvider):
         backoff_cap: float = 20.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        pool: int | None = None,
     ) -> None:
         super().__init__(max_retries=max_retries, backoff_base=backoff_base, backoff_cap=backoff_cap,
                          sleep=sleep, rng=rng)
+        import openai
+
         self.model = model
         self.timeout = timeout
         self._client = openai.OpenAI(
@@ -102,6 +116,7 @@ class OpenAIProvider(RetryingProvider):
             base_url=base_url,
             timeout=openai.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
             max_retries=0,  # our loop retries, so attempts and waits are counted in one place
+            http_client=_pooled_http_client(pool) if pool else None,
         )
         # OpenAI's own endpoint wants max_completion_tokens (newer models refuse max_tokens); other
         # OpenAI-compatible servers widely understand only max_tokens.
@@ -144,6 +159,8 @@ class OpenAIProvider(RetryingProvider):
         return False
 
     def _attempt(self, params: dict[str, Any]) -> Completion:
+        import openai
+
         try:
             response = self._client.chat.completions.create(**params)
         except openai.APITimeoutError:
@@ -354,7 +371,7 @@ def make_provider(
         return OpenAIProvider(
             chosen_model, api_key=key,
             base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
-            timeout=timeout if timeout is not None else 60.0,
+            timeout=timeout if timeout is not None else 60.0, pool=pool,
         )
     if chosen == "bedrock":
         from coach.adapters.bedrock import BedrockProvider

@@ -9,10 +9,12 @@ the base model with a warning rather than failing the writer's request.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
@@ -47,6 +49,12 @@ def ssm_reader() -> ParameterReader:
     made earlier for another endpoint.
     """
     provider: Any = None
+    registry_file = os.environ.get("COACH_MODEL_REGISTRY_FILE")
+    if registry_file:  # `coach serve` of a working folder whose local builds publish into a file
+        from coach.local.parameter_file import ParameterFile
+
+        parameters = ParameterFile(Path(registry_file))
+        return lambda name, max_age: parameters.get_parameter(Name=name)["Parameter"]["Value"]
 
     def read(name: str, max_age: float) -> Any:
         nonlocal provider

@@ -14,7 +14,8 @@ from coach.errors import CoachError
 
 # subcommand -> (module under coach.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "build": ("build_cmd", "run a whole dataset build locally (AWS emulated in-process)"),
+    "build": ("build_cmd", "run a whole dataset build locally"),
+    "builds": ("builds_cmd", "list this folder's local builds with their status, counts and cost"),
     "validate": ("validate_cmd", "judge critiques in a JSONL file with the validator's rules"),
     "critique": ("critique_cmd", "critique one story file (or - for stdin)"),
     "serve": ("serve_cmd", "serve the critique API over HTTP on a loopback port"),

@@ -24,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="completion model (bedrock default: amazon.nova-pro-v1:0)")
     parser.add_argument("--out", type=Path, help="output folder (default: out/<build id>)")
     parser.add_argument("--build-id", help="re-use an id to resume a build (default: derived from the source)")
-    parser.add_argument("--concurrency", type=int, default=4, help="generator invocations at once")
-    parser.add_argument("--batch-size", type=int, default=5, help="SQS messages per generator invocation")
+    parser.add_argument("--concurrency", type=int, default=4, help="critiques requested at once")
+    parser.add_argument("--batch-size", type=int, default=5,
+                        help="SQS messages per generator invocation (--emulate-aws)")
     parser.add_argument("--batch", action="store_true",
                         help="generate through the provider's batch API at the batch price (openai, bedrock)")
     parser.add_argument("--batch-resubmits", type=int, default=2,
@@ -56,7 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--post-limit", type=int, default=25)
     parser.add_argument("--min-chars", type=int, default=300)
     parser.add_argument("--max-chars", type=int, default=20_000)
-    parser.add_argument("--endpoint-url", help="use this AWS emulator instead of starting one")
+    parser.add_argument("--emulate-aws", action="store_true",
+                        help="run the real Lambda handlers against an in-process AWS emulator (slower; the default "
+                             "calls the same pipeline functions directly, with the state folder as the store)")
+    parser.add_argument("--endpoint-url", help="use this AWS emulator instead of starting one (implies --emulate-aws)")
     parser.add_argument("--state-dir", type=Path, help="where the build's records persist (default: OUT/.state)")
     parser.add_argument("--verbose", action="store_true", help="show the handlers' logs")
 
@@ -175,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
     result = run_local_build(LocalBuildOptions(
         request=request, out=out, state_dir=args.state_dir, endpoint_url=args.endpoint_url,
         concurrency=args.concurrency, batch_size=args.batch_size, verbose=args.verbose,
-        wait_for_fine_tune=args.wait, fine_tune_poll_s=args.poll_seconds, batch_poll_s=args.batch_poll_seconds,
+        emulate_aws=args.emulate_aws, wait_for_fine_tune=args.wait, fine_tune_poll_s=args.poll_seconds,
+        batch_poll_s=args.batch_poll_seconds,
     ))
     print(summary_table(result))
     print(f"\ndataset written to {out}/ (train.jsonl, validation.jsonl, rejected.jsonl, manifest.json)")

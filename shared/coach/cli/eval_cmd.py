@@ -81,7 +81,7 @@ def open_store(args: argparse.Namespace, build_id: str) -> Any:
         from coach.adapters.storage import BuildStore
 
         return BuildStore(args.bucket, boto3.client("s3", **_aws_kwargs(args)))
-    from coach.local.directory_store import DirectoryStore
+    from coach.local.dir_store import DirectoryStore
 
     state = args.state_dir or (args.out or Path("out") / build_id) / ".state"
     if not args.stories and not state.is_dir():

@@ -70,6 +70,11 @@ def _registry(args: argparse.Namespace) -> Any:
     parameter = args.parameter or os.environ.get("COACH_MODEL_PARAMETER") or DEFAULT_PARAMETER
     from botocore.exceptions import NoRegionError
 
+    from coach.local.parameter_file import ParameterFile, registry_path
+
+    if not args.endpoint_url and not args.region and registry_path().is_file():
+        return ModelRegistry(ParameterFile(), parameter)  # what local builds of this working folder published
+
     try:
         client = boto3.client("ssm", **_aws_kwargs(args))
     except NoRegionError:

@@ -71,6 +71,7 @@ def configure_environment(args: argparse.Namespace) -> None:
         if args.max_story_chars < 1:
             raise InputError("--max-story-chars must be at least 1", code="bad_option")
         env["COACH_MAX_STORY_CHARS"] = str(args.max_story_chars)
+    use_local_registry(env)
     if getattr(args, "endpoint_url", None):
         # An emulator accepts any credentials; never let a local run reach a real account's profile.
         env.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -91,6 +92,18 @@ def configure_environment(args: argparse.Namespace) -> None:
         from coach.adapters.completion import OPENAI_MODEL_REQUIRED
 
         raise InputError(OPENAI_MODEL_REQUIRED, code="model_required")
+
+
+def use_local_registry(env: Any) -> None:
+    """With no AWS endpoint, serve what local builds of this working folder published (its registry file)."""
+    from coach.local.parameter_file import MODEL_PARAMETER, registry_path
+
+    if env.get("AWS_ENDPOINT_URL") or env.get("COACH_MODEL_REGISTRY_FILE"):
+        return
+    path = registry_path()
+    if path.is_file():
+        env["COACH_MODEL_REGISTRY_FILE"] = str(path.resolve())
+        env.setdefault("COACH_MODEL_PARAMETER", MODEL_PARAMETER)
 
 
 def critique_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:

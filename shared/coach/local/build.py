@@ -1,8 +1,13 @@
-"""`coach build`: one whole dataset build on this machine, through the real handlers.
+"""`coach build`: one whole dataset build on this machine.
 
-The flow mirrors the state machine: check input -> scrape -> generation (SQS poller) -> progress ->
-validate -> assemble -> fine-tune start (with --wait: follow the job, evaluate its model, publish it only
-if the gate passed). AWS is emulated in-process unless an endpoint is given.
+The flow mirrors the state machine: check input -> scrape -> generation -> progress -> validate -> assemble
+-> fine-tune start (with --wait: follow the job, evaluate its model, publish it only if the gate passed).
+
+Two runtimes run it. The default, direct one (coach.local.direct_build) calls the pipeline functions in this
+process over local adapters: the state folder is the bucket, the queue is in memory, idempotency and budget
+are files. `--emulate-aws` (this module) runs the real handlers against an in-process AWS emulator, with an
+SQS poller and a mirror of the bucket in the state folder; it is also used when an endpoint is given, and
+when the build needs S3 for a provider to read (Bedrock fine-tuning or batch inference, an s3:// source).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -63,6 +69,7 @@ class LocalBuildOptions(BaseModel):
     fine_tune_poll_s: float = 30.0
     batch_poll_s: float = 30.0
     verbose: bool = False
+    emulate_aws: bool = False
 
     @property
     def state(self) -> Path:
@@ -182,9 +189,13 @@ class ProgressBar:
             self.stream.write("\n")
 
 
-def _step(name: str, event: dict[str, Any]) -> Any:
+Step = Callable[[str, dict[str, Any]], Any]
+
+
+def _step(name: str, event: dict[str, Any], call: Step = invoke) -> Any:
+    """Run one step (a handler, or its direct counterpart) and turn its step error into a one-line CoachError."""
     try:
-        return invoke(name, event)
+        return call(name, event)
     except InvalidBuildRequest as exc:
         code, _, message = str(exc).partition(": ")
         if message and code.isidentifier() and code.islower():
@@ -260,9 +271,9 @@ def _publish_failure(store: BuildStore, request: BuildRequest, out: Path, step: 
 
 
 def _follow_fine_tune(job_id: str, store: BuildStore, normalised: dict[str, Any], build_id: str,
-                      options: LocalBuildOptions, stream: TextIO) -> None:
+                      options: LocalBuildOptions, stream: TextIO, step: Step = _step) -> None:
     """Poll the job (and, on Bedrock, its deployment) as the state machine would, evaluate the model, and
-    publish it only if the gate passes (into the emulated SSM parameter)."""
+    publish it only if the gate passes (into the model registry the runtime uses)."""
     from coach.pipeline import finetune, finetune_bedrock
 
     def report(job: Any) -> None:
@@ -281,18 +292,59 @@ def _follow_fine_tune(job_id: str, store: BuildStore, normalised: dict[str, Any]
     if result.job.status != "succeeded":
         return
     job = result.job.model_dump(mode="json")
-    evaluation = _step("evaluate", {"request": normalised, "job": job})
+    evaluation = step("evaluate", {"request": normalised, "job": job})
     if not evaluation["passed"]:
         stream.write(f"not published: {evaluation['summary']}\n")
         return
     stream.write(f"evaluated: {evaluation['summary']}\n")
-    published = _step("finetune", {"action": "publish", "build_id": build_id, "job": job})
+    published = step("finetune", {"action": "publish", "build_id": build_id, "job": job})
     stream.write(f"published {published['model']} to {published['parameter']}\n")
 
 
-def run_local_build(options: LocalBuildOptions, *, stream: TextIO = sys.stderr) -> LocalBuildResult:
+def needs_emulated_aws(options: LocalBuildOptions) -> str | None:
+    """Why this build must run against the AWS emulator, or None when the direct runtime can run it."""
     request = options.request
-    check_provider(request)
+    if options.emulate_aws:
+        return "--emulate-aws"
+    if options.endpoint_url:
+        return "--endpoint-url"
+    if request.source.kind == "s3":
+        return "an s3:// source"
+    if request.fine_tune.enabled and request.fine_tune.backend == "bedrock":
+        return "Bedrock fine-tuning reads its dataset from S3"
+    if request.generation == "batch" and request.provider == "bedrock":
+        return "Bedrock batch inference reads its requests from S3"
+    return None
+
+
+def run_local_build(options: LocalBuildOptions, *, stream: TextIO | None = None) -> LocalBuildResult:
+    """Run the build on the direct runtime unless it needs the emulator; `coach builds` can then list it."""
+    stream = stream or sys.stderr  # read at call time: tests swap sys.stderr
+    from coach.local import build_index
+
+    build_id = options.request.build_id
+    check_provider(options.request)  # before anything is written: a build that cannot start leaves no state
+    build_index.mark_running(options.state, build_id)
+    ended = "interrupted (re-run to resume)"
+    try:
+        if needs_emulated_aws(options) is None:
+            from coach.local.direct_build import run_direct_build
+
+            result = run_direct_build(options, stream=stream)
+        else:
+            result = run_emulated_build(options, stream=stream)
+        ended = "complete" if result.generation_complete else "incomplete (re-run to resume)"
+        return result
+    except CoachError:
+        ended = "failed"  # the manifest says at which step and why
+        raise
+    finally:
+        build_index.mark_ended(options.state, build_id, ended)
+
+
+def run_emulated_build(options: LocalBuildOptions, *, stream: TextIO | None = None) -> LocalBuildResult:
+    stream = stream or sys.stderr  # read at call time: tests swap sys.stderr
+    request = options.request
     _keep_bedrock_credentials(request)
     saved_env = dict(os.environ)
     _quiet_powertools(options.verbose)

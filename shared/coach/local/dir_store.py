@@ -1,47 +1,71 @@
-"""A BuildStore over a folder laid out like the bucket: a local build's OUT/.state mirror.
+"""A BuildStore over a folder laid out like the bucket: a local build's state (OUT/.state).
 
-Lets `coach report` read a finished local build's records without starting the AWS emulator.
+The direct local build reads and writes its records here (the folder is the store, nothing is copied), and
+`coach report` / `coach eval` read a finished local build through it with the same typed calls as the S3 store.
+Every write goes to a temporary file that is renamed over the key, so a reader (or a re-run after kill -9)
+never sees half a record; temporary names are unique per thread, so concurrent writers never share one.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from coach.adapters.storage import BuildStore
 
+TMP_SUFFIX = ".tmp"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write-then-rename: the file is either the old one or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}{TMP_SUFFIX}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
 
 class DirectoryStore(BuildStore):
     def __init__(self, root: Path) -> None:  # no S3 client: every raw operation below is a file operation
-        self.root = Path(root).resolve()  # keys are listed relative to it, from resolved paths
-        self.bucket = str(root)
+        self.root = Path(root)
+        self.bucket = str(self.root)
         self.s3 = None
+        self._resolved = self.root.resolve()
 
     def _path(self, key: str) -> Path:
+        if ".." not in key and not key.startswith("/"):
+            return self._resolved / key  # the common case, without a resolve() per call
         path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        if not path.is_relative_to(self._resolved):
             raise ValueError(f"key {key!r} leaves the store")
         return path
 
     def put_text(self, key: str, text: str, content_type: str = "application/json") -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)  # atomic, as the mirror writes
+        write_atomically(self._path(key), text)
 
     def get_text(self, key: str) -> str | None:
-        path = self._path(key)
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        try:
+            return self._path(key).read_text(encoding="utf-8")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def list_keys(self, prefix: str) -> Iterator[str]:
-        folder = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        """Keys under `prefix` in S3's order (by the key's characters), temporary files left out."""
+        folder = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self._resolved
         if not folder.is_dir():
             return
-        for path in sorted(folder.rglob("*")):
-            key = path.relative_to(self.root).as_posix()
-            if path.is_file() and key.startswith(prefix) and not key.endswith(".tmp"):
-                yield key
+        keys = []
+        for dirpath, _dirs, files in os.walk(folder):
+            base = Path(dirpath).relative_to(self._resolved).as_posix()
+            for name in files:
+                key = f"{base}/{name}" if base != "." else name
+                if key.startswith(prefix) and not name.endswith(TMP_SUFFIX):
+                    keys.append(key)
+        yield from sorted(keys)
