@@ -18,6 +18,7 @@ from coach.domain.critic import OFFLINE_MODEL
 from coach.domain.validation import validate_feedback
 from tests.api.api_support import STORY, http_call, post_story
 from tests.fakes.openai_server import FakeOpenAIServer, Fault
+from tests.support.signals import default_sigint
 
 
 @pytest.fixture
@@ -106,7 +107,7 @@ def test_coach_serve_runs_until_interrupted(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "coach", "serve", "--port", "0", "--api-key", "cli-key"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_sigint,
     )
     try:
         assert process.stdout is not None

@@ -30,6 +30,7 @@ import pytest
 from coach.domain.critic import write_critique
 from coach.domain.prompt import extract_story
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.support.signals import default_sigint
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -79,7 +80,8 @@ def start_build(source: Path, out: Path, base_url: str, concurrency: int = CONCU
         [sys.executable, "-m", "coach", "build", "--source", str(source), "--provider", "openai",
          "--model", "gpt-4o-mini", "--build-id", BUILD, "--out", str(out), "--concurrency", str(concurrency),
          "--batch-size", str(batch_size)],
-        cwd=REPO, env=environment(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, env=environment(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint)  # the test presses Ctrl-C: the build must not inherit SIGINT ignored
 
 
 def wait_for_paid(server: FakeOpenAIServer, build: subprocess.Popen, at_least: int) -> None:

@@ -111,7 +111,8 @@ def run_direct_build(options: LocalBuildOptions, *, stream: TextIO | None = None
         if manifest is None:
             raise CoachError("the assembler wrote no manifest", code="manifest_missing")
         _publish_outputs(store, request.build_id, options.out, manifest)
-        write_report_files(store, request.build_id, options.out)
+        # The assembler, a fine-tune's end and the evaluation each wrote the report as they changed the build.
+        write_report_files(store, request.build_id, options.out, regenerate=False)
         return LocalBuildResult(manifest=manifest, out=options.out, elapsed_s=time.monotonic() - started,
                                 generation_complete=drained and batches_done and progress["done"])
     finally:
