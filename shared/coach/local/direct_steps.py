@@ -25,7 +25,6 @@ from coach.step_errors import (
     BatchProviderBusy,
     DatasetInvalid,
     DatasetTooSmall,
-    InvalidBuildRequest,
     NoStories,
     SourceFailed,
 )
@@ -62,30 +61,10 @@ class DirectSteps:
         return step(event)
 
     def _checkinput(self, event: dict[str, Any]) -> dict[str, Any]:
-        from pydantic import ValidationError
-
         from coach.adapters.bedrock import bedrock_region
-        from coach.adapters.completion import OPENAI_MODEL_REQUIRED
-        from coach.domain.bedrock_models import fine_tune_refusal
-        from coach.domain.build_defaults import DeploymentDefaults, FineTuningDisabled, with_defaults
-        from coach.errors import describe_validation_error
+        from coach.pipeline.checkinput import check_request
 
-        cfg = runtime.settings()
-        defaults = DeploymentDefaults(teacher_provider=cfg.teacher_provider, teacher_model=cfg.teacher_model,
-                                      fine_tune_backend=cfg.fine_tune_backend,
-                                      fine_tune_base_model=cfg.fine_tune_base_model)
-        try:
-            request = BuildRequest.model_validate(with_defaults(event, defaults))
-        except FineTuningDisabled as exc:
-            raise InvalidBuildRequest(f"{exc.code}: {exc}") from None
-        except ValidationError as exc:
-            raise InvalidBuildRequest(f"invalid build request: {describe_validation_error(exc)}") from None
-        if request.provider == "openai" and not request.model:
-            raise InvalidBuildRequest(f"model_required: {OPENAI_MODEL_REQUIRED}")
-        refusal = fine_tune_refusal(request.fine_tune, bedrock_region())
-        if refusal is not None:
-            raise InvalidBuildRequest(f"{refusal.code}: {refusal.message}")
-        return request.model_dump(mode="json")
+        return check_request(event, runtime.settings(), bedrock_region()).model_dump(mode="json")
 
     def _scraper(self, event: dict[str, Any]) -> dict[str, Any]:
         from coach.pipeline.scrape import NoStoriesError, scrape
@@ -157,29 +136,13 @@ class DirectSteps:
     def _evaluate(self, event: dict[str, Any]) -> dict[str, Any]:
         from coach.pipeline import evaluate
 
-        request = BuildRequest.model_validate(event["request"])
-        model = event.get("model") or (event.get("job") or {}).get("fine_tuned_model")
-        if not request.evaluation.enabled:
-            return {"passed": True, "skipped": True, "model": model, "reasons": [], "report_key": None,
-                    "summary": "evaluation is disabled for this build (evaluation.enabled is false)", "scores": None}
-        if not model:
-            raise InputError("nothing to evaluate: the event names no model and no fine-tuned job result",
-                             code="nothing_to_evaluate")
-
         def published() -> str | None:
             current = ModelRegistry(self.a.parameters, MODEL_PARAMETER).current()
             return current.model if current else None
 
-        backend = (event.get("job") or {}).get("backend")
-        candidate = evaluate.parse_model_spec(model, default_provider=event.get("provider") or backend or "openai")
-        options = evaluate.options_with_defaults(request.evaluation, runtime.settings())
-        report, key = evaluate.evaluate(
-            request.build_id, candidate, store=self.a.store, options=options,
-            provider_for=lambda spec: runtime.provider(spec.provider, spec.model), published=published,
-            update_manifest=True)
-        summary = report.summary(key)
-        return {"passed": summary.passed, "skipped": False, "model": model, "reasons": summary.reasons,
-                "report_key": key, "summary": report.gate.summary, "scores": summary.model_dump(mode="json")}
+        return evaluate.evaluate_step(event, store=self.a.store, settings=runtime.settings(),
+                                      provider_for=lambda spec: runtime.provider(spec.provider, spec.model),
+                                      published=published)
 
     def _batch(self, event: dict[str, Any]) -> dict[str, Any]:
         from coach.pipeline import batch

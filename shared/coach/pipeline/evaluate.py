@@ -49,7 +49,7 @@ from coach.domain.prompt import (
     build_messages,
     extract_story,
 )
-from coach.domain.records import BuildManifest, ErrorInfo, EvaluationOptions, GateConfig, Story
+from coach.domain.records import BuildManifest, BuildRequest, ErrorInfo, EvaluationOptions, GateConfig, Story
 from coach.errors import CoachError, ConfigError, InputError, describe_validation_error
 from coach.settings import Settings
 
@@ -371,3 +371,29 @@ def evaluate(
         publish_report(store, build_id)  # the build's report now shows the scores and the gate's decision
     return report, report_key
 
+
+
+def evaluate_step(event: dict[str, Any], *, store: BuildStore, settings: Settings,
+                  provider_for: Callable[[Any], Any], published: Callable[[], str | None]) -> dict[str, Any]:
+    """The Evaluate step: {"request", "job" | "model" [, "provider"]} -> {"passed", "model", "summary", ...}.
+
+    The same for the state machine's handler and the direct local build; they differ only in where the
+    build is stored and where the published model is read.
+    """
+    request = BuildRequest.model_validate(event["request"])
+    model = event.get("model") or (event.get("job") or {}).get("fine_tuned_model")
+    if not request.evaluation.enabled:
+        return {"passed": True, "skipped": True, "model": model, "reasons": [], "report_key": None,
+                "summary": "evaluation is disabled for this build (evaluation.enabled is false)", "scores": None}
+    if not model:
+        raise InputError("nothing to evaluate: the event names no model and no fine-tuned job result",
+                         code="nothing_to_evaluate")
+    # A Bedrock fine-tune is served by its deployment ARN through Converse; an OpenAI one by its model id.
+    backend = (event.get("job") or {}).get("backend")
+    candidate = parse_model_spec(model, default_provider=event.get("provider") or backend or "openai")
+    options = options_with_defaults(request.evaluation, settings)
+    report, key = evaluate(request.build_id, candidate, store=store, options=options, provider_for=provider_for,
+                           published=published, update_manifest=True)
+    summary = report.summary(key)
+    return {"passed": summary.passed, "skipped": False, "model": model, "reasons": summary.reasons,
+            "report_key": key, "summary": report.gate.summary, "scores": summary.model_dump(mode="json")}
