@@ -15,7 +15,7 @@ logger = Logger()
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     request = BuildRequest.model_validate(event["request"])
     try:
-        result, manifest = assemble(request, store=runtime.store())
+        result, manifest = assemble(request, store=runtime.store(), shards=event.get("shards"))
     except DatasetTooSmallError as exc:
         raise DatasetTooSmall(exc.message) from None
     except MixedModelsError as exc:

@@ -42,7 +42,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         ctx = batch.BatchContext(
             build_id, store=store, backend_for=runtime.batch_backend,
             queue=runtime.story_queue() if action == "collect" or action == "submit" else None,
-            ledger=None, max_story_tokens=cfg.max_story_tokens, max_feedback_tokens=cfg.max_feedback_tokens)
+            ledger=None, max_story_tokens=cfg.max_story_tokens, max_feedback_tokens=cfg.max_feedback_tokens,
+            tally=runtime.run_tally() if action in ("submit", "collect") else None)
         if ctx.request.budget_usd is not None and action in ("submit", "collect"):
             ctx.ledger = default_ledger()
         step = ACTIONS[action](ctx)

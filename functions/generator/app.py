@@ -45,6 +45,7 @@ def _record_handler(record: SQSRecord, guard: GenerationGuard) -> dict:
             task,
             guard=guard,
             store=runtime.store(),
+            tally=runtime.run_tally(),
             provider_factory=runtime.provider_for_task,
             receive_count=int(record.attributes.approximate_receive_count or 1),
             max_receives=cfg.max_receive_count,

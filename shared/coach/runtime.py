@@ -33,6 +33,15 @@ def store() -> BuildStore:
     return BuildStore(cfg.bucket or "", client("s3"))
 
 
+def run_tally() -> Any:
+    """The per-run count of final records (coach.adapters.run_tally), in the idempotency table."""
+    from coach.adapters.run_tally import DynamoRunTally
+
+    cfg = settings()
+    cfg.require("idempotency_table")
+    return DynamoRunTally(cfg.idempotency_table or "", client("dynamodb"))
+
+
 def story_queue() -> StoryQueue:
     cfg = settings()
     cfg.require("story_queue_url")

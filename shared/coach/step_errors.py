@@ -34,3 +34,4 @@ class BatchFailed(Exception):
 
 class BatchProviderBusy(Exception):
     """A transient provider error in a batch step: the state machine retries the step."""
+

@@ -169,6 +169,13 @@ class BuildStore:
             raise
         return True
 
+    def delete(self, key: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def copy(self, source: str, key: str) -> None:
+        """A server-side copy (one request for objects up to 5 GB: a dataset of about a million examples)."""
+        self.s3.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source})
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):

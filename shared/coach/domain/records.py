@@ -180,6 +180,7 @@ class Verdict(_Record):
     feedback: str = ""  # cleaned text
     cleaned: list[str] = Field(default_factory=list)  # codes of cleaners that changed the text
     evidence: list[Evidence] = Field(default_factory=list)
+    basis: str = ""  # digest of what the verdict depends on (coach.pipeline.validate.verdict_basis)
 
     @property
     def verdict(self) -> Literal["accepted", "rejected"]:
@@ -410,6 +411,16 @@ class StepFailure(_Record):
     message: str
 
 
+class ShardFailures(_Record):
+    """Batches of the shard map that failed after their retries (under its tolerance): their stories are missing
+    from the dataset, and why."""
+
+    batches: int = 0
+    stories: int = 0
+    causes: dict[str, int] = Field(default_factory=dict)  # error name -> failed batches
+    results_key: str = ""  # the map run's result manifest, which lists each failed batch with its cause
+
+
 class BuildManifest(_Record):
     build_id: str
     provider: ProviderName
@@ -429,3 +440,4 @@ class BuildManifest(_Record):
     evaluation: EvaluationSummary | None = None
     # Set when a step failed: the manifest then describes an unfinished build, not a dataset to train on.
     failure: StepFailure | None = None
+    shard_failures: ShardFailures | None = None  # None when every batch of the shard map succeeded

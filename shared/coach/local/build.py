@@ -39,6 +39,7 @@ from coach.local.emulator import LocalStack, start_local_stack
 from coach.local.lambda_runtime import invoke
 from coach.local.poller import SqsPoller
 from coach.local.report_out import write_report_files
+from coach.local.shard_map import run_shard_map
 from coach.pipeline.assemble import cost_line
 from coach.step_errors import (
     BatchFailed,
@@ -423,7 +424,8 @@ def run_emulated_build(options: LocalBuildOptions, *, stream: TextIO | None = No
         mirror.save(store, state, request.build_id, known=known)
         # The poller has just watched the queue drain, so the progress check need not wait to confirm it.
         os.environ["COACH_QUEUE_DRAIN_CONFIRM_SECONDS"] = "0"
-        progress = _step("progress", {"build_id": request.build_id, "enqueued": scrape["enqueued"]})
+        progress = _step("progress", {"build_id": request.build_id, "run_id": scrape["run_id"],
+                                        "enqueued": scrape["enqueued"]})
         if not drained:
             stream.write(f"warning: generation did not finish within {options.generation_timeout_s:.0f}s; "
                          "re-run the same build id to continue\n")
@@ -433,13 +435,14 @@ def run_emulated_build(options: LocalBuildOptions, *, stream: TextIO | None = No
 
         step = "validate"
         try:
-            _step("validator", {"build_id": request.build_id})
+            shards = run_shard_map(request.build_id, scrape["run_id"], store=store,
+                                   call=lambda event: _step("shard", event))
             # An earlier run's manifest must not pass for this run's if assembling fails.
             for name in ("manifest.json", "rejected.jsonl"):
                 s3.delete_object(Bucket=stack.bucket, Key=dataset_key(request.build_id, name))
             step = "assemble"
             try:
-                assembled = _step("assembler", {"request": normalised, "scrape": scrape})
+                assembled = _step("assembler", {"request": normalised, "scrape": scrape, "shards": shards})
             finally:
                 mirror.save(store, state, request.build_id, known=known)
             step = "fine-tune"

@@ -9,6 +9,7 @@ never sees half a record; temporary names are unique per thread, so concurrent w
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,13 @@ class DirectoryStore(BuildStore):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def copy(self, source: str, key: str) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + TMP_SUFFIX)
+        shutil.copyfile(self._path(source), tmp)
+        tmp.replace(target)
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Keys under `prefix` in S3's order (by the key's characters), temporary files left out."""

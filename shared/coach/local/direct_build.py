@@ -35,6 +35,7 @@ from coach.local.build import (
 from coach.local.direct_generation import DirectGenerator
 from coach.local.direct_steps import DirectAdapters, DirectSteps
 from coach.local.report_out import write_report_files
+from coach.local.shard_map import run_shard_map
 
 
 def run_direct_build(options: LocalBuildOptions, *, stream: TextIO | None = None) -> LocalBuildResult:
@@ -82,7 +83,8 @@ def run_direct_build(options: LocalBuildOptions, *, stream: TextIO | None = None
         drained = generator.run(on_tick=tick, timeout_s=options.generation_timeout_s) if to_generate else True
         bar.update(to_generate if drained else generator.stats.messages - generator.stats.failures)
         bar.close()
-        progress = step("progress", {"build_id": request.build_id, "enqueued": scrape["enqueued"]})
+        progress = step("progress", {"build_id": request.build_id, "run_id": scrape["run_id"],
+                                       "enqueued": scrape["enqueued"]})
         if not drained:
             stream.write(f"warning: generation did not finish within {options.generation_timeout_s:.0f}s; "
                          "re-run the same build id to continue\n")
@@ -92,12 +94,13 @@ def run_direct_build(options: LocalBuildOptions, *, stream: TextIO | None = None
 
         stage = "validate"
         try:
-            step("validator", {"build_id": request.build_id})
+            shards = run_shard_map(request.build_id, scrape["run_id"], store=store,
+                                   call=lambda event: step("shard", event))
             # An earlier run's manifest must not pass for this run's if assembling fails.
             for name in ("manifest.json", "rejected.jsonl"):
                 store.delete(dataset_key(request.build_id, name))
             stage = "assemble"
-            assembled = step("assembler", {"request": normalised, "scrape": scrape})
+            assembled = step("assembler", {"request": normalised, "scrape": scrape, "shards": shards})
             stage = "fine-tune"
             started_job = step("finetune", {"action": "start", "request": normalised, "dataset": assembled})
         except CoachError as exc:

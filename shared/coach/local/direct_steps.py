@@ -8,12 +8,13 @@ the registry file for the published model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from coach import runtime
 from coach.adapters.model_registry import ModelRegistry
+from coach.adapters.run_tally import MemoryRunTally
 from coach.domain.records import BuildRequest
 from coach.errors import CoachError, InputError, UpstreamError
 from coach.local.dir_store import DirectoryStore
@@ -39,6 +40,8 @@ class DirectAdapters:
     guard: FileGenerationGuard
     ledger: FileBudgetLedger
     parameters: ParameterFile
+    # The run lives and dies with the command, so its tally needs no file: a re-run is a new run.
+    tally: MemoryRunTally = field(default_factory=MemoryRunTally)
 
     @classmethod
     def in_folder(cls, state: Path, *, parameters: ParameterFile | None = None) -> DirectAdapters:
@@ -88,20 +91,25 @@ class DirectSteps:
         from coach.pipeline.progress import check_progress
 
         # This process watched the queue drain: no second look is needed to confirm it.
-        return check_progress(event["build_id"], store=self.a.store, dlq_depth=len(self.a.queue.dead_letters()),
+        return check_progress(event["build_id"], store=self.a.store, tally=self.a.tally, run_id=event.get("run_id"),
+                              enqueued=event.get("enqueued"), dlq_depth=len(self.a.queue.dead_letters()),
                               queue_depth=self.a.queue.depth(), drain_confirm_s=0).model_dump()
 
-    def _validator(self, event: dict[str, Any]) -> dict[str, Any]:
-        from coach.pipeline.validate import validate_build
+    def _shard(self, event: dict[str, Any]) -> dict[str, Any]:
+        from coach.pipeline.shard import build_shard, story_ids_of
 
-        return validate_build(event["build_id"], store=self.a.store).model_dump()
+        batch = event["BatchInput"]
+        summary = build_shard(batch["build_id"], batch["run_id"], story_ids_of(event["Items"], batch["build_id"]),
+                              store=self.a.store, max_story_tokens=runtime.settings().max_story_tokens)
+        return {"shard": summary.shard, "stories": summary.stories, "examples": summary.examples,
+                "rejected": summary.rejected}
 
     def _assembler(self, event: dict[str, Any]) -> dict[str, Any]:
         from coach.pipeline.assemble import DatasetInvalidError, DatasetTooSmallError, MixedModelsError, assemble
 
         request = BuildRequest.model_validate(event["request"])
         try:
-            result, _manifest = assemble(request, store=self.a.store)
+            result, _manifest = assemble(request, store=self.a.store, shards=event.get("shards"))
         except DatasetTooSmallError as exc:
             raise DatasetTooSmall(exc.message) from None
         except MixedModelsError as exc:
@@ -156,7 +164,8 @@ class DirectSteps:
             ctx = batch.BatchContext(
                 build_id, store=self.a.store, backend_for=runtime.batch_backend,
                 queue=self.a.queue if action in ("collect", "submit") else None,  # type: ignore[arg-type]
-                ledger=None, max_story_tokens=cfg.max_story_tokens, max_feedback_tokens=cfg.max_feedback_tokens)
+                ledger=None, max_story_tokens=cfg.max_story_tokens, max_feedback_tokens=cfg.max_feedback_tokens,
+                tally=self.a.tally)
             if ctx.request.budget_usd is not None and action in ("submit", "collect"):
                 ctx.ledger = self.a.ledger  # type: ignore[assignment]
             return steps[action](ctx).model_dump()

@@ -1,10 +1,13 @@
-"""Assemble stage: accepted critiques -> train/validation JSONL, rejected.jsonl and the manifest.
+"""Assemble stage: this run's shards -> train/validation JSONL, rejected.jsonl, the manifest and the report.
 
-Order of work: accepted critiques become chat examples (compact layout, exactly what the API sends a
-fine-tuned model); the same story told twice and near-identical critiques are dropped (listed in
-rejected.jsonl with what they duplicate); the rest is split by story id; both files are checked as
-OpenAI would check them, token distributions and the training cost go into the manifest. A failed check
-stops the build here, naming the offending lines, before anything is uploaded or paid for.
+The shard map (coach.pipeline.shard) has already judged every critique and turned each batch of stories into a
+shard: accepted critiques as chat examples (compact layout, exactly what the API sends a fine-tuned model)
+with their dedupe keys, rejected ones with their reasons. Here the shards' summaries add up to the manifest's
+counts and costs; the same story told twice and near-identical critiques are dropped (listed in rejected.jsonl
+with what they duplicate); the rest is split by story id; the files are streamed out and checked line by line
+as OpenAI (or Bedrock) would check them. A failed check stops the build here, naming the offending lines,
+before anything is published, uploaded or paid for. Memory holds the dedupe keys (about 300 bytes per
+accepted story) and per-line token counts, never a file.
 """
 
 from __future__ import annotations
@@ -12,28 +15,28 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel
 
 from coach.adapters.bedrock import bedrock_region
-from coach.adapters.storage import BuildStore, dataset_key, scrape_key
-from coach.domain.bedrock_models import UnsupportedBaseModel
-from coach.domain.dataset import chat_example, split_ids
+from coach.adapters.storage import BuildStore, dataset_key, scrape_key, verdict_key
+from coach.domain.bedrock_models import BaseModelSpec, UnsupportedBaseModel
+from coach.domain.dataset import split_ids
 from coach.domain.finetune_data import (
     DEFAULT_SIMILARITY,
     MIN_EXAMPLES,
     CheckResult,
-    DedupeItem,
     check_chat_jsonl,
     describe_cost,
     encoding_for_model,
     estimate_training_cost,
     example_token_limit,
-    find_duplicates,
+    example_tokens,
     overlapping_examples,
 )
-from coach.domain.legacy_export import export_legacy
+from coach.domain.pricing import price_table
 from coach.domain.prompt import PROMPT_VERSION
 from coach.domain.records import (
     BuildManifest,
@@ -41,24 +44,28 @@ from coach.domain.records import (
     CostEstimate,
     Counts,
     DatasetChecks,
-    GenerationRecord,
     StepFailure,
     TokenStats,
     Verdict,
 )
 from coach.domain.tokens import TokenCounter, get_counter
-from coach.domain.validation import build_report
+from coach.domain.validation.reasons import REASONS
 from coach.errors import CoachError, ConfigError
-from coach.pipeline.bedrock_dataset import TRAIN_FILE, check_bedrock_files, spec_for, write_bedrock_files
-from coach.pipeline.report import BuildRecords, publish_report, report_files
+from coach.pipeline.bedrock_dataset import TRAIN_FILE as BEDROCK_TRAIN
+from coach.pipeline.bedrock_dataset import VALIDATION_FILE as BEDROCK_VALIDATION
+from coach.pipeline.bedrock_dataset import spec_for
+from coach.pipeline.dataset_stream import DatasetOptions, DedupePlan, WrittenDataset, plan_dedupe, write_dataset
+from coach.pipeline.map_results import read_map_failures
+from coach.pipeline.report import BuildRecords, publish_report, report_files, save_sample
 from coach.pipeline.scrape import default_model
-from coach.settings import Settings
+from coach.pipeline.shard import ShardSummary, merge_counters, shards_prefix
 
 PRICE_ENV = "COACH_TRAINING_PRICE_PER_MILLION"
 TOKEN_LIMIT_ENV = "COACH_EXAMPLE_TOKEN_LIMIT"
 SIMILARITY_ENV = "COACH_DEDUPE_SIMILARITY"
 DATASET_FILES = ("train.jsonl", "validation.jsonl", "rejected.jsonl", "manifest.json")
-LEGACY_FILES = {"train.jsonl": "train_legacy.jsonl", "validation.jsonl": "validation_legacy.jsonl"}
+REPORT_SAMPLE = 1_000  # stories the build report draws (every story of a smaller build)
+SHARD_READERS = 16  # parallel reads of shard summaries and of the report's sample
 
 
 class DatasetInvalidError(CoachError):
@@ -75,22 +82,6 @@ class MixedModelsError(DatasetInvalidError):
     """Critiques of the build come from more than one generation key and the request did not allow it."""
 
     code = "mixed_models"
-
-
-def check_one_writer(request: BuildRequest, generated: list[GenerationRecord]) -> Counter[str]:
-    """Generated critiques per `provider/model`; refuses, unless allowed, critiques the build's own provider,
-    model and prompt version did not write (a dataset must not silently mix teachers)."""
-    model = default_model(request)
-    by_model = Counter(r.writer for r in generated)
-    foreign = Counter(f"{r.writer} (prompt {r.prompt_version})" for r in generated
-                      if not r.written_for(request.provider, model, PROMPT_VERSION))
-    if foreign and not request.allow_mixed_models:
-        raise MixedModelsError(
-            f"{sum(foreign.values())} of {len(generated)} critiques were not written by {request.provider}/{model} "
-            f"(prompt {PROMPT_VERSION}): " + ", ".join(f"{k}: {n}" for k, n in sorted(foreign.items()))
-            + "; re-run the build to critique them again, or allow a mixed dataset (--allow-mixed-models, "
-            "request field allow_mixed_models)")
-    return by_model
 
 
 class AssembleResult(BaseModel):
@@ -133,10 +124,6 @@ def training_price_for(base_model: str) -> float | None:
     given = _env_number(PRICE_ENV, float)
     if given is not None:
         return float(given)
-    try:
-        from coach.domain.pricing import price_table
-    except ImportError:  # pricing is optional here: without it the estimate says "price unknown"
-        return None
     found = price_table().lookup(base_model)
     return None if found is None or found[1].training is None else float(found[1].training)
 
@@ -182,183 +169,226 @@ def raise_if_invalid(results: dict[str, CheckResult]) -> None:
         raise DatasetInvalidError(" | ".join(r.one_line() for r in failed))
 
 
-def assemble(request: BuildRequest, *, store: BuildStore, min_examples: int = MIN_EXAMPLES) -> tuple[
-        AssembleResult, BuildManifest]:
+def _summaries(store: BuildStore, build_id: str, run_id: str) -> list[ShardSummary]:
+    """This run's shard summaries in shard order (the story keys' order); one GET each, on a thread pool."""
+    keys = [k for k in store.list_keys(shards_prefix(build_id, run_id)) if k.endswith(".summary.json")]
+    with ThreadPoolExecutor(max_workers=SHARD_READERS) as pool:
+        found = list(pool.map(lambda k: store.get_model(k, ShardSummary), keys))
+    return [s for s in found if s is not None]
+
+
+def refuse_mixed(request: BuildRequest, summaries: list[ShardSummary]) -> dict[str, int]:
+    """Generated critiques per `provider/model`; refuses, unless allowed, critiques the build's own provider,
+    model and prompt version did not write (a dataset must not silently mix teachers)."""
+    by_model = merge_counters(s.by_model for s in summaries)
+    foreign = merge_counters(s.foreign for s in summaries)
+    if foreign and not request.allow_mixed_models:
+        generated = sum(s.generated for s in summaries)
+        raise MixedModelsError(
+            f"{sum(foreign.values())} of {generated} critiques were not written by {request.provider}/"
+            f"{default_model(request)} (prompt {PROMPT_VERSION}): "
+            + ", ".join(f"{k}: {n}" for k, n in sorted(foreign.items()))
+            + "; re-run the build to critique them again, or allow a mixed dataset (--allow-mixed-models, "
+            "request field allow_mixed_models)")
+    return by_model
+
+
+def _validation_report(summaries: list[ShardSummary]) -> dict[str, Any]:
+    """The shards' validation reports as one: counts add up, the first example of each reason is kept."""
+    reports = [s.validation for s in summaries if s.validation]
+    by_reason = merge_counters(r.get("by_reason", {}) for r in reports)
+    order = {reason: i for i, reason in enumerate(REASONS)}
+    ordered = sorted(by_reason, key=lambda r: (order.get(r, len(order)), r))
+    examples: dict[str, Any] = {}
+    for report in reports:
+        for reason, example in report.get("examples", {}).items():
+            examples.setdefault(reason, example)
+    return {"accepted": sum(r.get("accepted", 0) for r in reports),
+            "rejected": sum(r.get("rejected", 0) for r in reports),
+            "by_reason": {r: by_reason[r] for r in ordered},
+            "cleaned": merge_counters(r.get("cleaned", {}) for r in reports),
+            "examples": {r: examples[r] for r in ordered if r in examples}}
+
+
+def assemble(request: BuildRequest, *, store: BuildStore, shards: dict[str, Any] | None = None,
+             min_examples: int = MIN_EXAMPLES) -> tuple[AssembleResult, BuildManifest]:
+    """Joins this run's shards into the dataset; `shards` is the shard map's output (its ResultWriter files)."""
     build_id = request.build_id
     options = request.fine_tune
-    max_story_tokens = Settings.from_env().max_story_tokens
     scrape = store.get_json(scrape_key(build_id)) or {}
-    stories = {s.story_id: s for s in store.stories(build_id)}
-    records = {r.story_id: r for r in store.feedback(build_id)}
-    generated = [r for r in records.values() if r.status == "generated"]
-    by_model = check_one_writer(request, generated)
-    verdicts: dict[str, Verdict] = {v.story_id: v for v in store.verdicts(build_id)
-                                    if records.get(v.story_id) and records[v.story_id].status == "generated"}
-
-    examples: dict[str, dict] = {}
-    rejected_rows: list[dict[str, Any]] = []
-    reasons: Counter[str] = Counter()
-    for story_id, verdict in sorted(verdicts.items()):
-        story = stories.get(story_id)
-        if verdict.accepted and story is not None:
-            examples[story_id] = chat_example(story, verdict.feedback, max_story_tokens=max_story_tokens)
-        else:
-            reasons.update(verdict.reasons)
-            rejected_rows.append({
-                "id": story_id, "verdict": "rejected", "reasons": verdict.reasons,
-                "evidence": [e.model_dump() for e in verdict.evidence],
-                "feedback": records[story_id].feedback,
-            })
-
-    accepted, rejected = len(examples), len(rejected_rows)
-    dedupe = find_duplicates(
-        [DedupeItem(story_id=sid, story=stories[sid].text, critique=verdicts[sid].feedback) for sid in examples],
-        threshold=_similarity(),
-    )
-    for duplicate in dedupe.removed:
-        rejected_rows.append({
-            "id": duplicate.story_id, "verdict": "duplicate", "reasons": [duplicate.reason],
-            "duplicate_of": duplicate.duplicate_of, "similarity": duplicate.similarity,
-            "feedback": verdicts[duplicate.story_id].feedback,
-        })
-        del examples[duplicate.story_id]
-
-    train_ids, validation_ids = split_ids(list(examples), request.validation_fraction, options.seed,
-                                          min_train=min_examples)
-    train_rows = [examples[s] for s in train_ids]
-    validation_rows = [examples[s] for s in validation_ids]
-    train_text, validation_text = _jsonl(train_rows), _jsonl(validation_rows)
-    checks = check_files(train_text, validation_text, base_model=options.base_model, min_examples=min_examples)
-    train_check = checks["train.jsonl"]
+    summaries = _summaries(store, build_id, str(scrape.get("run_id", "")))
+    by_model = refuse_mixed(request, summaries)
+    shard_keys = [s.shard for s in summaries]
+    failures = read_map_failures(store, shards)
+    plan = plan_dedupe(store, shard_keys, threshold=_similarity())
+    train_ids, validation_ids = split_ids(plan.kept, request.validation_fraction, options.seed, min_train=min_examples)
     counter = counter_for(options.base_model)
-    all_tokens = sum(sum(c.example_tokens) for c in checks.values())
-    bedrock = _bedrock_files(request, train_text, validation_text, counter)
-    if bedrock:
-        checks.update({name: result for name, (_, result) in bedrock.items()})
-        train_check = bedrock[TRAIN_FILE][1]
+    keys = {name: dataset_key(build_id, name) for name in DATASET_FILES}
+    written = write_dataset(store, build_id, shard_keys, plan, set(validation_ids), keys["rejected.jsonl"],
+                            DatasetOptions(counter=counter, token_limit=token_limit_for(options.base_model),
+                                           min_examples=min_examples, bedrock=_bedrock_spec(request),
+                                           legacy=options.legacy_export),
+                            sample_limit=REPORT_SAMPLE)
+    checks = written.checks
+    train_check = checks.get(BEDROCK_TRAIN, checks["train.jsonl"])
     price = training_price_for(options.base_model)
     cost = estimate_training_cost(train_check.example_tokens, epochs=_epochs(request),
                                   token_limit=train_check.token_limit, price_per_million=price)
     if not options.epochs:
         cost = cost.model_copy(update={"epochs_rule": "default"})
-
-    counts = Counts(
-        stories=len(stories),
-        decode_errors=int(scrape.get("decode_errors", 0)),
-        skipped=dict(sorted(scrape.get("skipped", {}).items())),
-        generated=len(generated),
-        generated_now=sum(1 for r in generated if r.run_id == scrape.get("run_id")),
-        reused=int(scrape.get("reused", 0)),
-        failed=sum(1 for r in records.values() if r.status == "failed"),
-        skipped_budget=sum(1 for r in records.values() if r.status == "skipped_budget"),
-        accepted=accepted,
-        rejected=rejected,
-        rejected_by_reason=dict(sorted(reasons.items())),
-        duplicates_removed=len(dedupe.removed),
-        duplicate_stories=dedupe.count("duplicate_story"),
-        near_duplicate_critiques=dedupe.count("near_duplicate_critique"),
-        train_examples=len(train_ids),
-        validation_examples=len(validation_ids),
-        by_model=dict(sorted(by_model.items())),
-    )
-    manifest = BuildManifest(
-        build_id=build_id, provider=request.provider, model=default_model(request),
-        prompt_version=PROMPT_VERSION, source=request.source, counts=counts,
-        tokens=TokenStats(
-            prompt_tokens=sum(r.usage.prompt_tokens for r in generated),
-            completion_tokens=sum(r.usage.completion_tokens for r in generated),
-            dataset_tokens=all_tokens,
-            estimated=counter.estimated or any(r.usage.estimated for r in generated),
-            usage_estimated=any(r.usage.estimated for r in generated),
-            method=counter.method,
-        ),
-        budget_usd=request.budget_usd,
-        cost=CostEstimate(
-            generation_usd=round(sum(r.cost_usd for r in records.values()), 6),
-            unpriced_models=unpriced_models(generated),
-            generation_batch_usd=round(sum(r.cost_usd for r in records.values() if r.generation == "batch"), 6),
-            generation_sync_equivalent_usd=round(sum(
-                r.cost_usd if r.sync_cost_usd is None else r.sync_cost_usd for r in records.values()), 6),
-            fine_tune_usd=cost.usd or 0.0,
-            fine_tune_epochs=cost.epochs or None,
-            billable_training_tokens=cost.billable_tokens,
-            epochs_rule=cost.epochs_rule,
-            example_token_limit=cost.token_limit,
-            training_price_per_million=price,
-        ),
-        validation_report=build_report(verdicts.values()),
-        dataset_checks={name: result.summary() for name, result in checks.items()},
-        validation_ids=validation_ids,
-    )
-    keys = {name: dataset_key(build_id, name) for name in DATASET_FILES}
-    store.put_text(keys["rejected.jsonl"], _jsonl(rejected_rows), "application/x-ndjson")
+    manifest = _manifest(request, scrape, summaries, plan, written, by_model, counter, cost, price)
+    manifest.shard_failures = failures if failures.batches else None
+    loaded = _report_sample(store, build_id, written, counter, total=manifest.counts.stories)
     try:
-        if len(examples) < min_examples:
-            # Stories without a critique explain a small dataset better than the rejections do.
-            causes = Counter(r.error.code for r in records.values() if r.status != "generated" and r.error)
-            missing = (f"; {sum(causes.values())} stories have no critique ("
-                       + ", ".join(f"{code}: {n}" for code, n in causes.most_common(3)) + ")") if causes else ""
-            raise DatasetTooSmallError(
-                f"only {len(examples)} usable examples ({counts.accepted} accepted, {counts.duplicates_removed} "
-                f"duplicates removed{missing}); a fine-tuning dataset needs at least {min_examples}: "
-                "add stories or inspect rejected.jsonl" + (" and the failed stories' causes" if causes else "")
-            )
+        _refuse_unusable(summaries, plan, manifest, min_examples)
         if any(not result.passed for result in checks.values()):
             store.put_text(dataset_key(build_id, "checks.json"), json.dumps(
                 {n: r.model_dump(exclude={"examples"}) for n, r in checks.items()}, indent=2))
             raise_if_invalid(checks)
     except DatasetInvalidError as exc:
         # The manifest still counts what was found, and says why there is no dataset; so does the report,
-        # which shows what was rejected.
+        # which shows what was rejected. The staged files are dropped: nothing unchecked is published.
+        _drop(store, written.staged)
         manifest.failure = StepFailure(step="assemble", code=exc.code, message=exc.message)
         manifest.files = {"rejected.jsonl": keys["rejected.jsonl"],
                           "report.html": report_files(build_id)["report.html"]}
-        publish_report(store, build_id, manifest=manifest, problem=exc.message,
-                       loaded=BuildRecords(stories, records, verdicts))
+        publish_report(store, build_id, manifest=manifest, problem=exc.message, loaded=loaded)
         store.put_text(keys["manifest.json"], manifest.model_dump_json(indent=2))
         raise
-
-    store.put_text(keys["train.jsonl"], train_text, "application/x-ndjson")
-    store.put_text(keys["validation.jsonl"], validation_text, "application/x-ndjson")
-    if bedrock:
-        keys.update(write_bedrock_files(store, build_id, bedrock))
-    if options.legacy_export:
-        for name, rows in (("train.jsonl", train_rows), ("validation.jsonl", validation_rows)):
-            legacy = export_legacy(rows)
-            legacy_name = LEGACY_FILES[name]
-            keys[legacy_name] = dataset_key(build_id, legacy_name)
-            store.put_text(keys[legacy_name], legacy.jsonl(), "application/x-ndjson")
-            manifest.dataset_checks[legacy_name] = DatasetChecks(
-                examples=len(legacy.rows), passed=not legacy.skipped, token_method=counter.method,
-                estimated=counter.estimated, errors=legacy.skipped)
+    keys.update(_publish(store, build_id, written))
     manifest.files = keys
     manifest.files.update(report_files(build_id))
-    report = publish_report(store, build_id, manifest=manifest, loaded=BuildRecords(stories, records, verdicts))
+    report = publish_report(store, build_id, manifest=manifest, loaded=loaded)
     store.put_text(keys["manifest.json"], manifest.model_dump_json(indent=2))  # last: without `failure`, it means done
     result = AssembleResult(
         build_id=build_id, train_examples=len(train_ids), validation_examples=len(validation_ids),
         manifest_key=keys["manifest.json"], train_key=keys["train.jsonl"],
         validation_key=keys["validation.jsonl"], rejected_key=keys["rejected.jsonl"],
-        duplicates_removed=len(dedupe.removed), billable_training_tokens=cost.billable_tokens,
+        duplicates_removed=len(plan.removed), billable_training_tokens=cost.billable_tokens,
         fine_tune_estimate_usd=cost.usd, cost_line=cost_line(manifest), report_key=report.report_key,
     )
     return result, manifest
 
 
-def _bedrock_files(request: BuildRequest, train_text: str, validation_text: str,
-                   counter: TokenCounter) -> dict[str, tuple[str, CheckResult]]:
-    """The conversation-format copies and their checks, when the build fine-tunes on Bedrock."""
+def _manifest(request: BuildRequest, scrape: dict[str, Any], summaries: list[ShardSummary], plan: DedupePlan,
+              written: WrittenDataset, by_model: dict[str, int], counter: TokenCounter, cost: Any,
+              price: float | None) -> BuildManifest:
+    def total(name: str) -> Any:
+        return sum(getattr(s, name) for s in summaries)
+
+    examples = total("examples")
+    counts = Counts(
+        stories=total("stories"), decode_errors=int(scrape.get("decode_errors", 0)),
+        skipped=dict(sorted(scrape.get("skipped", {}).items())), generated=total("generated"),
+        generated_now=total("generated_now"), reused=int(scrape.get("reused", 0)), failed=total("failed"),
+        skipped_budget=total("skipped_budget"), accepted=examples, rejected=total("rejected"),
+        rejected_by_reason=merge_counters(s.validation.get("by_reason", {}) for s in summaries),
+        duplicates_removed=len(plan.removed), duplicate_stories=plan.count("duplicate_story"),
+        near_duplicate_critiques=plan.count("near_duplicate_critique"),
+        train_examples=written.train_examples, validation_examples=written.validation_examples,
+        by_model=dict(sorted(by_model.items())),
+    )
+    usage_estimated = any(s.usage_estimated for s in summaries)
+    checks = written.checks
+    dataset_checks = {name: result.summary() for name, result in checks.items()}
+    for name, rows in written.legacy_rows.items():
+        dataset_checks[name] = DatasetChecks(examples=rows, passed=not written.legacy_skipped[name],
+                                             token_method=counter.method, estimated=counter.estimated,
+                                             errors=written.legacy_skipped[name])
+    return BuildManifest(
+        build_id=request.build_id, provider=request.provider, model=default_model(request),
+        prompt_version=PROMPT_VERSION, source=request.source, counts=counts,
+        tokens=TokenStats(
+            prompt_tokens=total("prompt_tokens"), completion_tokens=total("completion_tokens"),
+            dataset_tokens=sum(sum(checks[n].example_tokens) for n in ("train.jsonl", "validation.jsonl")
+                               if n in checks),
+            estimated=counter.estimated or usage_estimated, usage_estimated=usage_estimated, method=counter.method,
+        ),
+        budget_usd=request.budget_usd,
+        cost=CostEstimate(
+            generation_usd=round(total("generation_usd"), 6),
+            unpriced_models=sorted({m for s in summaries for m in s.unpriced_models}),
+            generation_batch_usd=round(total("generation_batch_usd"), 6),
+            generation_sync_equivalent_usd=round(total("generation_sync_equivalent_usd"), 6),
+            fine_tune_usd=cost.usd or 0.0, fine_tune_epochs=cost.epochs or None,
+            billable_training_tokens=cost.billable_tokens, epochs_rule=cost.epochs_rule,
+            example_token_limit=cost.token_limit, training_price_per_million=price,
+        ),
+        validation_report=_validation_report(summaries),
+        dataset_checks=dataset_checks,
+        validation_ids=written.validation_order,
+    )
+
+
+def _refuse_unusable(summaries: list[ShardSummary], plan: DedupePlan, manifest: BuildManifest,
+                     min_examples: int) -> None:
+    usable = len(plan.kept)
+    if usable >= min_examples:
+        return
+    # Stories without a critique explain a small dataset better than the rejections do.
+    causes = Counter(merge_counters(s.missing_causes for s in summaries))
+    missing = (f"; {sum(causes.values())} stories have no critique ("
+               + ", ".join(f"{code}: {n}" for code, n in causes.most_common(3)) + ")") if causes else ""
+    raise DatasetTooSmallError(
+        f"only {usable} usable examples ({manifest.counts.accepted} accepted, {manifest.counts.duplicates_removed} "
+        f"duplicates removed{missing}); a fine-tuning dataset needs at least {min_examples}: "
+        "add stories or inspect rejected.jsonl" + (" and the failed stories' causes" if causes else "")
+    )
+
+
+def _publish(store: BuildStore, build_id: str, written: WrittenDataset) -> dict[str, str]:
+    """Copies the checked files from staging to the dataset prefix; {file name: key}."""
+    published = {}
+    for name, staged in written.staged.items():
+        if name == BEDROCK_VALIDATION and not written.validation_examples:
+            continue  # Bedrock takes no empty validation file
+        published[name] = dataset_key(build_id, name)
+        store.copy(staged, published[name])
+    _drop(store, written.staged)
+    return published
+
+
+def _drop(store: BuildStore, staged: dict[str, str]) -> None:
+    for key in staged.values():
+        store.delete(key)
+
+
+def _report_sample(store: BuildStore, build_id: str, written: WrittenDataset, counter: TokenCounter, *,
+                   total: int) -> BuildRecords:
+    """The report's stories: the first REPORT_SAMPLE of the build, read back whole, with where each went."""
+    ids = [row["id"] for row in written.sample]
+    with ThreadPoolExecutor(max_workers=SHARD_READERS) as pool:
+        stories = list(pool.map(lambda sid: store.get_story(build_id, sid), ids))
+        records = list(pool.map(lambda sid: store.get_feedback(build_id, sid), ids))
+        verdicts = list(pool.map(lambda sid: store.get_model(verdict_key(build_id, sid), Verdict), ids))
+    splits: dict[str, tuple[str, int]] = {}
+    duplicates: dict[str, dict] = {}
+    for row in written.sample:
+        if row["went"] in ("train", "validation"):
+            splits[row["id"]] = (row["went"], example_tokens(row["example"]["messages"], counter)[0])
+        elif row["went"] == "duplicate":
+            duplicates[row["id"]] = {"id": row["id"], "verdict": "duplicate"}
+    loaded = BuildRecords(
+        stories={sid: s for sid, s in zip(ids, stories, strict=True) if s is not None},
+        feedback={sid: r for sid, r in zip(ids, records, strict=True) if r is not None},
+        verdicts={sid: v for sid, v in zip(ids, verdicts, strict=True) if v is not None},
+        splits=splits, duplicates=duplicates, total=total)
+    save_sample(store, build_id, loaded)
+    return loaded
+
+
+def _bedrock_spec(request: BuildRequest) -> BaseModelSpec | None:
+    """The base model's limits when the build fine-tunes on Bedrock (its files are then written too)."""
     options = request.fine_tune
     if options.backend != "bedrock":
-        return {}
+        return None
     try:
-        spec = spec_for(options.base_model, bedrock_region())
+        return spec_for(options.base_model, bedrock_region())
     except UnsupportedBaseModel:
         if options.enabled:
             raise DatasetInvalidError(f"fine_tune.base_model {options.base_model!r} cannot be fine-tuned "
                                       "on Bedrock here") from None
-        return {}  # fine-tuning is off: the chat files are the dataset
-    return check_bedrock_files(train_text, validation_text, spec, counter)
+        return None  # fine-tuning is off: the chat files are the dataset
 
 
 def _epochs(request: BuildRequest) -> int | None:
@@ -370,14 +400,6 @@ def _epochs(request: BuildRequest) -> int | None:
         return spec_for(options.base_model, bedrock_region()).default_epochs
     except UnsupportedBaseModel:
         return None
-def unpriced_models(generated: list[GenerationRecord]) -> list[str]:
-    """Models of paid critiques the price table cannot price (the offline critic costs nothing)."""
-    from coach.domain.pricing import price_table
-
-    prices = price_table()
-    return sorted({r.model for r in generated if r.provider != "offline" and not prices.is_priced(r.model)})
-
-
 def cost_line(manifest: BuildManifest) -> str:
     """The console line for `coach build`: billable tokens, epochs and the estimated training cost."""
     cost = manifest.cost

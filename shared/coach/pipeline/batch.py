@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from coach.adapters.batch_jobs import BatchBackend
 from coach.adapters.budget import BudgetLedger, Reservation
 from coach.adapters.queue import StoryQueue
+from coach.adapters.run_tally import RunTally
 from coach.adapters.storage import BuildStore, batch_requests_key, batch_state_key, request_key, scrape_key
 from coach.domain.batch import BatchResult, generation_key, split_requests
 from coach.domain.budget import estimate_call
@@ -39,6 +40,7 @@ from coach.domain.records import BuildRequest, ErrorInfo, GenerationRecord, Gene
 from coach.domain.tokens import count_chat_tokens, get_counter
 from coach.errors import CoachError
 from coach.pipeline.scrape import default_model
+from coach.pipeline.validate import judge_and_store
 
 log = logging.getLogger(__name__)
 BackendFactory = Callable[[BuildRequest, str], BatchBackend]
@@ -102,8 +104,10 @@ class BatchContext:
 
     def __init__(self, build_id: str, *, store: BuildStore, backend_for: BackendFactory,
                  queue: StoryQueue | None = None, ledger: BudgetLedger | None = None, prices: PriceTable | None = None,
-                 max_story_tokens: int = 1_500, max_feedback_tokens: int = 800) -> None:
+                 max_story_tokens: int = 1_500, max_feedback_tokens: int = 800,
+                 tally: RunTally | None = None) -> None:
         self.build_id = build_id
+        self.tally = tally
         self.store = store
         self.queue = queue
         self.ledger = ledger
@@ -150,7 +154,13 @@ class BatchContext:
             provider=self.request.provider, model=self.model, status=status, run_id=self.run_id,
             error=ErrorInfo(code=code, message=message[:500]), generation="batch")
         self.store.put_feedback(record)
+        self.count(story_id, status)
         return record
+
+    def count(self, story_id: str, outcome: str) -> None:
+        """Counts a final record in the run's tally, which the progress check reads."""
+        if self.tally is not None:
+            self.tally.count(self.build_id, self.run_id, story_id, outcome)
 
     def task(self, story_id: str) -> GenerationTask:
         return GenerationTask(
@@ -368,6 +378,11 @@ def _write(ctx: BatchContext, chunk: BatchChunk, story_id: str, result: BatchRes
         generation="batch", batch_id=chunk.batch_id, sync_cost_usd=ctx.prices.cost_usd(model, result.usage),
     )
     ctx.store.put_feedback(record)
+    ctx.count(story_id, "generated")
+    try:
+        judge_and_store(ctx.store, record, story)
+    except Exception as exc:  # the shard stage judges it again; the paid critique is already kept
+        log.warning("could not judge the critique of %s: %s", story_id, exc)
     step.generated += 1
     return record.cost_usd
 

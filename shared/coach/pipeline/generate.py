@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from coach.adapters.budget import BudgetLedger, Reservation
 from coach.adapters.idempotency import GenerationGuard, NotCached
+from coach.adapters.run_tally import RunTally
 from coach.adapters.storage import BuildStore
 from coach.domain.budget import estimate_call
 from coach.domain.pricing import PriceTable, price_table
@@ -28,6 +29,7 @@ from coach.domain.prompt import END_MARKER, build_messages
 from coach.domain.records import ErrorInfo, GenerationRecord, GenerationStatus, GenerationTask
 from coach.domain.tokens import count_chat_tokens, get_counter
 from coach.errors import CoachError, PermanentUpstreamError, UpstreamError
+from coach.pipeline.validate import judge_and_store
 
 ProviderFactory = Callable[[GenerationTask], Any]
 log = logging.getLogger(__name__)
@@ -151,12 +153,21 @@ def generate(
         requested_model=task.model,
     )
     store.put_feedback(record)  # first: a paid critique must be kept even if the ledger update fails
+    _judge(store, record, story)
     if isinstance(reserved, Reservation) and ledger is not None:
         try:
             ledger.settle(reserved, record.cost_usd)
         except Exception as exc:  # the reservation stays counted, so the budget errs on the safe side
             log.warning("could not settle the budget reservation of %s: %s", task.story_id, exc)
     return record, False
+
+
+def _judge(store: BuildStore, record: GenerationRecord, story: Any) -> None:
+    """Judge the critique while it is in hand, so the shard stage only reads the verdict."""
+    try:
+        judge_and_store(store, record, story)
+    except Exception as exc:  # the shard stage judges it again; the paid critique is already kept
+        log.warning("could not judge the critique of %s: %s", record.story_id, exc)
 
 
 def _release(ledger: BudgetLedger | None, reserved: Reservation | GenerationRecord | None) -> None:
@@ -168,13 +179,27 @@ def _release(ledger: BudgetLedger | None, reserved: Reservation | GenerationReco
         log.warning("could not release a budget reservation: %s", exc)
 
 
-def generate_once(task: GenerationTask, *, guard: GenerationGuard, store: BuildStore,
+def generate_once(task: GenerationTask, *, guard: GenerationGuard, store: BuildStore, tally: RunTally | None = None,
                   **options: Any) -> GenerationOutcome:
     """`generate` behind the idempotency guard keyed by (build_id, story_id, prompt_version, provider, model).
 
     Only generated feedback is remembered; failures and budget skips are not, so a later delivery or a
     re-run tries those stories again. Raises GenerationInProgressError while another delivery works on it.
+    Every final record (and the failure written on a message's last delivery) is counted in the run's tally.
     """
+    try:
+        outcome = _generate_guarded(task, guard=guard, store=store, **options)
+    except UpstreamError:
+        if tally is not None and options.get("receive_count", 1) >= options.get("max_receives", 3):
+            tally.count(task.build_id, task.run_id, task.story_id, "failed")  # its failed record is written
+        raise
+    if tally is not None:
+        tally.count(task.build_id, task.run_id, task.story_id, outcome.record.status)
+    return outcome
+
+
+def _generate_guarded(task: GenerationTask, *, guard: GenerationGuard, store: BuildStore,
+                      **options: Any) -> GenerationOutcome:
 
     def work() -> dict[str, Any]:
         record, reused = generate(task, store=store, **options)

@@ -20,6 +20,8 @@ from coach.domain.records import BuildManifest, BuildRequest, Counts, Generation
 from coach.domain.report import EvalScores, ReportInput, StepMetric, example_view, render_card, render_report
 from coach.domain.tokens import get_counter
 
+SAMPLE_FILE = "sample.json"  # the stories the report draws, kept beside it
+
 
 class ReportKeys(BaseModel):
     report_key: str
@@ -102,11 +104,19 @@ def _manifest_without_dataset(request: BuildRequest, counts: Counts) -> BuildMan
 
 
 class BuildRecords(NamedTuple):
-    """A build's records by story id, for a caller that has already read them (the assembler)."""
+    """A build's records by story id, for a caller that has already read them (the assembler).
+
+    The assembler passes the first stories of a large build, with where each went (`splits`: story id ->
+    (split, example tokens); `duplicates`: story id -> its rejected.jsonl line) and the build's size
+    (`total`), and keeps them as the report's sample so a later report (after a fine-tune, an evaluation)
+    draws the same stories without reading the whole build again."""
 
     stories: dict[str, Story]
     feedback: dict[str, GenerationRecord]
     verdicts: dict[str, Verdict]
+    splits: dict[str, tuple[str, int]] | None = None
+    duplicates: dict[str, dict] | None = None
+    total: int | None = None
 
 
 def read_records(store: BuildStore, build_id: str) -> BuildRecords:
@@ -115,30 +125,41 @@ def read_records(store: BuildStore, build_id: str) -> BuildRecords:
                         verdicts={v.story_id: v for v in store.verdicts(build_id)})
 
 
+def save_sample(store: BuildStore, build_id: str, records: BuildRecords) -> None:
+    store.put_json(report_key(build_id, SAMPLE_FILE), {
+        "stories": {k: v.model_dump(mode="json") for k, v in records.stories.items()},
+        "feedback": {k: v.model_dump(mode="json") for k, v in records.feedback.items()},
+        "verdicts": {k: v.model_dump(mode="json") for k, v in records.verdicts.items()},
+        "splits": records.splits or {}, "duplicates": records.duplicates or {}, "total": records.total,
+    })
+
+
+def load_sample(store: BuildStore, build_id: str) -> BuildRecords | None:
+    raw = store.get_json(report_key(build_id, SAMPLE_FILE))
+    if not raw:
+        return None
+    return BuildRecords(
+        stories={k: Story.model_validate(v) for k, v in raw["stories"].items()},
+        feedback={k: GenerationRecord.model_validate(v) for k, v in raw["feedback"].items()},
+        verdicts={k: Verdict.model_validate(v) for k, v in raw["verdicts"].items()},
+        splits={k: (v[0], int(v[1])) for k, v in raw.get("splits", {}).items()},
+        duplicates=raw.get("duplicates", {}), total=raw.get("total"))
+
+
 def collect(store: BuildStore, build_id: str, *, manifest: BuildManifest | None = None, problem: str = "",
             loaded: BuildRecords | None = None) -> ReportInput:
     """Join the build's stories, generation records, verdicts and dataset files into the report's input."""
-    stories, feedback, verdicts = loaded or read_records(store, build_id)
+    loaded = loaded or load_sample(store, build_id) or read_records(store, build_id)
+    stories, feedback, verdicts = loaded.stories, loaded.feedback, loaded.verdicts
     stored = manifest or store.get_model(dataset_key(build_id, "manifest.json"), BuildManifest)
     request = _request(store, build_id)
     base_model = request.fine_tune.base_model if request else ""
     counter = get_counter(encoding_for_model(base_model)) if base_model else get_counter()
 
-    duplicates: dict[str, dict] = {}
-    for line in (store.get_text(dataset_key(build_id, "rejected.jsonl")) or "").splitlines():
-        row = json.loads(line) if line.strip() else {}
-        if row.get("verdict") == "duplicate":
-            duplicates[row["id"]] = row
-    # An example names no story; its critique is its story's cleaned feedback, unique once duplicates are out.
-    by_critique = {v.feedback.strip(): sid for sid, v in verdicts.items() if v.accepted}
-    splits: dict[str, tuple[str, int]] = {}
-    for split in ("train", "validation"):
-        for line in (store.get_text(dataset_key(build_id, f"{split}.jsonl")) or "").splitlines():
-            if line.strip():
-                messages = json.loads(line)["messages"]
-                story_id = by_critique.get(_assistant_text(messages))
-                if story_id:
-                    splits[story_id] = (split, example_tokens(messages, counter)[0])
+    if loaded.splits is not None:
+        duplicates, splits = dict(loaded.duplicates or {}), dict(loaded.splits)
+    else:
+        duplicates, splits = _splits_from_files(store, build_id, verdicts, counter)
 
     views = []
     for story_id in sorted(set(stories) | set(feedback)):
@@ -172,7 +193,29 @@ def collect(store: BuildStore, build_id: str, *, manifest: BuildManifest | None 
         evaluation=eval_scores(stored),
         budget_usd=request.budget_usd if request else None, base_model=base_model,
         token_limit=stored.cost.example_token_limit, complete=not problem, problem=problem,
+        sample_of=loaded.total,
     )
+
+
+def _splits_from_files(store: BuildStore, build_id: str, verdicts: dict[str, Verdict],
+                       counter: Any) -> tuple[dict[str, dict], dict[str, tuple[str, int]]]:
+    """Where each story went, read back from the dataset files (a build assembled before reports kept a sample)."""
+    duplicates: dict[str, dict] = {}
+    for line in (store.get_text(dataset_key(build_id, "rejected.jsonl")) or "").splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if row.get("verdict") == "duplicate":
+            duplicates[row["id"]] = row
+    # An example names no story; its critique is its story's cleaned feedback, unique once duplicates are out.
+    by_critique = {v.feedback.strip(): sid for sid, v in verdicts.items() if v.accepted}
+    splits: dict[str, tuple[str, int]] = {}
+    for split in ("train", "validation"):
+        for line in (store.get_text(dataset_key(build_id, f"{split}.jsonl")) or "").splitlines():
+            if line.strip():
+                messages = json.loads(line)["messages"]
+                story_id = by_critique.get(_assistant_text(messages))
+                if story_id:
+                    splits[story_id] = (split, example_tokens(messages, counter)[0])
+    return duplicates, splits
 
 
 def _reason_counts(views: list) -> dict[str, int]:

@@ -77,6 +77,8 @@ class ReportInput(BaseModel):
     complete: bool = True
     problem: str = ""
     generated_at: str = Field(default_factory=utc_now)
+    # Set when `examples` are the first stories of a larger build: how many stories the build has.
+    sample_of: int | None = None
 
     def by_status(self, status: ExampleStatus) -> list[ExampleView]:
         return [e for e in self.examples if e.status == status]

@@ -268,8 +268,11 @@ def _browser(data: ReportInput, max_cards: int) -> str:
     order = {status: i for i, status in enumerate(STATUS_ORDER)}
     every = sorted(data.examples, key=lambda e: (order[e.status], e.story_id))
     # A very large build lists what was thrown out first and as many kept examples as fit; the rest are in
-    # the dataset files. The charts above always count every story.
+    # the dataset files. The counts above always count every story.
     views, left_out = every[:max_cards], every[max_cards:]
+    sampled = (f'<p class="muted">The stories below and the length and cost charts are drawn from the first '
+               f"{len(data.examples)} of the build's {data.sample_of} stories; the counts above cover all of them."
+               "</p>") if data.sample_of and data.sample_of > len(data.examples) else ""
     present = Counter(e.status for e in views)
     reasons = sorted({r for e in views for r in e.reasons})
     status_options = "".join(f'<option value="{s}">{escape(STATUS_LABELS[s])} ({present[s]})</option>'
@@ -279,7 +282,7 @@ def _browser(data: ReportInput, max_cards: int) -> str:
             f'aria-label="search"><select id="verdict" aria-label="verdict"><option value="">every verdict'
             f'</option>{status_options}</select><select id="reason" aria-label="reason"><option value="">'
             f'every reason</option>{reason_options}</select><span class="muted"><span id="shown">{len(views)}'
-            f'</span> of {len(views)} shown</span></div>' + "".join(_example(v) for v in views)
+            f'</span> of {len(views)} shown</span></div>' + sampled + "".join(_example(v) for v in views)
             + (f'<p class="muted">{len(left_out)} more stories ({_status_counts(left_out)}) are not listed '
                "here, to keep this page small; they are in the dataset files.</p>" if left_out else ""))
 
