@@ -18,6 +18,7 @@ from coach.local.lambda_runtime import invoke
 from coach.local.poller import to_sqs_event
 from coach.step_errors import DatasetInvalid
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.support.shards import shard_build
 
 KEY = "sk-generation-key"
 
@@ -74,7 +75,7 @@ def test_a_mixed_build_is_refused_unless_allowed_and_counted_per_model(aws):
     for record in sorted(store.feedback("k2"), key=lambda r: r.story_id)[:2]:
         store.put_feedback(record.model_copy(update={"provider": "openai", "model": "my-llama",
                                                      "requested_model": "my-llama"}))
-    invoke("validator", {"build_id": "k2"})
+    shard_build(aws.bucket, "k2")
     request = {"build_id": "k2", "source": {"kind": "samples"}, "limit": 16}
     with pytest.raises(DatasetInvalid, match=r"^mixed_models: 2 of 16 critiques .*openai/my-llama"):
         invoke("assembler", {"request": request})

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from coach.adapters.bedrock import bedrock_region
-from coach.adapters.storage import BuildStore, dataset_key, scrape_key, verdict_key
+from coach.adapters.storage import BuildStore, dataset_key, scrape_key
 from coach.domain.bedrock_models import BaseModelSpec, UnsupportedBaseModel
 from coach.domain.dataset import split_ids
 from coach.domain.finetune_data import (
@@ -45,6 +45,7 @@ from coach.domain.records import (
     Counts,
     DatasetChecks,
     StepFailure,
+    Story,
     TokenStats,
     Verdict,
 )
@@ -58,7 +59,7 @@ from coach.pipeline.dataset_stream import DatasetOptions, DedupePlan, WrittenDat
 from coach.pipeline.map_results import read_map_failures
 from coach.pipeline.report import BuildRecords, publish_report, report_files, save_sample
 from coach.pipeline.scrape import default_model
-from coach.pipeline.shard import ShardSummary, merge_counters, shards_prefix
+from coach.pipeline.shard import ShardSummary, merge_counters, records_key, shards_prefix
 
 PRICE_ENV = "COACH_TRAINING_PRICE_PER_MILLION"
 TOKEN_LIMIT_ENV = "COACH_EXAMPLE_TOKEN_LIMIT"
@@ -238,7 +239,7 @@ def assemble(request: BuildRequest, *, store: BuildStore, shards: dict[str, Any]
         cost = cost.model_copy(update={"epochs_rule": "default"})
     manifest = _manifest(request, scrape, summaries, plan, written, by_model, counter, cost, price)
     manifest.shard_failures = failures if failures.batches else None
-    loaded = _report_sample(store, build_id, written, counter, total=manifest.counts.stories)
+    loaded = _report_sample(store, build_id, shard_keys, written, counter, total=manifest.counts.stories)
     try:
         _refuse_unusable(summaries, plan, manifest, min_examples)
         if any(not result.passed for result in checks.values()):
@@ -353,28 +354,39 @@ def _drop(store: BuildStore, staged: dict[str, str]) -> None:
         store.delete(key)
 
 
-def _report_sample(store: BuildStore, build_id: str, written: WrittenDataset, counter: TokenCounter, *,
-                   total: int) -> BuildRecords:
-    """The report's stories: the first REPORT_SAMPLE of the build, read back whole, with where each went."""
-    ids = [row["id"] for row in written.sample]
-    with ThreadPoolExecutor(max_workers=SHARD_READERS) as pool:
-        stories = list(pool.map(lambda sid: store.get_story(build_id, sid), ids))
-        records = list(pool.map(lambda sid: store.get_feedback(build_id, sid), ids))
-        verdicts = list(pool.map(lambda sid: store.get_model(verdict_key(build_id, sid), Verdict), ids))
-    splits: dict[str, tuple[str, int]] = {}
-    duplicates: dict[str, dict] = {}
-    for row in written.sample:
-        if row["went"] in ("train", "validation"):
-            splits[row["id"]] = (row["went"], example_tokens(row["example"]["messages"], counter)[0])
-        elif row["went"] == "duplicate":
-            duplicates[row["id"]] = {"id": row["id"], "verdict": "duplicate"}
-    loaded = BuildRecords(
-        stories={sid: s for sid, s in zip(ids, stories, strict=True) if s is not None},
-        feedback={sid: r for sid, r in zip(ids, records, strict=True) if r is not None},
-        verdicts={sid: v for sid, v in zip(ids, verdicts, strict=True) if v is not None},
-        splits=splits, duplicates=duplicates, total=total)
+def _report_sample(store: BuildStore, build_id: str, shard_keys: list[str], written: WrittenDataset,
+                   counter: TokenCounter, *, total: int) -> BuildRecords:
+    """The report's stories: the first REPORT_SAMPLE of the build, whole, from the first shards' record files."""
+    went = {row["id"]: row for row in written.sample}
+    loaded = BuildRecords(stories={}, feedback={}, verdicts={}, splits={}, duplicates={}, total=total)
+    for shard in shard_keys:
+        for line in store.iter_lines(records_key(shard)):
+            if not line.strip() or (len(loaded.stories) + len(loaded.feedback) and _full(loaded)):
+                continue
+            row = json.loads(line)
+            story_id = row["id"]
+            if story_id not in went:
+                continue
+            if row["story"]:
+                loaded.stories[story_id] = Story.model_validate(row["story"])
+            if row["record"]:
+                loaded.feedback[story_id] = GenerationRecord.model_validate(row["record"])
+            if row["verdict"]:
+                loaded.verdicts[story_id] = Verdict.model_validate(row["verdict"])
+            shard_row = went[story_id]
+            if shard_row["went"] in ("train", "validation"):
+                loaded.splits[story_id] = (shard_row["went"],  # type: ignore[index]
+                                           example_tokens(shard_row["example"]["messages"], counter)[0])
+            elif shard_row["went"] == "duplicate":
+                loaded.duplicates[story_id] = {"id": story_id, "verdict": "duplicate"}  # type: ignore[index]
+        if _full(loaded):
+            break
     save_sample(store, build_id, loaded)
     return loaded
+
+
+def _full(loaded: BuildRecords) -> bool:
+    return len(set(loaded.stories) | set(loaded.feedback)) >= REPORT_SAMPLE
 
 
 def _bedrock_spec(request: BuildRequest) -> BaseModelSpec | None:

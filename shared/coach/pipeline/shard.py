@@ -5,11 +5,14 @@ hundred keys (ItemBatcher) and this stage turns the batch into a shard the assem
 
     builds/{id}/shards/{run}/{first story}.jsonl         one line per story, in key order: an accepted example
                                                          (with its dedupe keys), a rejected critique, or none
+    builds/{id}/shards/{run}/{first story}.records.jsonl the batch's stories, records and verdicts whole, from
+                                                         which the build report draws its sample
     builds/{id}/shards/{run}/{first story}.summary.json  the batch's counts, costs and validation tallies
 
 Each story costs three GETs (story, feedback record, verdict) and a PUT only when its verdict must be judged
-again (the generator judges every critique it writes). They run on a bounded thread pool, so a batch takes
-about `3 x batch / workers` round trips whatever the build's size. A retried batch rewrites the same keys.
+again (the generator judges every critique it writes); a batch adds one GET (the request) and three PUTs.
+The reads run on a bounded thread pool, so a batch takes about `3 x batch / workers` round trips whatever the
+build's size. A retried batch rewrites the same keys.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ def shard_key(build_id: str, run_id: str, first_story: str) -> str:
 
 def summary_key(shard: str) -> str:
     return shard.removesuffix(".jsonl") + ".summary.json"
+
+
+def records_key(shard: str) -> str:
+    return shard.removesuffix(".jsonl") + ".records.jsonl"
 
 
 class ShardSummary(BaseModel):
@@ -123,10 +130,19 @@ def build_shard(build_id: str, run_id: str, story_ids: list[str], *, store: Buil
     summary.judged_now = sum(1 for rows in loaded if rows.judged)
     _money(summary, [rows.record for rows in loaded if rows.record is not None])
     # Lines first, summary last: the assembler reads a shard only once its summary exists.
-    store.put_text(key, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
-                   "application/x-ndjson")
+    store.put_text(key, _jsonl(lines), "application/x-ndjson")
+    store.put_text(records_key(key), _jsonl({
+        "id": sid, "story": rows.story and rows.story.model_dump(mode="json"),
+        "record": rows.record and rows.record.model_dump(mode="json"),
+        "verdict": rows.verdict and rows.verdict.model_dump(mode="json")} for sid, rows in zip(ordered, loaded,
+                                                                                              strict=True)),
+        "application/x-ndjson")
     store.put_text(summary_key(key), summary.model_dump_json())
     return summary
+
+
+def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def _line(summary: ShardSummary, story_id: str, rows: StoryRows, request: BuildRequest, run_id: str,
