@@ -44,6 +44,7 @@ from coach.domain.records import (
     CostEstimate,
     Counts,
     DatasetChecks,
+    GenerationRecord,
     StepFailure,
     Story,
     TokenStats,
