@@ -163,7 +163,8 @@ class FakeUpload:
     mime_type: str
     created_at: int
     status: str = "pending"
-    parts: dict[str, bytes] = field(default_factory=dict)  # part id -> bytes, in the order received
+    parts: dict[str, bytes] = field(default_factory=dict)  # part id -> bytes, in the order received (kept
+    # after completion so a test can see how the file was sent; dropped on cancel)
     file: UploadedFile | None = None
     completed_part_ids: list[str] = field(default_factory=list)
 
@@ -694,7 +695,6 @@ class FakeOpenAIServer(LoopbackServer, PaidCalls):
                 raise _HttpError(400, "The md5 checksum does not match the bytes uploaded.", param="md5")
             upload.file = self.upload_file(upload.filename, upload.purpose, content)
             upload.status, upload.completed_part_ids = "completed", list(part_ids)
-            upload.parts = {}
             return upload
 
     def cancel_upload(self, upload_id: str) -> FakeUpload:
