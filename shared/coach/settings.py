@@ -37,6 +37,8 @@ class Settings(BaseModel):
     # Connections a provider keeps open: at least the number of critiques in flight at once.
     http_pool: int = 10
     eval_gate: str | None = None  # JSON: this deployment's default promotion gate (a build request may set its own)
+    # A fine-tuning file larger than this goes to OpenAI's Uploads API in parts of this size (OpenAI's maximum).
+    upload_part_bytes: int = 64 * 1024 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -66,6 +68,7 @@ class Settings(BaseModel):
             max_feedback_tokens=int(env("COACH_MAX_FEEDBACK_TOKENS", "800")),
             http_pool=int(env("COACH_HTTP_POOL", "10")),
             eval_gate=env("COACH_EVAL_GATE") or None,
+            upload_part_bytes=int(env("COACH_UPLOAD_PART_BYTES", str(64 * 1024 * 1024))),
         )
 
     def require(self, *names: str) -> None:

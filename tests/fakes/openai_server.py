@@ -1,7 +1,8 @@
 """A small OpenAI-compatible HTTP server for tests.
 
-It speaks enough of the API for the real `openai` SDK: chat completions, files, fine-tuning jobs (with
-events and checkpoints), models, and the Batch API (batches that move validating -> in_progress ->
+It speaks enough of the API for the real `openai` SDK: chat completions, files, uploads (a large file sent in
+parts, reassembled on completion into a file like any other), fine-tuning jobs (with events and
+checkpoints), models, and the Batch API (batches that move validating -> in_progress ->
 finalizing -> completed | expired | failed, or cancelling -> cancelled, one state per retrieve, with output
 and error files in OpenAI's documented line shapes; `batch_error_rate` puts that share of requests in the
 error file, `batch_expire_next` makes the next N batches expire half way, `batch_failure` fails validation).
@@ -144,6 +145,35 @@ class UploadedFile:
     @property
     def text(self) -> str:
         return self.content.decode("utf-8", errors="replace")
+
+
+UPLOAD_MAX_BYTES = 8 * 1024**3  # OpenAI: an Upload holds at most 8 GB
+UPLOAD_PART_MAX_BYTES = 64 * 1024**2  # and each Part at most 64 MB
+UPLOAD_SECONDS = 3600  # an Upload expires an hour after it is created
+FILE_PURPOSES = ("fine-tune", "batch", "batch_output", "assistants", "vision", "user_data", "evals")
+JSONL_PURPOSES = ("fine-tune", "batch")  # these take JSONL only
+
+
+@dataclass
+class FakeUpload:
+    id: str
+    filename: str
+    purpose: str
+    bytes: int
+    mime_type: str
+    created_at: int
+    status: str = "pending"
+    parts: dict[str, bytes] = field(default_factory=dict)  # part id -> bytes, in the order received (kept
+    # after completion so a test can see how the file was sent; dropped on cancel)
+    file: UploadedFile | None = None
+    completed_part_ids: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "object": "upload", "bytes": self.bytes, "created_at": self.created_at,
+            "filename": self.filename, "purpose": self.purpose, "status": self.status,
+            "expires_at": self.created_at + UPLOAD_SECONDS, "file": self.file.as_json() if self.file else None,
+        }
 
 
 @dataclass
@@ -404,6 +434,7 @@ class FakeOpenAIServer(LoopbackServer, PaidCalls):
         self._successes: Counter[str] = Counter()
         self._usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         self._files: dict[str, UploadedFile] = {}
+        self._uploads: dict[str, FakeUpload] = {}
         self._jobs: dict[str, FineTuneJob] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -583,9 +614,8 @@ class FakeOpenAIServer(LoopbackServer, PaidCalls):
     # -- files -----------------------------------------------------------------------------------------
 
     def upload_file(self, filename: str, purpose: str, content: bytes) -> UploadedFile:
-        allowed = ("fine-tune", "batch", "batch_output", "assistants", "vision", "user_data", "evals")
-        if purpose not in allowed:
-            raise _HttpError(400, f"'{purpose}' is not one of {list(allowed)} - 'purpose'", param="purpose")
+        if purpose not in FILE_PURPOSES:
+            raise _HttpError(400, f"'{purpose}' is not one of {list(FILE_PURPOSES)} - 'purpose'", param="purpose")
         uploaded = UploadedFile(_new_id("file-"), filename or "upload", purpose, content, int(time.time()))
         with self._lock:
             self._files[uploaded.id] = uploaded
@@ -597,6 +627,81 @@ class FakeOpenAIServer(LoopbackServer, PaidCalls):
         if found is None:
             raise _HttpError(404, f"No such File object: {file_id}", param="id", code=None)
         return found
+
+    # -- uploads (a file in parts) ---------------------------------------------------------------------
+
+    @property
+    def uploads(self) -> dict[str, FakeUpload]:
+        with self._lock:
+            return dict(self._uploads)
+
+    def create_upload(self, body: dict[str, Any]) -> FakeUpload:
+        for name in ("bytes", "filename", "mime_type", "purpose"):
+            if name not in body:
+                raise _HttpError(400, f"Missing required parameter: '{name}'.", param=name,
+                                 code="missing_required_parameter")
+        size, purpose, mime_type = body["bytes"], body["purpose"], body["mime_type"]
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= UPLOAD_MAX_BYTES:
+            raise _HttpError(400, f"bytes must be an integer between 1 and {UPLOAD_MAX_BYTES}.", param="bytes")
+        if purpose not in FILE_PURPOSES:
+            raise _HttpError(400, f"'{purpose}' is not one of {list(FILE_PURPOSES)} - 'purpose'", param="purpose")
+        if purpose in JSONL_PURPOSES and mime_type != "application/jsonl":
+            raise _HttpError(400, f"Invalid mime type {mime_type!r} for purpose '{purpose}': expected "
+                                  "'application/jsonl'.", param="mime_type")
+        upload = FakeUpload(_new_id("upload_"), str(body["filename"]), purpose, size, str(mime_type),
+                            int(time.time()))
+        with self._lock:
+            self._uploads[upload.id] = upload
+        return upload
+
+    def _pending_upload(self, upload_id: str) -> FakeUpload:
+        upload = self._uploads.get(upload_id)
+        if upload is None:
+            raise _HttpError(404, f"No such Upload object: {upload_id}", param="upload_id", code=None)
+        if upload.status != "pending":
+            raise _HttpError(400, f"Upload {upload_id} is {upload.status}: it takes no more parts.",
+                             param="upload_id")
+        return upload
+
+    def add_upload_part(self, upload_id: str, data: bytes) -> dict[str, Any]:
+        if len(data) > UPLOAD_PART_MAX_BYTES:
+            raise _HttpError(400, f"A part may be at most {UPLOAD_PART_MAX_BYTES} bytes; got {len(data)}.",
+                             param="data")
+        with self._lock:
+            upload = self._pending_upload(upload_id)
+            if sum(map(len, upload.parts.values())) + len(data) > upload.bytes:
+                raise _HttpError(400, f"The parts exceed the Upload's {upload.bytes} bytes.", param="data")
+            part_id = _new_id("part_")
+            upload.parts[part_id] = data
+        return {"id": part_id, "object": "upload.part", "created_at": int(time.time()), "upload_id": upload_id}
+
+    def complete_upload(self, upload_id: str, body: dict[str, Any]) -> FakeUpload:
+        part_ids = body.get("part_ids")
+        if not isinstance(part_ids, list) or not all(isinstance(p, str) for p in part_ids):
+            raise _HttpError(400, "Missing required parameter: 'part_ids'.", param="part_ids",
+                             code="missing_required_parameter")
+        with self._lock:
+            upload = self._pending_upload(upload_id)
+            unknown = [p for p in part_ids if p not in upload.parts]
+            if unknown or len(set(part_ids)) != len(part_ids):
+                raise _HttpError(400, f"Invalid part_ids for Upload {upload_id}: {unknown or 'repeated'}.",
+                                 param="part_ids")
+            content = b"".join(upload.parts[p] for p in part_ids)  # in the order given, not as received
+            if len(content) != upload.bytes:
+                raise _HttpError(400, f"The number of bytes uploaded ({len(content)}) does not match the number "
+                                      f"of bytes expected ({upload.bytes}).", param="part_ids")
+            md5 = body.get("md5")
+            if md5 and hashlib.md5(content).hexdigest() != md5:
+                raise _HttpError(400, "The md5 checksum does not match the bytes uploaded.", param="md5")
+            upload.file = self.upload_file(upload.filename, upload.purpose, content)
+            upload.status, upload.completed_part_ids = "completed", list(part_ids)
+            return upload
+
+    def cancel_upload(self, upload_id: str) -> FakeUpload:
+        with self._lock:
+            upload = self._pending_upload(upload_id)
+            upload.status, upload.parts = "cancelled", {}
+            return upload
 
     # -- batches ---------------------------------------------------------------------------------------
 
@@ -978,6 +1083,8 @@ class _Handler(QuietHandler):
             return 200, fake.model_object(parts[1])
         if parts[:1] == ["files"]:
             return self._files_route(method, parts[1:], query, raw)
+        if parts[:1] == ["uploads"]:
+            return self._uploads_route(method, parts[1:], raw)
         if parts[:2] == ["fine_tuning", "jobs"]:
             return self._jobs_route(method, parts[2:], query, raw)
         if parts[:1] == ["batches"]:
@@ -1007,6 +1114,22 @@ class _Handler(QuietHandler):
             with fake._lock:
                 del fake._files[rest[0]]
             return 200, {"id": rest[0], "object": "file", "deleted": True}
+        raise _HttpError(404, "Invalid URL", code=None)
+
+    def _uploads_route(self, method: str, rest: list[str], raw: bytes) -> tuple[int, dict[str, Any]]:
+        fake = self.fake
+        if method == "POST" and not rest:
+            return 200, fake.create_upload(self._json(raw)).as_json()
+        if method == "POST" and len(rest) == 2 and rest[1] == "parts":
+            fields = _parse_multipart(self.headers.get("Content-Type") or "", raw)
+            if "data" not in fields:
+                raise _HttpError(400, "Missing required parameter: 'data'.", param="data",
+                                 code="missing_required_parameter")
+            return 200, fake.add_upload_part(rest[0], fields["data"][1])
+        if method == "POST" and len(rest) == 2 and rest[1] == "complete":
+            return 200, fake.complete_upload(rest[0], self._json(raw)).as_json()
+        if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
+            return 200, fake.cancel_upload(rest[0]).as_json()
         raise _HttpError(404, "Invalid URL", code=None)
 
     def _jobs_route(self, method: str, rest: list[str], query: dict[str, str],

@@ -23,16 +23,21 @@ index/stories/{story_id}                marker: a story already taken by some bu
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
-from collections.abc import Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any, BinaryIO, TypeVar
 
 import boto3
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from coach.adapters import multipart
+from coach.adapters.object_reader import S3ObjectReader
+from coach.adapters.streams import READ_CHUNK, ObjectWriter, lines_of
 from coach.domain.records import GenerationRecord, Story, Verdict
+from coach.errors import CoachError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -126,8 +131,22 @@ def index_key(story_id: str) -> str:
     return f"index/stories/{story_id}"
 
 
+class ObjectMissingError(CoachError):
+    """A streamed read of a key that does not exist (get_text answers None instead)."""
+
+    code = "object_missing"
+
+
+def _missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound")
+
+
 class BuildStore:
-    """Typed reads and writes of a build's records in one S3 bucket."""
+    """Typed reads and writes of a build's records in one S3 bucket.
+
+    Large files (a dataset's JSONL) are streamed: `open_writer` / `iter_lines` / `open_reader` /
+    `copy_parts` never hold a whole object in memory, only one part or one line.
+    """
 
     def __init__(self, bucket: str, s3_client: Any | None = None) -> None:
         self.bucket = bucket
@@ -164,7 +183,7 @@ class BuildStore:
         try:
             self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            if _missing(exc):
                 return False
             raise
         return True
@@ -175,6 +194,61 @@ class BuildStore:
     def copy(self, source: str, key: str) -> None:
         """A server-side copy (one request for objects up to 5 GB: a dataset of about a million examples)."""
         self.s3.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source})
+
+    # streamed objects ----------------------------------------------------------------------------
+    def open_writer(self, key: str, content_type: str = "application/x-ndjson",
+                    part_size: int = multipart.DEFAULT_PART_SIZE) -> ObjectWriter:
+        """A writer of `key`: `with store.open_writer(key) as out: out.write(line)`.
+
+        At most `part_size` bytes are buffered; a larger object goes up as an S3 multipart upload, a smaller
+        one as a single PutObject. The object appears when the block ends; if the block raises, the upload
+        is aborted and nothing is written. A part_size under S3's minimum part (5 MiB) is a ValueError.
+        """
+        return multipart.MultipartWriter(self.s3, self.bucket, key, content_type=content_type,
+                                         part_size=part_size)
+
+    def open_reader(self, key: str) -> BinaryIO:
+        """A buffered, seekable binary reader of `key`; ObjectMissingError (at once) if there is none."""
+        size, etag = self._head(key)
+        return io.BufferedReader(S3ObjectReader(self.s3, self.bucket, key, size=size, etag=etag),
+                                 buffer_size=READ_CHUNK)
+
+    def iter_lines(self, key: str) -> Iterator[str]:
+        """The object's lines, one at a time (split on "\\n", newline removed, UTF-8).
+
+        A missing key raises ObjectMissingError when this is called, not an empty iterator: an absent
+        dataset must not read as an empty one. Callers that may meet a missing key check `exists` first.
+        """
+        return lines_of(self.open_reader(key))
+
+    def copy_parts(self, key: str, source_keys: Sequence[str], content_type: str = "application/x-ndjson") -> int:
+        """Write the concatenation of `source_keys` to `key`; returns its size in bytes.
+
+        Joined inside S3 (UploadPartCopy, nothing downloaded) when every source but the last is at least
+        one part (5 MiB); otherwise streamed through `open_writer`.
+        """
+        sizes = [self._head(source)[0] for source in source_keys]
+        if multipart.copyable(sizes):
+            return multipart.copy_objects(self.s3, self.bucket, key, list(zip(source_keys, sizes, strict=True)),
+                                          content_type=content_type)
+        return self._copy_streaming(key, source_keys, content_type)
+
+    def _copy_streaming(self, key: str, source_keys: Sequence[str], content_type: str) -> int:
+        with self.open_writer(key, content_type) as out:
+            for source in source_keys:
+                with self.open_reader(source) as reader:
+                    while chunk := reader.read(READ_CHUNK):
+                        out.write_bytes(chunk)
+        return out.bytes_written
+
+    def _head(self, key: str) -> tuple[int, str | None]:
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _missing(exc):
+                raise ObjectMissingError(f"no object {key} in s3://{self.bucket}") from None
+            raise
+        return int(head["ContentLength"]), head.get("ETag")
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         paginator = self.s3.get_paginator("list_objects_v2")

@@ -4,6 +4,7 @@ The direct local build reads and writes its records here (the folder is the stor
 `coach report` / `coach eval` read a finished local build through it with the same typed calls as the S3 store.
 Every write goes to a temporary file that is renamed over the key, so a reader (or a re-run after kill -9)
 never sees half a record; temporary names are unique per thread, so concurrent writers never share one.
+Streamed writes (`open_writer`) do the same with a temporary file that grows as it is written.
 """
 
 from __future__ import annotations
@@ -11,20 +12,52 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
-from coach.adapters.storage import BuildStore
+from coach.adapters import multipart
+from coach.adapters.storage import BuildStore, ObjectMissingError
+from coach.adapters.streams import ObjectWriter
 
 TMP_SUFFIX = ".tmp"
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}{TMP_SUFFIX}")
 
 
 def write_atomically(path: Path, text: str) -> None:
     """Write-then-rename: the file is either the old one or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}{TMP_SUFFIX}")
+    tmp = _tmp_path(path)
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+class FileWriter(ObjectWriter):
+    """Streams into a temporary file beside the key; renamed over it on success, deleted on error."""
+
+    def __init__(self, key: str, path: Path) -> None:
+        super().__init__(key)
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:16]}{TMP_SUFFIX}")  # one per writer
+        self._file = self._tmp.open("wb")
+
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def _commit(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())  # a large file is on disk before its name says it is complete
+        self._file.close()
+        self._tmp.replace(self.path)
+
+    def _discard(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
 
 
 class DirectoryStore(BuildStore):
@@ -53,6 +86,20 @@ class DirectoryStore(BuildStore):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def open_writer(self, key: str, content_type: str = "application/x-ndjson",
+                    part_size: int = multipart.DEFAULT_PART_SIZE) -> ObjectWriter:
+        multipart.check_part_size(part_size)  # refused as the S3 store refuses it, though files have no parts
+        return FileWriter(key, self._path(key))
+
+    def open_reader(self, key: str) -> BinaryIO:
+        try:
+            return self._path(key).open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectMissingError(f"no file {key} in {self.root}") from None
+
+    def copy_parts(self, key: str, source_keys: Sequence[str], content_type: str = "application/x-ndjson") -> int:
+        return self._copy_streaming(key, source_keys, content_type)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

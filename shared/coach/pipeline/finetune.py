@@ -1,9 +1,9 @@
 """Fine-tune stage: start a job on an OpenAI-compatible API, follow it, publish the resulting model.
 
-- start: check the files again (the same checks as the assembler, so a file edited or replaced in S3 is
-  refused before upload), upload train and validation with purpose "fine-tune", create a supervised job
-  named after the build. Starting twice for one build returns the job already running or done: a retried
-  step never pays for a second training run.
+- start: make sure the files are the ones the assembler checked (see `_checked_file`), upload train and
+  validation with purpose "fine-tune" as streams (a large file through the Uploads API, in parts), create a
+  supervised job named after the build. Starting twice for one build returns the job already running or
+  done: a retried step never pays for a second training run. No file is ever held whole in memory.
 - status: map the job's state for the state machine; when it ends, keep its events and final metrics in
   the build's prefix and record the billed tokens and the real cost in the manifest.
 - publish: name the model in the SSM parameter the critique API reads (coach.adapters.model_registry).
@@ -11,19 +11,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, Field
 
 from coach.adapters.model_registry import ModelRegistry, PublishedModel
+from coach.adapters.openai_files import PART_MAX_BYTES, UPLOAD_MAX_BYTES, upload_jsonl
 from coach.adapters.openai_models import shutdown_date
-from coach.adapters.storage import BuildStore, dataset_key
+from coach.adapters.storage import BuildStore, ObjectMissingError, dataset_key
+from coach.domain.dataset_scan import FileScan, scan_jsonl
 from coach.domain.finetune_data import training_cost_usd
 from coach.domain.prompt import COMPACT_PROMPT_VERSION
 from coach.domain.records import (
@@ -37,13 +40,15 @@ from coach.domain.records import (
 from coach.domain.retirement import retirement_notice
 from coach.errors import (
     CoachError,
+    ConfigError,
     PermanentUpstreamError,
     RateLimitedError,
     TransientUpstreamError,
     UpstreamError,
 )
-from coach.pipeline.assemble import DatasetInvalidError, check_files, raise_if_invalid, training_price_for
+from coach.pipeline.assemble import DatasetInvalidError, raise_if_invalid, training_price_for
 from coach.pipeline.report import publish_report
+from coach.settings import Settings
 
 ClientFactory = Callable[[], Any]  # returns an openai.OpenAI client
 
@@ -51,6 +56,7 @@ JOB_STATES = ("validating_files", "queued", "running", "succeeded", "failed", "c
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 # States newer than this code (e.g. a paused job) keep the state machine waiting; the raw state is reported.
 _WAITING = "running"
+UPLOADED_FILES = ("train.jsonl", "validation.jsonl")
 METRIC_NAMES = ("step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
                 "full_valid_loss", "full_valid_mean_token_accuracy")
 
@@ -198,29 +204,30 @@ def start(request: BuildRequest, *, store: BuildStore, client_factory: ClientFac
 
 def _start(request: BuildRequest, *, store: BuildStore, client_factory: ClientFactory) -> StartResult:
     build_id = request.build_id
-    train_text = store.get_text(dataset_key(build_id, "train.jsonl")) or ""
-    validation_text = store.get_text(dataset_key(build_id, "validation.jsonl")) or ""
-    if not train_text.strip():
-        raise DatasetInvalidError(f"build {build_id} has no train.jsonl: run the assemble step first",
-                                  code="dataset_missing")
     options = request.fine_tune
-    raise_if_invalid(check_files(train_text, validation_text, base_model=options.base_model))
+    part_bytes = upload_part_bytes()
+    manifest = _manifest(store, build_id)
+    with contextlib.ExitStack() as opened:
+        # Each file is scanned and then sent from the same open reader: a file replaced in between (a new
+        # S3 version, or a file renamed over it) cannot be sent in place of the one that was checked.
+        files: dict[str, tuple[BinaryIO, FileScan]] = {}
+        for name in UPLOADED_FILES:
+            found = _checked_file(store, build_id, name, manifest, opened)
+            if found is not None:
+                files[name] = found
 
-    client = client_factory()
-    warnings = _check_retirement(options.base_model, client, store, build_id)
-    existing = _existing_job(request, store, client)
-    if existing is not None:
-        status = map_status(existing.status)
-        _update_manifest(store, build_id, status=status, job_id=existing.id, model=existing.model)
-        return StartResult(status=status, job_id=existing.id, build_id=build_id, reused=True,
-                           training_file=existing.training_file, validation_file=existing.validation_file)
+        client = client_factory()
+        warnings = _check_retirement(options.base_model, client, store, build_id)
+        existing = _existing_job(request, store, client)
+        if existing is not None:
+            status = map_status(existing.status)
+            _update_manifest(store, build_id, status=status, job_id=existing.id, model=existing.model)
+            return StartResult(status=status, job_id=existing.id, build_id=build_id, reused=True,
+                               training_file=existing.training_file, validation_file=existing.validation_file)
 
-    file_ids: dict[str, str] = {}
-    for name, text in (("train.jsonl", train_text), ("validation.jsonl", validation_text)):
-        if text.strip():
-            uploaded = _call(f"uploading {name}", client.files.create,
-                             file=(f"{build_id}-{name}", io.BytesIO(text.encode("utf-8"))), purpose="fine-tune")
-            file_ids[name] = uploaded.id
+        file_ids = {name: _call(f"uploading {name}", upload_jsonl, client, reader, filename=f"{build_id}-{name}",
+                                size=scan.size, md5=scan.md5, part_bytes=part_bytes)
+                    for name, (reader, scan) in files.items()}
     method: dict[str, Any] = {"type": "supervised"}
     if options.epochs:  # otherwise OpenAI's default rule picks them (the manifest's estimate uses it too)
         method["supervised"] = {"hyperparameters": {"n_epochs": options.epochs}}
@@ -244,6 +251,60 @@ def _start(request: BuildRequest, *, store: BuildStore, client_factory: ClientFa
                      validation_file=file_ids.get("validation.jsonl"), error=None, warnings=warnings)
     return StartResult(status=status, job_id=job.id, build_id=build_id, training_file=file_ids["train.jsonl"],
                        validation_file=file_ids.get("validation.jsonl"))
+
+
+def upload_part_bytes() -> int:
+    """Files above this size go through the Uploads API, in parts of this size (COACH_UPLOAD_PART_BYTES)."""
+    value = Settings.from_env().upload_part_bytes
+    if not 1 <= value <= PART_MAX_BYTES:
+        raise ConfigError(f"COACH_UPLOAD_PART_BYTES must be between 1 and {PART_MAX_BYTES} (OpenAI's largest "
+                          f"upload part); got {value}", code="bad_setting")
+    return value
+
+
+def _checked_file(store: BuildStore, build_id: str, name: str, manifest: BuildManifest | None,
+                  opened: contextlib.ExitStack) -> tuple[BinaryIO, FileScan] | None:
+    """An open reader of a dataset file and its scan, or None for a validation file the build does not have.
+
+    The format checks are not run again here: they need every example's tokens, the assembler ran them and
+    refuses a file that fails them, and its verdict is in the manifest's dataset_checks. That verdict is
+    trusted once one streamed pass (coach.domain.dataset_scan) shows the file is still JSONL of chat examples
+    with as many lines as the assembler checked, so a file edited or replaced since is refused before upload.
+    """
+    key = dataset_key(build_id, name)
+    recorded = manifest.dataset_checks.get(name) if manifest is not None else None
+    try:
+        reader: BinaryIO | None = opened.enter_context(store.open_reader(key))
+    except ObjectMissingError:
+        reader = None
+    scan = scan_jsonl(reader, name=name) if reader is not None else FileScan(name=name)
+    if reader is None or scan.lines == 0:
+        if name == "train.jsonl":
+            raise DatasetInvalidError(f"build {build_id} has no train.jsonl: run the assemble step first",
+                                      code="dataset_missing")
+        if recorded is not None and recorded.examples:
+            raise DatasetInvalidError(f"{name} of build {build_id} is gone or empty, but the assembler wrote "
+                                      f"{recorded.examples} examples in it: run the assemble step again",
+                                      code="dataset_changed")
+        return None
+    raise_if_invalid({name: scan.check_result()})
+    if manifest is not None and manifest.failure is not None:
+        raise DatasetInvalidError(f"the {manifest.failure.step} step of build {build_id} failed "
+                                  f"({manifest.failure.code}): there is no checked dataset to fine-tune on",
+                                  code="dataset_missing")
+    if recorded is None:
+        raise DatasetInvalidError(f"{name} of build {build_id} has no format checks in the build's manifest: "
+                                  "run the assemble step, which checks the files, first", code="dataset_unchecked")
+    if not recorded.passed:
+        raise DatasetInvalidError(f"{name}: " + "; ".join(recorded.errors[:5] or ["failed the format checks"]))
+    if recorded.examples != scan.lines:
+        raise DatasetInvalidError(f"{name} of build {build_id} has {scan.lines} lines, but the assembler checked "
+                                  f"{recorded.examples} examples: it was changed after assembly; run the "
+                                  "assemble step again", code="dataset_changed")
+    if scan.size > UPLOAD_MAX_BYTES:
+        raise DatasetInvalidError(f"{name} is {scan.size} bytes; OpenAI takes files of at most "
+                                  f"{UPLOAD_MAX_BYTES} bytes", code="dataset_too_large")
+    return reader, scan
 
 
 def _check_retirement(base_model: str, client: Any, store: BuildStore, build_id: str) -> list[str]:
