@@ -213,26 +213,49 @@ def test_dedupe_does_not_depend_on_input_order():
     assert [(d.story_id, d.duplicate_of) for d in forward.removed] == [("z1", "z0")]
 
 
-def test_prefix_filtering_finds_the_same_pairs_as_comparing_everything():
-    from coach.domain.finetune_data import jaccard, shingles
-
-    rng = random.Random(3)
+def _variants(seed: int, count: int = 60) -> list[str]:
+    """Many variants of a few critiques: lots of near-duplicates at various levels."""
+    rng = random.Random(seed)
     pool = [_prose(i, 50) for i in range(8)]
     critiques = []
-    for _ in range(60):  # many variants of a few critiques: lots of near-duplicates at various levels
+    for _ in range(count):
         words = rng.choice(pool).split()
         for _ in range(rng.randint(0, 6)):
             words[rng.randrange(len(words))] = f"v{rng.randint(0, 999)}"
         critiques.append(" ".join(words))
+    return critiques
+
+
+def test_lsh_finds_the_same_pairs_as_comparing_every_signature():
+    from coach.domain.near_duplicates import critique_signature, estimate_similarity
+
+    critiques = _variants(3)
     items = [DedupeItem(story_id=f"s{i:02}", story=f"story {i}", critique=c) for i, c in enumerate(critiques)]
     result = find_duplicates(items, threshold=0.7)
-    # The brute-force reference: keep in id order, drop anything >= 0.7 similar to a kept one.
+    # The brute-force reference: keep in id order, drop anything estimated >= 0.7 similar to a kept one.
+    signatures = [critique_signature(c) for c in critiques]
     kept: list[int] = []
-    for i, critique in enumerate(critiques):
-        if all(jaccard(shingles(critique), shingles(critiques[k])) < 0.7 for k in kept):
+    for i, signature in enumerate(signatures):
+        if all(estimate_similarity(signature, signatures[k]) < 0.7 for k in kept):
             kept.append(i)
     assert result.kept == [f"s{i:02}" for i in kept]
     assert 0 < len(result.removed) < 60
+
+
+def test_similarity_is_an_estimate_close_to_the_exact_jaccard():
+    from coach.domain.finetune_data import jaccard, shingles
+
+    critiques = _variants(4, 120)
+    items = [DedupeItem(story_id=f"s{i:03}", story=f"story {i}", critique=c) for i, c in enumerate(critiques)]
+    result = find_duplicates(items, threshold=0.7)
+    by_id = dict(zip((i.story_id for i in items), critiques, strict=True))
+    kept = [shingles(by_id[k]) for k in result.kept]
+    for duplicate in result.removed:
+        exact = jaccard(shingles(by_id[duplicate.story_id]), shingles(by_id[duplicate.duplicate_of]))
+        assert abs(duplicate.similarity - exact) < 0.2  # four standard errors of a 64-value estimate
+        assert exact > 0.5
+    # A kept critique is never a clear copy of another kept one.
+    assert all(jaccard(a, b) < 0.9 for n, a in enumerate(kept) for b in kept[:n])
 
 
 def test_threshold_must_be_a_similarity():

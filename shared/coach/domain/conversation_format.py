@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from coach.domain.bedrock_models import CONVERSATION_SCHEMA, BaseModelSpec
-from coach.domain.finetune_data import CheckResult, ExampleStats, LineProblem
+from coach.domain.finetune_data import CheckResult, ExampleStats, LineProblem, jsonl_lines
 from coach.domain.tokens import TokenCounter
 
 # Nova treats these as reserved words in a prompt: a record that contains one fails the job.
@@ -35,11 +35,18 @@ def conversation_record(messages: list[dict[str, str]]) -> dict[str, Any]:
     return {"schemaVersion": CONVERSATION_SCHEMA, "system": system, "messages": turns}
 
 
+def chat_line_to_conversation(line: str) -> str:
+    """One chat example line ({"messages": [...]}) as a conversation-format line, without its newline;
+    "" for a blank line (nothing to write). The line must be an example the chat checks passed."""
+    if not line.strip():
+        return ""
+    return json.dumps(conversation_record(json.loads(line)["messages"]), ensure_ascii=False)
+
+
 def chat_jsonl_to_conversation(text: str) -> str:
-    """A chat fine-tuning JSONL file ({"messages": [...]} per line) in the conversation format."""
-    lines = [json.dumps(conversation_record(json.loads(line)["messages"]), ensure_ascii=False)
-             for line in text.splitlines() if line.strip()]
-    return "".join(line + "\n" for line in lines)
+    """A chat fine-tuning JSONL file in the conversation format, line for line (blank lines dropped)."""
+    converted = (chat_line_to_conversation(line) for line in jsonl_lines(text))
+    return "".join(line + "\n" for line in converted if line)
 
 
 def _text_of(blocks: Any) -> str | None:
@@ -96,20 +103,29 @@ def _record_problems(number: int, row: Any) -> tuple[list[LineProblem], list[str
     return problems, texts
 
 
-def check_conversation_jsonl(text: str, spec: BaseModelSpec, counter: TokenCounter, *,
-                             name: str = "train.bedrock.jsonl", validation: bool = False) -> CheckResult:
-    """Check a conversation-format file against a base model's limits (lines numbered from 1)."""
-    result = CheckResult(name=name, token_limit=spec.max_record_tokens, token_method=counter.method,
-                         estimated=counter.estimated)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    for number, raw in enumerate(lines, start=1):
+class ConversationFileChecker:
+    """Checks a conversation-format file against a base model's limits one line at a time (lines numbered
+    from 1; one trailing newline is ignored), so a large file is never held whole. `add` each line, then
+    `finish`; a validation file has its own record limit and no minimum."""
+
+    def __init__(self, spec: BaseModelSpec, counter: TokenCounter, *, name: str = "train.bedrock.jsonl",
+                 validation: bool = False) -> None:
+        self.spec = spec
+        self.counter = counter
+        self.validation = validation
+        self.lines = 0
+        self._result = CheckResult(name=name, token_limit=spec.max_record_tokens, token_method=counter.method,
+                                   estimated=counter.estimated)
+
+    def add(self, raw_line: str) -> None:
+        self.lines += 1
+        number, result, spec, counter = self.lines, self._result, self.spec, self.counter
+        raw = raw_line[:-1] if raw_line.endswith("\n") else raw_line
         try:
             row = json.loads(raw)
         except json.JSONDecodeError as err:
             result.problems.append(LineProblem(line=number, code="invalid_json", message=err.msg))
-            continue
+            return
         problems, texts = _record_problems(number, row)
         tokens = sum(counter.count(t) for t in texts)
         if tokens > spec.max_record_tokens:
@@ -121,17 +137,35 @@ def check_conversation_jsonl(text: str, spec: BaseModelSpec, counter: TokenCount
                 line=number, messages=len(row["messages"]) + (1 if texts and "system" in row else 0),
                 total_tokens=tokens, assistant_tokens=counter.count(texts[-1]) if texts else 0,
                 has_system="system" in row, has_user=True))
-    count = len(result.examples)
-    if validation:
-        if count > spec.max_validation_records:
-            result.dataset_errors.append(f"too_many_examples ({count} validation records; {spec.family} "
-                                         f"accepts at most {spec.max_validation_records})")
-    elif count < spec.min_records:
-        result.dataset_errors.append(f"too_few_examples ({count} records; {spec.family} needs at least "
-                                     f"{spec.min_records})")
-    elif count > spec.max_train_records:
-        result.dataset_errors.append(f"too_many_examples ({count} records; {spec.family} accepts at most "
-                                     f"{spec.max_train_records})")
-    if counter.estimated:
-        result.warnings.append(f"token counts are estimates ({counter.method}); Nova's tokenizer is not public")
-    return result
+
+    def finish(self) -> CheckResult:
+        """The result with the file-level rules applied; calling it again gives the same result."""
+        spec = self.spec
+        result = self._result.model_copy(update={
+            "problems": list(self._result.problems), "examples": list(self._result.examples),
+            "dataset_errors": list(self._result.dataset_errors), "warnings": list(self._result.warnings),
+        })
+        count = len(result.examples)
+        if self.validation:
+            if count > spec.max_validation_records:
+                result.dataset_errors.append(f"too_many_examples ({count} validation records; {spec.family} "
+                                             f"accepts at most {spec.max_validation_records})")
+        elif count < spec.min_records:
+            result.dataset_errors.append(f"too_few_examples ({count} records; {spec.family} needs at least "
+                                         f"{spec.min_records})")
+        elif count > spec.max_train_records:
+            result.dataset_errors.append(f"too_many_examples ({count} records; {spec.family} accepts at most "
+                                         f"{spec.max_train_records})")
+        if self.counter.estimated:
+            result.warnings.append(
+                f"token counts are estimates ({self.counter.method}); Nova's tokenizer is not public")
+        return result
+
+
+def check_conversation_jsonl(text: str, spec: BaseModelSpec, counter: TokenCounter, *,
+                             name: str = "train.bedrock.jsonl", validation: bool = False) -> CheckResult:
+    """Check a whole conversation-format text (see `ConversationFileChecker`, which does the work)."""
+    checker = ConversationFileChecker(spec, counter, name=name, validation=validation)
+    for line in jsonl_lines(text):
+        checker.add(line)
+    return checker.finish()

@@ -11,14 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
-import unicodedata
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+# The text-level dedupe helpers live with the MinHash index; re-exported here for existing callers.
+from coach.domain.near_duplicates import (
+    DEFAULT_SHINGLE_WORDS,
+    DEFAULT_SIMILARITY,
+    NearDuplicateIndex,
+    critique_signature,
+    jaccard,  # noqa: F401
+    shingles,  # noqa: F401
+    story_fingerprint,
+)
 from coach.domain.records import DatasetChecks, Distribution
 from coach.domain.tokens import TokenCounter
 
@@ -210,40 +217,58 @@ def example_tokens(messages: list[dict[str, Any]], counter: TokenCounter) -> tup
     return total, assistant
 
 
-def check_chat_jsonl(
-    text: str,
-    counter: TokenCounter,
-    *,
-    name: str = "train.jsonl",
-    token_limit: int = DEFAULT_EXAMPLE_TOKEN_LIMIT,
-    min_examples: int | None = MIN_EXAMPLES,
-    over_limit: Literal["error", "warn"] = "error",
-) -> CheckResult:
-    """Check a chat fine-tuning JSONL file line by line (lines are numbered from 1).
+def jsonl_lines(text: str) -> Iterator[str]:
+    """The lines of a JSONL text as `text.split("\\n")` numbers them, without the newline ending the last one.
 
-    `min_examples=None` skips the size rule (a validation file may be small). Examples over the token
-    limit are errors by default: OpenAI would truncate them, cutting off the assistant's critique, which
-    is the part the model learns from.
+    Only "\\n" ends a line: `str.splitlines` also splits at U+2028, U+0085 and the like, which
+    `json.dumps(..., ensure_ascii=False)` leaves unescaped inside strings. Files are read the same way
+    line by line in binary mode (`for raw in stream: checker.add(raw.decode("utf-8"))`).
     """
-    result = CheckResult(name=name, token_limit=token_limit, token_method=counter.method,
-                         estimated=counter.estimated)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the newline that ends the last line
-    for number, raw in enumerate(lines, start=1):
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
+
+
+class ChatFileChecker:
+    """Checks a chat fine-tuning JSONL file one line at a time, so a large file is never held whole.
+
+    `add` each line in order (lines are numbered from 1; one trailing newline is ignored), then `finish`.
+    Examples over the token limit are errors by default: OpenAI would truncate them, cutting off the
+    assistant's critique, which is the part the model learns from.
+    """
+
+    def __init__(self, counter: TokenCounter, name: str = "train.jsonl",
+                 token_limit: int = DEFAULT_EXAMPLE_TOKEN_LIMIT,
+                 over_limit: Literal["error", "warn"] = "error") -> None:
+        self.counter = counter
+        self.token_limit = token_limit
+        self.over_limit = over_limit
+        self.lines = 0
+        self._result = CheckResult(name=name, token_limit=token_limit, token_method=counter.method,
+                                   estimated=counter.estimated)
+
+    def add(self, raw_line: str) -> None:
+        self.lines += 1
+        number, result = self.lines, self._result
+        raw = raw_line[:-1] if raw_line.endswith("\n") else raw_line
         line_problems: list[LineProblem] = []
         if not raw.strip():
             result.problems.append(LineProblem(line=number, code="blank_line", message="the line is empty"))
-            continue
+            return
         try:
             row = json.loads(raw)
         except json.JSONDecodeError as err:
             result.problems.append(LineProblem(line=number, code="invalid_json", message=err.msg))
-            continue
+            return
         if not isinstance(row, dict):
             result.problems.append(LineProblem(line=number, code="not_an_object",
                                                message=f"the line is a JSON {type(row).__name__}"))
-            continue
+            return
         unknown = sorted(set(row) - set(EXAMPLE_KEYS))
         if unknown:
             line_problems.append(LineProblem(line=number, code="unknown_example_key",
@@ -253,7 +278,7 @@ def check_chat_jsonl(
             line_problems.append(LineProblem(line=number, code="missing_messages_list",
                                              message="no non-empty 'messages' list"))
             result.problems.extend(line_problems)
-            continue
+            return
         for index, message in enumerate(messages):
             line_problems.extend(_message_problems(number, index, message))
         dicts = [m for m in messages if isinstance(m, dict)]
@@ -261,10 +286,10 @@ def check_chat_jsonl(
         if "assistant" not in roles:
             line_problems.append(LineProblem(line=number, code="no_assistant_message",
                                              message="the example has no assistant message"))
-        total, assistant = example_tokens(dicts, counter)
-        if total > token_limit:
-            text_ = f"{total} tokens, over the {token_limit}-token limit of one example"
-            if over_limit == "error":
+        total, assistant = example_tokens(dicts, self.counter)
+        if total > self.token_limit:
+            text_ = f"{total} tokens, over the {self.token_limit}-token limit of one example"
+            if self.over_limit == "error":
                 line_problems.append(LineProblem(line=number, code="too_many_tokens", message=text_))
             else:
                 result.warnings.append(f"line {number}: {text_}; it would be truncated in training")
@@ -273,37 +298,90 @@ def check_chat_jsonl(
             line=number, messages=len(messages), total_tokens=total, assistant_tokens=assistant,
             has_system="system" in roles, has_user="user" in roles,
         ))
-    count = len(result.examples)
-    if min_examples is not None and count < min_examples:
-        result.dataset_errors.append(
-            f"too_few_examples ({count} examples; fine-tuning needs at least {min_examples})")
-    elif min_examples is not None and count < RECOMMENDED_EXAMPLES:
-        result.warnings.append(f"only {count} examples; fine-tuning usually gains from {RECOMMENDED_EXAMPLES}-100")
-    missing_system = sum(1 for e in result.examples if not e.has_system)
-    missing_user = sum(1 for e in result.examples if not e.has_user)
-    if missing_system:
-        result.warnings.append(f"{missing_system} examples have no system message")
-    if missing_user:
-        result.warnings.append(f"{missing_user} examples have no user message")
-    if counter.estimated:
-        result.warnings.append(f"token counts are estimates ({counter.method}): the tokenizer's encoding "
-                               "could not be loaded")
-    return result
+
+    def finish(self, min_examples: int | None = MIN_EXAMPLES) -> CheckResult:
+        """The result with the file-level rules applied. `min_examples=None` skips the size rule (a
+        validation file may be small). Calling it again gives the same result."""
+        result = self._result.model_copy(update={
+            "problems": list(self._result.problems), "examples": list(self._result.examples),
+            "dataset_errors": list(self._result.dataset_errors), "warnings": list(self._result.warnings),
+        })
+        count = len(result.examples)
+        if min_examples is not None and count < min_examples:
+            result.dataset_errors.append(
+                f"too_few_examples ({count} examples; fine-tuning needs at least {min_examples})")
+        elif min_examples is not None and count < RECOMMENDED_EXAMPLES:
+            result.warnings.append(
+                f"only {count} examples; fine-tuning usually gains from {RECOMMENDED_EXAMPLES}-100")
+        missing_system = sum(1 for e in result.examples if not e.has_system)
+        missing_user = sum(1 for e in result.examples if not e.has_user)
+        if missing_system:
+            result.warnings.append(f"{missing_system} examples have no system message")
+        if missing_user:
+            result.warnings.append(f"{missing_user} examples have no user message")
+        if self.counter.estimated:
+            result.warnings.append(f"token counts are estimates ({self.counter.method}): the tokenizer's "
+                                   "encoding could not be loaded")
+        return result
+
+
+def check_chat_jsonl(
+    text: str,
+    counter: TokenCounter,
+    *,
+    name: str = "train.jsonl",
+    token_limit: int = DEFAULT_EXAMPLE_TOKEN_LIMIT,
+    min_examples: int | None = MIN_EXAMPLES,
+    over_limit: Literal["error", "warn"] = "error",
+) -> CheckResult:
+    """Check a whole chat fine-tuning JSONL text (see `ChatFileChecker`, which does the work)."""
+    checker = ChatFileChecker(counter, name, token_limit, over_limit)
+    for line in jsonl_lines(text):
+        checker.add(line)
+    return checker.finish(min_examples)
+
+
+class ExampleOverlap:
+    """Validation lines whose example also appears in the training file (they must not overlap).
+
+    `add_train` every training line first, then `check_validation` each validation line; `overlapping`
+    lists the offending validation line numbers in the order checked. Each training example costs a
+    16-byte digest, not its text.
+    """
+
+    def __init__(self) -> None:
+        self._train: set[bytes] = set()
+        self.overlapping: list[int] = []
+
+    def add_train(self, line: str) -> None:
+        if line.strip():
+            self._train.add(_example_fingerprint(line))
+
+    def check_validation(self, line_number: int, line: str) -> bool:
+        """True (and the line is recorded) when the validation line repeats a training example."""
+        if line.strip() and _example_fingerprint(line) in self._train:
+            self.overlapping.append(line_number)
+            return True
+        return False
 
 
 def overlapping_examples(train_text: str, validation_text: str) -> list[int]:
-    """Validation line numbers whose example also appears in the training file (they must not overlap)."""
-    seen = {_example_fingerprint(line) for line in train_text.splitlines() if line.strip()}
-    return [number for number, line in enumerate(validation_text.splitlines(), start=1)
-            if line.strip() and _example_fingerprint(line) in seen]
+    """Validation line numbers whose example also appears in the training file (see `ExampleOverlap`)."""
+    overlap = ExampleOverlap()
+    for line in jsonl_lines(train_text):
+        overlap.add_train(line)
+    for number, line in enumerate(jsonl_lines(validation_text), start=1):
+        overlap.check_validation(number, line)
+    return overlap.overlapping
 
 
-def _example_fingerprint(line: str) -> str:
+def _example_fingerprint(line: str) -> bytes:
+    """Equal for the same example however its JSON is spaced or its keys ordered."""
     try:
         canonical = json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False)
     except json.JSONDecodeError:
         canonical = line.strip()
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=16).digest()
 
 
 # -- distributions ----------------------------------------------------------------------------------------
@@ -330,9 +408,6 @@ def distribution(values: Iterable[float]) -> Distribution:
 # -- deduplication ----------------------------------------------------------------------------------------
 
 DuplicateReason = Literal["duplicate_story", "near_duplicate_critique"]
-DEFAULT_SIMILARITY = 0.8
-DEFAULT_SHINGLE_WORDS = 3
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 
 
 class DedupeItem(BaseModel):
@@ -356,27 +431,31 @@ class DedupeResult(BaseModel):
         return sum(1 for d in self.removed if d.reason == reason)
 
 
-def _words(text: str) -> list[str]:
-    folded = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
-    return _WORD.findall(folded)
+class DuplicateFilter:
+    """`find_duplicates` one item at a time, for callers that stream items in story-id order.
 
+    `add` takes what a shard can compute ahead and store: `story_fingerprint(story)` and
+    `critique_signature(critique)`. The first story of a fingerprint is kept; a later one is a
+    `duplicate_story`; a critique nearly repeating a kept critique is a `near_duplicate_critique`.
+    Memory per kept item: a 16-byte story digest and the index's entry (see `NearDuplicateIndex`).
+    """
 
-def story_fingerprint(text: str) -> str:
-    """Equal for the same story posted twice (case, punctuation, quotes and spacing ignored)."""
-    return hashlib.sha256(" ".join(_words(text)).encode("utf-8")).hexdigest()
+    def __init__(self, threshold: float = DEFAULT_SIMILARITY) -> None:
+        self._index = NearDuplicateIndex(threshold)
+        self._first_by_story: dict[bytes, str] = {}
 
-
-def shingles(text: str, size: int = DEFAULT_SHINGLE_WORDS) -> frozenset[str]:
-    words = _words(text)
-    if len(words) <= size:
-        return frozenset([" ".join(words)]) if words else frozenset()
-    return frozenset(" ".join(words[i:i + size]) for i in range(len(words) - size + 1))
-
-
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    if not a and not b:
-        return 1.0
-    return len(a & b) / len(a | b)
+    def add(self, story_id: str, story_fingerprint: str, signature: bytes) -> Duplicate | None:
+        """The duplicate record when the item is dropped, else None (the item is kept)."""
+        digest = bytes.fromhex(story_fingerprint)[:16]
+        first = self._first_by_story.get(digest)
+        if first is not None:
+            return Duplicate(story_id=story_id, duplicate_of=first, reason="duplicate_story", similarity=1.0)
+        self._first_by_story[digest] = story_id
+        match = self._index.add(story_id, signature)
+        if match is None:
+            return None
+        return Duplicate(story_id=story_id, duplicate_of=match[0], reason="near_duplicate_critique",
+                         similarity=round(match[1], 4))
 
 
 def find_duplicates(
@@ -385,52 +464,24 @@ def find_duplicates(
     threshold: float = DEFAULT_SIMILARITY,
     shingle_words: int = DEFAULT_SHINGLE_WORDS,
 ) -> DedupeResult:
-    """Drop the same story told twice, then critiques near-identical to a kept one (word-shingle Jaccard).
+    """Drop the same story told twice, then critiques near-identical to a kept one (estimated word-shingle
+    Jaccard >= threshold, MinHash LSH: see `coach.domain.near_duplicates`).
 
     Items are taken in story-id order and the first of a group is kept, so the result never depends on
-    the order items arrive in. Candidate pairs come from prefix filtering (rarest shingles first): two sets
-    with Jaccard >= t always share a shingle among the first |s| - ceil(t|s|) + 1 of each, so only those
-    are indexed and compared, and the search stays far from quadratic on real critiques.
+    the order items arrive in. A story dropped as a repeat is not indexed, and neither is a dropped
+    critique: later critiques are compared with kept ones only.
     """
-    if not 0 < threshold <= 1:
-        raise ValueError("the similarity threshold must be in (0, 1]")
-    ordered = sorted(items, key=lambda i: i.story_id)
-    removed: list[Duplicate] = []
-    first_by_story: dict[str, str] = {}
-    survivors: list[DedupeItem] = []
-    for item in ordered:
-        fingerprint = story_fingerprint(item.story)
-        if fingerprint in first_by_story:
-            removed.append(Duplicate(story_id=item.story_id, duplicate_of=first_by_story[fingerprint],
-                                     reason="duplicate_story", similarity=1.0))
-            continue
-        first_by_story[fingerprint] = item.story_id
-        survivors.append(item)
-
-    sets = [shingles(item.critique, shingle_words) for item in survivors]
-    frequency = Counter(token for s in sets for token in s)
-    index: dict[str, list[int]] = defaultdict(list)
+    dedupe = DuplicateFilter(threshold)
     kept: list[str] = []
-    for position, (item, tokens) in enumerate(zip(survivors, sets, strict=True)):
-        ranked = sorted(tokens, key=lambda t: (frequency[t], t))
-        prefix = ranked[: len(ranked) - math.ceil(threshold * len(ranked)) + 1] if ranked else []
-        candidates = sorted({other for token in prefix for other in index.get(token, ())})
-        best: tuple[int, float] | None = None
-        for other in candidates:
-            small, large = sorted((len(tokens), len(sets[other])))
-            if small < threshold * large:  # sizes alone rule the pair out
-                continue
-            similarity = jaccard(tokens, sets[other])
-            if similarity >= threshold and (best is None or similarity > best[1]):
-                best = (other, similarity)
-        if best is not None:
-            removed.append(Duplicate(story_id=item.story_id, duplicate_of=survivors[best[0]].story_id,
-                                     reason="near_duplicate_critique", similarity=round(best[1], 4)))
-            continue
-        kept.append(item.story_id)
-        for token in prefix:
-            index[token].append(position)
-    return DedupeResult(kept=kept, removed=sorted(removed, key=lambda d: d.story_id))
+    removed: list[Duplicate] = []
+    for item in sorted(items, key=lambda i: i.story_id):
+        duplicate = dedupe.add(item.story_id, story_fingerprint(item.story),
+                               critique_signature(item.critique, shingle_words=shingle_words))
+        if duplicate is None:
+            kept.append(item.story_id)
+        else:
+            removed.append(duplicate)
+    return DedupeResult(kept=kept, removed=removed)
 
 
 # -- epochs and cost --------------------------------------------------------------------------------------
