@@ -20,9 +20,8 @@ from typing import Any
 from coach.adapters.storage import BuildStore, build_prefix
 from coach.domain.bedrock_models import BaseModelSpec
 from coach.domain.conversation_format import ConversationFileChecker, chat_line_to_conversation
-from coach.domain.finetune_data import ChatFileChecker, CheckResult, Duplicate, ExampleOverlap
+from coach.domain.finetune_data import ChatFileChecker, CheckResult, Duplicate, DuplicateFilter, ExampleOverlap
 from coach.domain.legacy_export import to_prompt_completion
-from coach.domain.near_duplicates import NearDuplicateIndex
 from coach.domain.tokens import TokenCounter
 from coach.pipeline.bedrock_dataset import TRAIN_FILE as BEDROCK_TRAIN
 from coach.pipeline.bedrock_dataset import VALIDATION_FILE as BEDROCK_VALIDATION
@@ -53,25 +52,15 @@ class DedupePlan:
 
 def plan_dedupe(store: BuildStore, shard_keys: list[str], *, threshold: float) -> DedupePlan:
     plan = DedupePlan()
-    first_by_story: dict[bytes, str] = {}
-    index = NearDuplicateIndex(threshold=threshold)
+    duplicates = DuplicateFilter(threshold)
     for row in shard_rows(store, shard_keys):
         if row.get("kind") != "example":
             continue
-        story_id = row["id"]
-        fingerprint = bytes.fromhex(row["fingerprint"])[:16]
-        first = first_by_story.get(fingerprint)
-        if first is not None:
-            plan.removed[story_id] = Duplicate(story_id=story_id, duplicate_of=first, reason="duplicate_story",
-                                               similarity=1.0)
-            continue
-        first_by_story[fingerprint] = story_id
-        near = index.add(story_id, bytes.fromhex(row["signature"]))
-        if near is None:
-            plan.kept.append(story_id)
+        found = duplicates.add(row["id"], row["fingerprint"], bytes.fromhex(row["signature"]))
+        if found is None:
+            plan.kept.append(row["id"])
         else:
-            plan.removed[story_id] = Duplicate(story_id=story_id, duplicate_of=near[0],
-                                               reason="near_duplicate_critique", similarity=near[1])
+            plan.removed[row["id"]] = found
     return plan
 
 
