@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -136,15 +137,19 @@ def main() -> None:
         print(json.dumps({**result, "peak_rss_mb": round(_peak_mb(), 1)}))
         return
     root = opts.dir or Path(tempfile.mkdtemp(prefix="coach-bench-"))
-    report = {"examples": opts.examples, "write": _child("write", str(root), str(opts.examples))}
-    report["read (iter_lines)"] = _child("read", str(root))
-    report["read whole (before)"] = _child("read_whole", str(root))
-    server, base_url = _server()
     try:
-        report["fine-tune start"] = _child("start", str(root), base_url,
-                                           env={"COACH_UPLOAD_PART_BYTES": str(opts.part_bytes)})
+        report = {"examples": opts.examples, "write": _child("write", str(root), str(opts.examples))}
+        report["read (iter_lines)"] = _child("read", str(root))
+        report["read whole (before)"] = _child("read_whole", str(root))
+        server, base_url = _server()
+        try:
+            report["fine-tune start"] = _child("start", str(root), base_url,
+                                               env={"COACH_UPLOAD_PART_BYTES": str(opts.part_bytes)})
+        finally:
+            server.communicate("")
     finally:
-        server.communicate("")
+        if opts.dir is None:  # half a gigabyte of temporary dataset
+            shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(report, indent=2))
 
 
