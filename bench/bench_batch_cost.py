@@ -41,6 +41,7 @@ from coach import runtime  # noqa: E402
 from coach.domain.records import BuildManifest  # noqa: E402
 from coach.local.emulator import provision  # noqa: E402
 from coach.local.lambda_runtime import invoke  # noqa: E402
+from coach.local.shard_map import run_shard_map  # noqa: E402
 from tests.batch.helpers import critique, drain_queue, run_batches, store, write_stories  # noqa: E402
 from tests.fakes.bedrock_server import FakeBedrockServer  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAIServer  # noqa: E402
@@ -89,8 +90,9 @@ def one_build(provider: str, mode: str, stories: int, workdir: Path) -> dict[str
             fallback = sum(s.get("fallback", 0) for s in run_batches(build_id))
         drain_queue(aws)
         progress = invoke("progress", {"build_id": build_id, "enqueued": scrape["enqueued"]})
-        invoke("validator", {"build_id": build_id})
-        assembled = invoke("assembler", {"request": request, "scrape": scrape})
+        shards = run_shard_map(build_id, scrape["run_id"], store=store(aws),
+                               call=lambda event: invoke("shard", event))
+        assembled = invoke("assembler", {"request": request, "scrape": scrape, "shards": shards})
         manifest = store(aws).get_model(assembled["manifest_key"], BuildManifest)
         paid_twice = sum(1 for n in fake.success_counts.values() if n > 1)
         runtime.reset()

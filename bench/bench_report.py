@@ -38,9 +38,9 @@ from coach.domain.critic import write_critique  # noqa: E402
 from coach.domain.prompt import PROMPT_VERSION  # noqa: E402
 from coach.domain.records import BuildRequest, ErrorInfo, GenerationRecord, SourceSpec, Story, Usage  # noqa: E402
 from coach.local.dir_store import DirectoryStore  # noqa: E402
+from coach.local.shard_map import in_process, run_shard_map  # noqa: E402
 from coach.pipeline.assemble import assemble  # noqa: E402
 from coach.pipeline.report import publish_report  # noqa: E402
-from coach.pipeline.validate import validate_build  # noqa: E402
 from tests.support.chromium import Chromium, find_chromium  # noqa: E402
 
 TARGET_SECONDS = 2.0
@@ -107,8 +107,9 @@ def make_build(root: Path, n: int) -> DirectoryStore:
     store.put_json(eval_key(BUILD, "scores.json"), {"scores": {"validator_pass_rate": 0.94, "grounding": 0.81,
                                                                "flaw_detection_lift": 0.37, "latency_ms": 1840},
                                                     "passed": True})
-    validate_build(BUILD, store=store)
-    assemble(request, store=store)
+    store.put_json(f"builds/{BUILD}/scrape.json", {"build_id": BUILD, "run_id": "bench", "stories": n})
+    shards = run_shard_map(BUILD, "bench", store=store, call=in_process(store, max_story_tokens=1_500))
+    assemble(request, store=store, shards=shards)
     return store
 
 

@@ -13,6 +13,7 @@ from coach.domain.records import BuildManifest
 from coach.local.lambda_runtime import invoke
 from tests.batch.helpers import critique, drain_queue, marker, run_batches, store, write_stories
 from tests.fakes.bedrock_server import FakeBedrockServer
+from tests.support.shards import shard_build
 
 BUILD = "bedrock-batch-60"
 MODEL = "amazon.nova-lite-v1:0"
@@ -77,8 +78,8 @@ def test_sixty_stories_record_errors_and_an_expired_job(aws, bedrock_fake, tmp_p
         assert record.cost_usd == prices.cost_usd(MODEL, record.usage, batch=True)
         assert record.cost_usd == pytest.approx(prices.cost_usd(MODEL, record.usage) / 2, abs=1e-8)
 
-    invoke("validator", {"build_id": BUILD})
-    assembled = invoke("assembler", {"request": request, "scrape": scrape})
+    shards = shard_build(aws.bucket, BUILD)["shards"]
+    assembled = invoke("assembler", {"request": request, "scrape": scrape, "shards": shards})
     manifest = store(aws).get_model(assembled["manifest_key"], BuildManifest)
     assert manifest.cost.generation_usd == pytest.approx(sum(r.cost_usd for r in records.values()), abs=1e-6)
     assert manifest.cost.generation_batch_usd == pytest.approx(sum(r.cost_usd for r in batch_records), abs=1e-6)

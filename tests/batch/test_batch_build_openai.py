@@ -16,6 +16,7 @@ from coach.domain.records import BuildManifest
 from coach.local.lambda_runtime import invoke
 from tests.batch.helpers import critique, drain_queue, marker, run_batches, store, write_stories
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.support.shards import shard_build
 
 EVENTS = Path(__file__).resolve().parents[2] / "infra" / "events"
 BUILD = "batch-60"
@@ -82,8 +83,8 @@ def test_sixty_stories_partial_failures_and_an_expired_file(aws, openai_fake, tm
     for record in sync_records:
         assert record.cost_usd == prices.cost_usd(MODEL, record.usage) and record.batch_id is None
 
-    invoke("validator", {"build_id": BUILD})
-    assembled = invoke("assembler", {"request": request, "scrape": scrape})
+    shards = shard_build(aws.bucket, BUILD)["shards"]
+    assembled = invoke("assembler", {"request": request, "scrape": scrape, "shards": shards})
     manifest = store(aws).get_model(assembled["manifest_key"], BuildManifest)
     assert manifest.cost.generation_usd == pytest.approx(sum(r.cost_usd for r in records.values()), abs=1e-6)
     assert manifest.cost.generation_batch_usd == pytest.approx(sum(r.cost_usd for r in batch_records), abs=1e-6)

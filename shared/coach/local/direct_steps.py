@@ -96,13 +96,9 @@ class DirectSteps:
                               queue_depth=self.a.queue.depth(), drain_confirm_s=0).model_dump()
 
     def _shard(self, event: dict[str, Any]) -> dict[str, Any]:
-        from coach.pipeline.shard import build_shard, story_ids_of
+        from coach.local.shard_map import in_process
 
-        batch = event["BatchInput"]
-        summary = build_shard(batch["build_id"], batch["run_id"], story_ids_of(event["Items"], batch["build_id"]),
-                              store=self.a.store, max_story_tokens=runtime.settings().max_story_tokens)
-        return {"shard": summary.shard, "stories": summary.stories, "examples": summary.examples,
-                "rejected": summary.rejected}
+        return in_process(self.a.store, max_story_tokens=runtime.settings().max_story_tokens)(event)
 
     def _assembler(self, event: dict[str, Any]) -> dict[str, Any]:
         from coach.pipeline.assemble import DatasetInvalidError, DatasetTooSmallError, MixedModelsError, assemble

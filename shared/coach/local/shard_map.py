@@ -23,6 +23,20 @@ DEFAULT_ATTEMPTS = 3  # the child task's Retry: the first call and two retries
 ShardCall = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+def in_process(store: BuildStore, *, max_story_tokens: int) -> ShardCall:
+    """The shard step as a call in this process: what the shard handler does with the event, over `store`."""
+    from coach.pipeline.shard import build_shard, story_ids_of
+
+    def call(event: dict[str, Any]) -> dict[str, Any]:
+        batch = event["BatchInput"]
+        summary = build_shard(batch["build_id"], batch["run_id"], story_ids_of(event["Items"], batch["build_id"]),
+                              store=store, max_story_tokens=max_story_tokens)
+        return {"shard": summary.shard, "stories": summary.stories, "examples": summary.examples,
+                "rejected": summary.rejected}
+
+    return call
+
+
 def results_prefix(build_id: str) -> str:
     return f"{build_prefix(build_id)}map-results"
 
