@@ -5,10 +5,19 @@ response API, whichever function is called. A build's steps run one after anothe
 answers in step order scripts a whole execution. A queued answer shaped like a Lambda error payload
 ({"errorType", "errorMessage", ...}) is returned as a function error, as Lambda does when a handler
 raises; moto's simple backend never marks errors itself, so a small wrapper adds the error header.
+
+moto 5.2.5 cannot run the definition's Distributed Map (BuildShards): its ASL parser refuses ItemBatcher
+and ExecutionType EXPRESS, ignores ToleratedFailurePercentage, evaluates the ResultWriter's parameters
+against the map's output instead of its input, and writes no result files. So the machine created here
+is the real definition with each DISTRIBUTED map replaced by its stand-in (`emulate_distributed_maps`):
+one call of the map's function with the batch event the map would build, then the map's output shape
+at its ResultPath, with the map's own Retry, Catch and Next. tests/infra/test_dataset_build_asl.py
+checks the real map's shape, and tests/infra/test_template_lint.py lints it with cfn-lint.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
@@ -37,7 +46,7 @@ FUNCTIONS = {
     "CheckInputFunctionArn": "checkinput",
     "ScraperFunctionArn": "scraper",
     "ProgressFunctionArn": "progress",
-    "ValidatorFunctionArn": "validator",
+    "ShardFunctionArn": "shard",
     "AssemblerFunctionArn": "assembler",
     "FineTuneFunctionArn": "finetune",
     "EvaluateFunctionArn": "evaluate",
@@ -46,13 +55,24 @@ FUNCTIONS = {
 BUCKET = "coach-data-test"
 DEFAULT_SETTINGS = {
     "GenerationPollSeconds": "0",
-    "GenerationMaxChecks": "5",
     "FineTunePollSeconds": "0",
     "FineTuneMaxChecks": "5",
     "BatchPollSeconds": "0",
     "BatchMaxChecks": "5",
+    "ShardBatchSize": "400",
+    "ShardMaxConcurrency": "50",
+    "ShardToleratedFailurePercent": "5",
     "DatasetBucketName": BUCKET,
 }
+
+
+# What a Distributed Map's stand-in reports as the map run (the real one names the map run's own id).
+EMULATED_MAP_RUN = "emulated"
+# A Lambda error may not be named States.*, so the stand-in's Retry and Catch name the map's own errors
+# (States.ExceedToleratedFailureThreshold, States.ItemReaderFailed, ...) with this prefix instead.
+MAP_ERROR_PREFIX = "EmulatedMap."
+# Errors any state can raise; the stand-in keeps these names as they are.
+_GENERAL_ERRORS = {"States.ALL", "States.TaskFailed", "States.Timeout", "States.Runtime", "States.Permissions"}
 
 
 def lambda_error(error_type: str, message: str) -> dict[str, Any]:
@@ -100,7 +120,8 @@ class DatasetBuildMachine:
             )["FunctionArn"]
             substitutions[placeholder] = arn
             self.function_by_arn[arn] = name
-        definition = substitute(ASL_PATH.read_text(encoding="utf-8"), substitutions)
+        definition = json.dumps(emulate_distributed_maps(
+            json.loads(substitute(ASL_PATH.read_text(encoding="utf-8"), substitutions))))
         self.arn = self.sfn.create_state_machine(
             name="DatasetBuild", definition=definition, roleArn=role
         )["stateMachineArn"]
@@ -157,6 +178,87 @@ def substitute(definition: str, values: dict[str, str]) -> str:
         return values[name]
 
     return re.sub(r"\$\{([A-Za-z0-9]+)\}", replace, definition)
+
+
+def map_failure(cause: str = "The specified tolerated failure threshold was exceeded") -> dict[str, Any]:
+    """The scripted answer that makes a Distributed Map's stand-in fail as a map whose failed items pass its
+    tolerated percentage does (States.ExceedToleratedFailureThreshold, caught by the map's own Catch)."""
+    return lambda_error(f"{MAP_ERROR_PREFIX}ExceedToleratedFailureThreshold", cause)
+
+
+def _as_emulated_errors(handlers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    renamed = copy.deepcopy(handlers)
+    for handler in renamed:
+        handler["ErrorEquals"] = [
+            name if name in _GENERAL_ERRORS or not name.startswith("States.")
+            else MAP_ERROR_PREFIX + name.removeprefix("States.")
+            for name in handler["ErrorEquals"]
+        ]
+    return renamed
+
+
+def emulate_distributed_maps(definition: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the definition in which each DISTRIBUTED Map state is replaced by a stand-in moto can run.
+
+    The stand-in keeps the map's name, Retry, Catch and transition. It calls the child's function once
+    (a direct Lambda task, so the runner sees the call) with the event one batch would receive:
+    {"Items": [], "BatchInput": <the map's BatchInput, evaluated>} plus "EmulatedItemReader" (the map's
+    ItemReader parameters, evaluated, since no S3 listing runs). What the function answers is dropped, as a
+    map drops its children's outputs into the ResultWriter's files. Then a Pass state puts the map's output
+    ({"MapRunArn", "ResultWriterDetails": {"Bucket", "Key"}}, with the ResultWriter's bucket and prefix
+    evaluated) at the map's ResultPath. The map's own errors keep their Retry and Catch under MAP_ERROR_PREFIX
+    names. Not emulated: listing, batching, concurrency, the child's Retry, the tolerated failure count (a
+    test scripts `map_failure()` instead) and the result files.
+    """
+    emulated = copy.deepcopy(definition)
+    states = emulated["States"]
+    for name, state in list(states.items()):
+        config = state.get("ItemProcessor", {}).get("ProcessorConfig", {})
+        if state["Type"] != "Map" or config.get("Mode") != "DISTRIBUTED":
+            continue
+        processor = state["ItemProcessor"]
+        (child,) = processor["States"].values()  # the stand-in knows one shape: a single Lambda task
+        if child["Resource"] != "arn:aws:states:::lambda:invoke" or child["Parameters"].get("Payload.$") != "$":
+            raise ValueError(f"{name}: no stand-in for a child other than one lambda:invoke of the batch event")
+        result_name = f"{name}Result"
+        if result_name in states:
+            raise ValueError(f"{name}: the definition already has a state named {result_name}")
+        writer = state["ResultWriter"]["Parameters"]
+        prefix = writer.get("Prefix.$") or f"'{writer['Prefix']}'"  # an expression, or the literal quoted
+        task: dict[str, Any] = {
+            "Type": "Task",
+            "Comment": f"Stand-in for the Distributed Map {name} (tests/infra/sfn_moto.py).",
+            "Resource": child["Parameters"]["FunctionName"],
+            "Parameters": {
+                "Items": [],
+                "BatchInput": state["ItemBatcher"].get("BatchInput", {}),
+                "EmulatedItemReader": state["ItemReader"]["Parameters"],
+            },
+            "ResultPath": None,
+            "Next": result_name,
+        }
+        for key in ("Retry", "Catch"):
+            if key in state:
+                task[key] = _as_emulated_errors(state[key])
+        map_run = f"arn:aws:states:{REGION}:{DEFAULT_ACCOUNT_ID}:mapRun:DatasetBuild/{name}:{EMULATED_MAP_RUN}"
+        result: dict[str, Any] = {
+            "Type": "Pass",
+            "Parameters": {
+                "MapRunArn": map_run,
+                "ResultWriterDetails": {
+                    "Bucket": writer["Bucket"],
+                    "Key.$": f"States.Format('{{}}/{EMULATED_MAP_RUN}/manifest.json', {prefix})",
+                },
+            },
+            "ResultPath": state.get("ResultPath", "$"),
+        }
+        if state.get("End"):
+            result["End"] = True
+        else:
+            result["Next"] = state["Next"]
+        states[name] = task
+        states[result_name] = result
+    return emulated
 
 
 def _invoke_with_function_errors(self, function_name, qualifier, body, headers, response_headers):

@@ -1,4 +1,5 @@
-"""Static checks of the dataset-build definition: every step retries and is caught, nothing dangles."""
+"""Static checks of the dataset-build definition: every step retries and is caught, nothing dangles, and the
+Distributed Map (which moto cannot run; tests/infra/sfn_moto.py runs a stand-in) has the shape AWS runs."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ BATCH_STEPS = ("SubmitBatches", "PollBatches", "CollectBatches")
 
 def test_every_task_retries_transient_lambda_errors_and_catches_everything(asl):
     tasks = {name: state for name, state in asl["States"].items() if state["Type"] == "Task"}
-    assert len(tasks) == 17
+    assert len(tasks) == 16
     for name, state in tasks.items():
         retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
         assert retried >= TRANSIENT_LAMBDA_ERRORS, f"{name} does not retry transient Lambda errors"
@@ -117,7 +118,7 @@ def test_every_fail_state_has_an_error_and_a_cause(asl):
 def test_loops_wait_between_checks_and_are_bounded(asl):
     states = asl["States"]
     for wait, check, decide, limit in (
-        ("WaitForGeneration", "CheckGeneration", "GenerationFinished", "$.settings.generation_max_checks"),
+        ("WaitForGeneration", "CheckGeneration", "GenerationFinished", "$.progress.max_checks"),
         ("WaitForFineTune", "CheckFineTune", "FineTuneFinished", "$.settings.fine_tune_max_checks"),
         ("WaitForBedrockJob", "CheckBedrockJob", "BedrockJobFinished", "$.settings.fine_tune_max_checks"),
         ("WaitForDeployment", "CheckDeployment", "DeploymentReady", "$.settings.fine_tune_max_checks"),
@@ -154,3 +155,103 @@ def test_state_machine_may_invoke_exactly_the_functions_it_calls():
     }
     assert called == invocable
     assert called <= set(resources_of_type(template, "AWS::Serverless::Function"))
+
+
+# -- BuildShards: the Distributed Map that judges the critiques and writes the dataset shards ------------------
+
+
+@pytest.fixture(scope="module")
+def shards(asl) -> dict:
+    return asl["States"]["BuildShards"]
+
+
+def test_generation_hands_over_to_the_shard_map_and_the_map_to_assemble(asl, shards):
+    states = asl["States"]
+    assert "Validate" not in states
+    done = states["GenerationFinished"]["Choices"][0]
+    assert done == {"Variable": "$.progress.done", "BooleanEquals": True, "Next": "BuildShards"}
+    assert shards["Type"] == "Map" and shards["Next"] == "Assemble"
+    assert shards["ResultPath"] == "$.shards"  # the map's output: {"MapRunArn", "ResultWriterDetails"}
+    assert states["Assemble"]["Parameters"] == {"request.$": "$.request", "scrape.$": "$.scrape",
+                                                "shards.$": "$.shards"}
+    assert states["BuildSucceeded"]["Parameters"]["shards.$"] == "$.shards"
+
+
+def test_the_map_lists_the_builds_stories_and_batches_them_with_the_run(shards):
+    assert shards["ItemReader"] == {
+        "Resource": "arn:aws:states:::s3:listObjectsV2",
+        "Parameters": {"Bucket": "${DatasetBucketName}",
+                       "Prefix.$": "States.Format('builds/{}/stories/', $.scrape.build_id)"},
+    }
+    assert shards["ItemBatcher"] == {
+        "MaxItemsPerBatchPath": "$.settings.shard_batch_size",
+        "BatchInput": {"build_id.$": "$.scrape.build_id", "run_id.$": "$.scrape.run_id"},
+    }
+    assert shards["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}
+    assert shards["ResultWriter"] == {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {"Bucket": "${DatasetBucketName}",
+                       "Prefix.$": "States.Format('builds/{}/map-results', $.scrape.build_id)"},
+    }
+    assert "Items" not in shards and "ItemsPath" not in shards and "ItemSelector" not in shards
+
+
+def test_batch_size_concurrency_and_tolerance_come_from_the_stack_parameters(asl, shards):
+    # SAM substitutes parameters as text; ReadSettings parses them to numbers for the map's *Path fields.
+    settings = asl["States"]["ReadSettings"]["Parameters"]["settings"]
+    for field, value, parameter in (
+        (shards["ItemBatcher"], "MaxItemsPerBatchPath", "ShardBatchSize"),
+        (shards, "MaxConcurrencyPath", "ShardMaxConcurrency"),
+        (shards, "ToleratedFailurePercentagePath", "ShardToleratedFailurePercent"),
+    ):
+        key = field[value].removeprefix("$.settings.")
+        assert settings[f"{key}.$"] == f"States.StringToJson('${{{parameter}}}')", value
+    fixed = {"MaxItemsPerBatch", "MaxConcurrency", "ToleratedFailurePercentage"}
+    assert not fixed & (set(shards) | set(shards["ItemBatcher"]))
+
+
+def test_a_batch_is_one_lambda_call_with_the_batch_event_retried_but_never_caught(shards):
+    processor = shards["ItemProcessor"]
+    assert processor["StartAt"] == "ShardBatch" and list(processor["States"]) == ["ShardBatch"]
+    batch = processor["States"]["ShardBatch"]
+    assert batch["Type"] == "Task" and batch["End"] is True
+    assert batch["Resource"] == "arn:aws:states:::lambda:invoke"
+    # The function gets exactly the event the map builds: {"Items": [...], "BatchInput": {...}}.
+    assert batch["Parameters"] == {"FunctionName": "${ShardFunctionArn}", "Payload.$": "$"}
+    assert batch["OutputPath"] == "$.Payload"
+    # A caught failure would pass for a success: failures must reach the map to be counted.
+    assert "Catch" not in batch
+    retried = {e for retrier in batch["Retry"] for e in retrier["ErrorEquals"]}
+    assert retried >= TRANSIENT_LAMBDA_ERRORS | {"States.TaskFailed"}
+    assert "States.ALL" not in retried
+    for retrier in batch["Retry"]:
+        assert 1 <= retrier["MaxAttempts"] <= 4 and retrier["BackoffRate"] > 1, retrier
+
+
+def test_too_many_failed_batches_end_the_build_with_where_to_look(asl, shards):
+    states = asl["States"]
+    tolerated, everything = shards["Catch"]
+    assert tolerated == {"ErrorEquals": ["States.ExceedToleratedFailureThreshold"], "ResultPath": "$.error",
+                         "Next": "ShardsFailed"}
+    assert everything == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExplainFailure"}
+    failed = states["ShardsFailed"]
+    assert failed["Type"] == "Fail" and failed["Error"] == "ShardsFailed"
+    assert "builds/{}/map-results/" in failed["CausePath"] and "${DatasetBucketName}" in failed["CausePath"]
+    assert "$.settings.shard_tolerated_failure_percent" in failed["CausePath"]
+    assert "same build_id" in failed["CausePath"]
+    # Only the listing is retried (nothing has run yet then); rerunning a map that ran would redo every batch.
+    (retrier,) = shards["Retry"]
+    assert retrier["ErrorEquals"] == ["States.ItemReaderFailed"]
+
+
+def test_the_generation_limit_comes_from_the_progress_check(asl):
+    states = asl["States"]
+    check = states["CheckGeneration"]["Parameters"]
+    assert check["run_id.$"] == "$.scrape.run_id" and check["enqueued.$"] == "$.scrape.enqueued"
+    assert check["poll_seconds.$"] == "$.settings.generation_poll_seconds"
+    limit = states["GenerationFinished"]["Choices"][1]
+    assert limit == {"Variable": "$.checks.generation", "NumericGreaterThanEqualsPath": "$.progress.max_checks",
+                     "Next": "GenerationTimedOut"}
+    cause = states["GenerationTimedOut"]["CausePath"]
+    assert "ProviderStoriesPerMinute" in cause and "GenerationMaxChecks" not in cause
+    assert "generation_max_checks" not in ASL_PATH.read_text(encoding="utf-8")

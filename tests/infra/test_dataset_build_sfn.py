@@ -1,7 +1,8 @@
 """The dataset-build state machine, executed for real in moto's Step Functions engine, one test per branch.
 
 Each test scripts what the Lambda functions answer (see tests/infra/sfn_moto.py) and checks what a person
-watching the console would see: which steps ran with what input, the status, and the error and cause.
+watching the console would see: which steps ran with what input, the status, and the error and cause. The
+Distributed Map (BuildShards) runs as its stand-in: one scripted shard call, then the map's output.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import copy
 
 import pytest
 
-from tests.infra.sfn_moto import BUCKET, dataset_build_machine, lambda_error
+from tests.infra.sfn_moto import BUCKET, dataset_build_machine, lambda_error, map_failure
 
 BUILD_ID = "wp-2025-06"
 REQUEST = {
@@ -25,16 +26,24 @@ REQUEST = {
     "fine_tune": {"enabled": True, "backend": "openai", "base_model": "gpt-4o-mini-2024-07-18",
                   "suffix": "writing-coach", "epochs": None, "seed": 42},
 }
-SCRAPE = {"build_id": BUILD_ID, "stories": 5, "enqueued": 5, "decode_errors": 0, "skipped": {"too_short": 2}}
+RUN_ID = "run-7f3a"
+SCRAPE = {"build_id": BUILD_ID, "run_id": RUN_ID, "stories": 5, "enqueued": 5, "decode_errors": 0,
+          "skipped": {"too_short": 2}}
 
 
-def progress(generated: int, failed: int = 0, *, enqueued: int = 5) -> dict:
+def progress(generated: int, failed: int = 0, *, enqueued: int = 5, max_checks: int = 5) -> dict:
     accounted = generated + failed
-    return {"build_id": BUILD_ID, "enqueued": enqueued, "generated": generated, "failed": failed,
-            "skipped_budget": 0, "dead_lettered": 0, "accounted": accounted, "done": accounted >= enqueued}
+    return {"build_id": BUILD_ID, "run_id": RUN_ID, "enqueued": enqueued, "generated": generated, "failed": failed,
+            "skipped_budget": 0, "dead_lettered": 0, "accounted": accounted, "done": accounted >= enqueued,
+            "max_checks": max_checks}
 
 
-VALIDATION = {"build_id": BUILD_ID, "accepted": 4, "rejected": 1, "rejected_by_reason": {"numbered_list": 1}}
+# What one batch of the shard map answers; a real map keeps it in its result files, never in the state.
+SHARD_BATCH = {"build_id": BUILD_ID, "stories": 5, "accepted": 4, "rejected": 1,
+               "shard_key": f"builds/{BUILD_ID}/shards/00000.jsonl"}
+# The map's output at $.shards (its stand-in names the map run "emulated").
+SHARDS = {"MapRunArn": "arn:aws:states:us-east-1:123456789012:mapRun:DatasetBuild/BuildShards:emulated",
+          "ResultWriterDetails": {"Bucket": BUCKET, "Key": f"builds/{BUILD_ID}/map-results/emulated/manifest.json"}}
 DATASET = {"build_id": BUILD_ID, "train_examples": 3, "validation_examples": 1,
            "manifest_key": f"builds/{BUILD_ID}/dataset/manifest.json",
            "train_key": f"builds/{BUILD_ID}/dataset/train.jsonl",
@@ -71,7 +80,7 @@ def test_happy_path_with_fine_tune_publishes_the_model(machine):
     execution = machine.run(
         {"build_id": BUILD_ID, "source": {"kind": "reddit"}, "provider": "openai", "limit": 200,
          "fine_tune": {"enabled": True}},
-        [REQUEST, SCRAPE, progress(5), VALIDATION, DATASET,
+        [REQUEST, SCRAPE, progress(5), SHARD_BATCH, DATASET,
          {"job_id": JOB, "status": "validating_files"},
          job_status("running"),
          job_status("succeeded", model=MODEL),
@@ -80,7 +89,7 @@ def test_happy_path_with_fine_tune_publishes_the_model(machine):
     )
 
     assert execution.status == "SUCCEEDED", execution.cause
-    assert execution.called() == ["checkinput", "scraper", "progress", "validator", "assembler",
+    assert execution.called() == ["checkinput", "scraper", "progress", "shard", "assembler",
                                   "finetune", "finetune", "finetune", "evaluate", "finetune"]
     assert execution.events_for("evaluate") == [{"request": REQUEST, "job": job_status("succeeded", model=MODEL)}]
     # Each function receives the event its handler expects.
@@ -88,9 +97,13 @@ def test_happy_path_with_fine_tune_publishes_the_model(machine):
         {"build_id": BUILD_ID, "source": {"kind": "reddit"}, "provider": "openai", "limit": 200,
          "fine_tune": {"enabled": True}}]
     assert execution.events_for("scraper") == [{"request": REQUEST}]
-    assert execution.events_for("progress") == [{"build_id": BUILD_ID, "enqueued": 5}]
-    assert execution.events_for("validator") == [{"build_id": BUILD_ID}]
-    assert execution.events_for("assembler") == [{"request": REQUEST, "scrape": SCRAPE}]
+    assert execution.events_for("progress") == [{"build_id": BUILD_ID, "run_id": RUN_ID, "enqueued": 5,
+                                                 "poll_seconds": 0}]
+    # One batch of the map: its BatchInput and the stories prefix its ItemReader lists.
+    assert execution.events_for("shard") == [
+        {"Items": [], "BatchInput": {"build_id": BUILD_ID, "run_id": RUN_ID},
+         "EmulatedItemReader": {"Bucket": BUCKET, "Prefix": f"builds/{BUILD_ID}/stories/"}}]
+    assert execution.events_for("assembler") == [{"request": REQUEST, "scrape": SCRAPE, "shards": SHARDS}]
     start, first_check, second_check, publish = execution.events_for("finetune")
     assert start == {"action": "start", "request": REQUEST, "dataset": DATASET}
     assert first_check == second_check == {"action": "status", "job_id": JOB, "build_id": BUILD_ID}
@@ -100,7 +113,7 @@ def test_happy_path_with_fine_tune_publishes_the_model(machine):
     assert output["build_id"] == BUILD_ID
     assert output["bucket"] == BUCKET
     assert output["dataset"]["train_key"] == f"builds/{BUILD_ID}/dataset/train.jsonl"
-    assert output["validation"]["accepted"] == 4
+    assert output["shards"] == SHARDS
     assert output["fine_tune"]["status"] == "succeeded"
     assert output["published"] == {"parameter": "/coach/critique-model", "model": MODEL}
 
@@ -111,7 +124,7 @@ def test_a_model_the_gate_refuses_is_not_published_and_the_cause_carries_its_sco
     refused = {**PASSED, "passed": False, "reasons": ["loop_rate_above_ceiling"], "summary": summary}
     execution = machine.run(
         {"build_id": BUILD_ID},
-        [REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, {"job_id": JOB, "status": "running"},
+        [REQUEST, SCRAPE, progress(5), SHARD_BATCH, DATASET, {"job_id": JOB, "status": "running"},
          job_status("succeeded", model=MODEL), refused],
     )
 
@@ -128,7 +141,7 @@ def test_an_evaluation_that_cannot_run_fails_with_its_message(machine):
     message = "evaluation_calls_failed: every critique request to ft:x failed (96); the first: upstream_auth: 401"
     execution = machine.run(
         {"build_id": BUILD_ID},
-        [REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, {"job_id": JOB, "status": "running"},
+        [REQUEST, SCRAPE, progress(5), SHARD_BATCH, DATASET, {"job_id": JOB, "status": "running"},
          job_status("succeeded", model=MODEL), lambda_error("EvaluationError", message)],
     )
 
@@ -142,11 +155,11 @@ def test_fine_tune_disabled_ends_after_the_dataset(machine):
     normalised = request(fine_tune={**REQUEST["fine_tune"], "enabled": False})
     execution = machine.run(
         {"build_id": BUILD_ID},
-        [normalised, SCRAPE, progress(5), VALIDATION, DATASET],
+        [normalised, SCRAPE, progress(5), SHARD_BATCH, DATASET],
     )
 
     assert execution.status == "SUCCEEDED", execution.cause
-    assert execution.called() == ["checkinput", "scraper", "progress", "validator", "assembler"]
+    assert execution.called() == ["checkinput", "scraper", "progress", "shard", "assembler"]
     assert execution.output["fine_tune"]["status"] == "skipped"
     assert execution.output["published"] == {"parameter": None, "model": None}
     assert execution.output["dataset"] == DATASET
@@ -155,7 +168,7 @@ def test_fine_tune_disabled_ends_after_the_dataset(machine):
 def test_fine_tune_skipped_by_the_function_ends_the_build(machine):
     skipped = {"status": "skipped", "job_id": None,
                "reason": "the critiques came from the offline critic; fine-tune on critiques from a real model"}
-    execution = machine.run({"build_id": BUILD_ID}, [REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, skipped])
+    execution = machine.run({"build_id": BUILD_ID}, [REQUEST, SCRAPE, progress(5), SHARD_BATCH, DATASET, skipped])
 
     assert execution.status == "SUCCEEDED", execution.cause
     assert execution.called()[-1] == "finetune"
@@ -166,17 +179,17 @@ def test_generation_still_running_turns_the_loop_until_done(machine):
     execution = machine.run(
         {"build_id": BUILD_ID},
         [request(fine_tune={"enabled": False}), SCRAPE, progress(1), progress(3, failed=1), progress(4, failed=1),
-         VALIDATION, DATASET],
+         SHARD_BATCH, DATASET],
     )
 
     assert execution.status == "SUCCEEDED", execution.cause
-    assert execution.called() == ["checkinput", "scraper", "progress", "progress", "progress", "validator",
+    assert execution.called() == ["checkinput", "scraper", "progress", "progress", "progress", "shard",
                                   "assembler"]
     assert execution.output["generation"]["accounted"] == 5
 
 
 def test_generation_that_never_finishes_fails_with_the_counts(machine):
-    # GenerationMaxChecks is 5 in these tests.
+    # The progress check says how many checks this run may take (5 here).
     execution = machine.run(
         {"build_id": BUILD_ID},
         [REQUEST, SCRAPE] + [progress(2, failed=1)] * 5,
@@ -185,17 +198,51 @@ def test_generation_that_never_finishes_fails_with_the_counts(machine):
     assert execution.status == "FAILED"
     assert execution.error == "GenerationTimedOut"
     assert execution.called().count("progress") == 5
-    assert "validator" not in execution.called()
+    assert "shard" not in execution.called()
     assert execution.cause.startswith("Story generation did not finish: 3 of 5 stories accounted for after 5 "
                                       "progress checks (generated 2, failed 1, skipped for budget 0, "
-                                      "dead-lettered 0).")
+                                      "dead-lettered 0). That is the time 5 stories take at "
+                                      "ProviderStoriesPerMinute, with margin.")
+    assert "lower ProviderStoriesPerMinute" in execution.cause and "same build_id" in execution.cause
+
+
+def test_the_generation_limit_is_the_one_the_progress_check_gives(machine):
+    # A bigger build gets more checks: the limit comes from each answer, not from a fixed setting.
+    longer = machine.run(
+        {"build_id": BUILD_ID},
+        [request(fine_tune={"enabled": False}), SCRAPE] + [progress(2, max_checks=7)] * 6
+        + [progress(5, max_checks=7), SHARD_BATCH, DATASET],
+    )
+    assert longer.status == "SUCCEEDED", longer.cause
+    assert longer.called().count("progress") == 7
+
+    shorter = machine.run({"build_id": BUILD_ID}, [REQUEST, SCRAPE] + [progress(2, max_checks=2)] * 2)
+    assert (shorter.status, shorter.error) == ("FAILED", "GenerationTimedOut")
+    assert "after 2 progress checks" in shorter.cause
+
+
+def test_too_many_failed_batches_fail_the_build_and_say_where_the_failures_are(machine):
+    execution = machine.run(
+        {"build_id": BUILD_ID},
+        [request(fine_tune={"enabled": False}), SCRAPE, progress(5), map_failure()],
+    )
+
+    assert execution.status == "FAILED"
+    assert execution.error == "ShardsFailed"
+    assert execution.cause == (
+        f"More than 5% of the stories of build {BUILD_ID} could not be judged and sharded, even after retries "
+        "(ShardToleratedFailurePercent), so no dataset was assembled. Each failed batch is listed with its error "
+        f"and cause in s3://{BUCKET}/builds/{BUILD_ID}/map-results/ (FAILED_*.json in the newest map run folder; "
+        "the shard function logs have the details). Fix the cause, then start the build again with the same "
+        "build_id: critiques already written are reused.")
+    assert execution.called()[-1] == "shard"  # nothing assembled
 
 
 def test_fine_tune_failure_fails_the_build_with_openais_message(machine):
     message = "The job failed due to an invalid training file. Expected file to have JSONL format."
     execution = machine.run(
         {"build_id": BUILD_ID},
-        [REQUEST, SCRAPE, progress(5), VALIDATION, DATASET,
+        [REQUEST, SCRAPE, progress(5), SHARD_BATCH, DATASET,
          {"job_id": JOB, "status": "queued"},
          job_status("running"),
          job_status("failed", error={"code": "invalid_training_file", "message": message})],
@@ -211,7 +258,7 @@ def test_fine_tune_failure_fails_the_build_with_openais_message(machine):
 def test_cancelled_fine_tune_without_an_error_says_so(machine):
     execution = machine.run(
         {"build_id": BUILD_ID},
-        [REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, {"job_id": JOB, "status": "queued"},
+        [REQUEST, SCRAPE, progress(5), SHARD_BATCH, DATASET, {"job_id": JOB, "status": "queued"},
          job_status("cancelled")],
     )
 
@@ -223,7 +270,7 @@ def test_cancelled_fine_tune_without_an_error_says_so(machine):
 def test_fine_tune_that_never_ends_stops_waiting_with_the_job_id(machine):
     execution = machine.run(
         {"build_id": BUILD_ID},
-        [REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, {"job_id": JOB, "status": "queued"}]
+        [REQUEST, SCRAPE, progress(5), SHARD_BATCH, DATASET, {"job_id": JOB, "status": "queued"}]
         + [job_status("running")] * 5,
     )
 
@@ -267,11 +314,11 @@ def test_input_that_is_not_an_object_reaches_the_check(machine):
     assert execution.events_for("checkinput") == ["just a string"]
 
 
-def test_dataset_too_small_fails_after_validation(machine):
+def test_dataset_too_small_fails_after_the_shards(machine):
     why = "dataset too small: 3 accepted critiques, fine-tuning needs at least 10"
     execution = machine.run(
         {"build_id": BUILD_ID},
-        [REQUEST, SCRAPE, progress(5), VALIDATION, lambda_error("DatasetTooSmall", why)],
+        [REQUEST, SCRAPE, progress(5), SHARD_BATCH, lambda_error("DatasetTooSmall", why)],
     )
 
     assert (execution.status, execution.error, execution.cause) == ("FAILED", "DatasetTooSmall", why)
@@ -283,7 +330,7 @@ def test_invalid_dataset_lists_its_problems(machine):
            "validation.jsonl: 0 examples, give validation_fraction > 0 or more stories")
     execution = machine.run(
         {"build_id": BUILD_ID},
-        [REQUEST, SCRAPE, progress(5), VALIDATION, lambda_error("DatasetInvalid", why)],
+        [REQUEST, SCRAPE, progress(5), SHARD_BATCH, lambda_error("DatasetInvalid", why)],
     )
 
     assert (execution.status, execution.error, execution.cause) == ("FAILED", "DatasetInvalid", why)
@@ -319,7 +366,7 @@ def test_bedrock_branch_trains_deploys_and_publishes_the_deployment(machine):
     active = bedrock_status("succeeded", deployment_arn=DEPLOYMENT, fine_tuned_model=DEPLOYMENT)
     execution = machine.run(
         {"build_id": BUILD_ID, "provider": "bedrock", "fine_tune": {"enabled": True}},
-        [BEDROCK_REQUEST, SCRAPE, progress(5), VALIDATION, DATASET,
+        [BEDROCK_REQUEST, SCRAPE, progress(5), SHARD_BATCH, DATASET,
          {"status": "running", "job_id": JOB_ARN},
          bedrock_status("running"), bedrock_status("trained"),
          deploying, active, {**PASSED, "model": DEPLOYMENT},
@@ -342,7 +389,7 @@ def test_bedrock_job_failure_fails_the_build_with_bedrocks_message(machine):
     message = "Training data validation failed: line 7 is not valid JSON."
     execution = machine.run(
         {"build_id": BUILD_ID},
-        [BEDROCK_REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, {"status": "running", "job_id": JOB_ARN},
+        [BEDROCK_REQUEST, SCRAPE, progress(5), SHARD_BATCH, DATASET, {"status": "running", "job_id": JOB_ARN},
          bedrock_status("failed", error={"code": "bedrock_job_failed", "message": message})],
     )
 
@@ -359,7 +406,7 @@ def test_failed_deployment_fails_the_build_and_publishes_nothing(machine):
                             error={"code": "bedrock_deployment_failed", "message": message})
     execution = machine.run(
         {"build_id": BUILD_ID},
-        [BEDROCK_REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, {"status": "running", "job_id": JOB_ARN},
+        [BEDROCK_REQUEST, SCRAPE, progress(5), SHARD_BATCH, DATASET, {"status": "running", "job_id": JOB_ARN},
          bedrock_status("trained"), bedrock_status("deploying", deployment_arn=DEPLOYMENT), failed],
     )
 
@@ -374,7 +421,7 @@ def test_failed_deployment_fails_the_build_and_publishes_nothing(machine):
 def test_bedrock_fine_tune_that_never_ends_says_how_to_resume(machine):
     execution = machine.run(
         {"build_id": BUILD_ID},
-        [BEDROCK_REQUEST, SCRAPE, progress(5), VALIDATION, DATASET, {"status": "running", "job_id": JOB_ARN}]
+        [BEDROCK_REQUEST, SCRAPE, progress(5), SHARD_BATCH, DATASET, {"status": "running", "job_id": JOB_ARN}]
         + [bedrock_status("running")] * 5,
     )
 

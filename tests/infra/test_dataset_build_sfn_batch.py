@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.infra.sfn_moto import dataset_build_machine, lambda_error
-from tests.infra.test_dataset_build_sfn import DATASET, SCRAPE, VALIDATION, progress, request
+from tests.infra.test_dataset_build_sfn import DATASET, SCRAPE, SHARD_BATCH, progress, request
 
 BUILD_ID = "wp-2025-06"
 BATCH_REQUEST = request(generation="batch", batch={"max_resubmits": 2, "fallback": "sync"},
@@ -32,12 +32,12 @@ def test_submit_wait_poll_collect_then_the_dataset(machine):
     execution = machine.run(
         {"build_id": BUILD_ID, "generation": "batch"},
         [BATCH_REQUEST, SCRAPE, step(1, submitted=1), step(1), step(0, 1), step(generated=5),
-         progress(5), VALIDATION, DATASET],
+         progress(5), SHARD_BATCH, DATASET],
     )
 
     assert execution.status == "SUCCEEDED", execution.cause
     assert execution.called() == ["checkinput", "scraper", "batch", "batch", "batch", "batch", "progress",
-                                  "validator", "assembler"]
+                                  "shard", "assembler"]
     assert [e["action"] for e in execution.events_for("batch")] == ["submit", "poll", "poll", "collect"]
     assert all(e["build_id"] == BUILD_ID for e in execution.events_for("batch"))
 
@@ -46,7 +46,7 @@ def test_expired_requests_are_resubmitted_in_a_new_batch(machine):
     execution = machine.run(
         {"build_id": BUILD_ID, "generation": "batch"},
         [BATCH_REQUEST, SCRAPE, step(1, submitted=1), step(0, 1), step(generated=2, resubmit=3),
-         step(1, submitted=1), step(0, 1), step(generated=3), progress(5), VALIDATION, DATASET],
+         step(1, submitted=1), step(0, 1), step(generated=3), progress(5), SHARD_BATCH, DATASET],
     )
 
     assert execution.status == "SUCCEEDED", execution.cause
@@ -58,18 +58,18 @@ def test_failed_batch_falls_back_to_the_story_queue_and_waits_for_it(machine):
     execution = machine.run(
         {"build_id": BUILD_ID, "generation": "batch"},
         [BATCH_REQUEST, SCRAPE, step(1, submitted=1), step(0, 1), step(fallback=5),
-         progress(0), progress(3), progress(5), VALIDATION, DATASET],
+         progress(0), progress(3), progress(5), SHARD_BATCH, DATASET],
     )
 
     assert execution.status == "SUCCEEDED", execution.cause
     assert execution.called() == ["checkinput", "scraper", "batch", "batch", "batch", "progress", "progress",
-                                  "progress", "validator", "assembler"]
+                                  "progress", "shard", "assembler"]
 
 
 def test_too_few_stories_for_a_batch_skip_the_wait(machine):
     execution = machine.run(
         {"build_id": BUILD_ID, "generation": "batch"},
-        [BATCH_REQUEST, SCRAPE, step(fallback=5), progress(5), VALIDATION, DATASET],
+        [BATCH_REQUEST, SCRAPE, step(fallback=5), progress(5), SHARD_BATCH, DATASET],
     )
 
     assert execution.status == "SUCCEEDED", execution.cause
@@ -104,6 +104,6 @@ def test_batches_that_never_finish_stop_the_wait_and_say_how_to_resume(machine):
 
 def test_a_synchronous_build_never_calls_the_batch_function(machine):
     execution = machine.run({"build_id": BUILD_ID}, [request(fine_tune={"enabled": False}), SCRAPE, progress(5),
-                                                     VALIDATION, DATASET])
+                                                     SHARD_BATCH, DATASET])
     assert execution.status == "SUCCEEDED", execution.cause
     assert "batch" not in execution.called()

@@ -130,17 +130,28 @@ def test_no_inline_policy_allows_every_resource_where_a_narrower_one_exists(temp
     assert wildcard == [("DatasetBuildStateMachine", "DeliverExecutionLogs")]
 
 
+def _actions(statement: dict) -> list[str]:
+    return statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+
+
+# Writing (multipart uploads included) and listing; no delete anywhere: rejected work is kept, not removed.
+S3_ACTIONS = {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
+              "s3:ListBucket"}
+
+
 def test_writers_may_only_put_objects_under_builds(template):
     writable = {}
     for owner, statement in _statements(template):
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        if any(a.startswith("s3:") for a in actions):
-            assert actions == ["s3:PutObject"], owner  # no deletes: rejected work is kept, not removed
+        s3 = {a for a in _actions(statement) if a.startswith("s3:")}
+        assert s3 <= S3_ACTIONS, (owner, statement.get("Sid"))
+        if "s3:PutObject" in s3:
             writable.setdefault(statement["Resource"]["Fn::Sub"], set()).add(owner)
     assert writable == {
-        "${DataBucket.Arn}/builds/*": {"ScraperFunction", "GeneratorFunction", "ProgressFunction", "ValidatorFunction",
+        "${DataBucket.Arn}/builds/*": {"ScraperFunction", "GeneratorFunction", "ProgressFunction", "ShardFunction",
                                        "AssemblerFunction", "FineTuneFunction", "EvaluateFunction", "BatchFunction"},
         "${DataBucket.Arn}/index/stories/*": {"ScraperFunction"},
+        # The shard map's ResultWriter.
+        "${DataBucket.Arn}/builds/*/map-results/*": {"DatasetBuildStateMachine"},
     }
 
 
@@ -317,3 +328,103 @@ def test_a_console_click_gets_the_deployments_bedrock_defaults(template):
     # No default names a model its provider shuts down within 90 days.
     defaults = " ".join(str(p.get("Default", "")) for p in params.values())
     assert "gpt-4o" not in defaults and "gpt-4.1" not in defaults
+
+
+# -- 100,000 stories a build: the shard map, the run tally and the limits that scale ---------------------------
+
+
+def _statement(template: dict, owner: str, sid: str) -> dict:
+    (found,) = [s for o, s in _statements(template) if o == owner and s.get("Sid") == sid]
+    return found
+
+
+def _uses_policy(template: dict, owner: str, policy: str) -> list[dict]:
+    return [p[policy] for p in template["Resources"][owner]["Properties"]["Policies"]
+            if isinstance(p, dict) and policy in p]
+
+
+def test_the_shard_function_replaces_the_validator(template):
+    functions = serverless_functions(template)
+    assert "ValidatorFunction" not in functions
+    assert function_property(template, "ShardFunction", "CodeUri") == "functions/shard/"
+    assert function_property(template, "ShardFunction", "Handler") == "app.lambda_handler"
+    # An EXPRESS child execution runs at most 5 minutes, its retries included.
+    assert function_property(template, "ShardFunction", "Timeout") <= 300
+    assert function_property(template, "ShardFunction", "MemorySize") == 1024
+    assert _uses_policy(template, "ShardFunction", "S3ReadPolicy") == [{"BucketName": {"Ref": "DataBucket"}}]
+    assert _statement(template, "ShardFunction", "WriteBuildObjects")["Resource"] == {
+        "Fn::Sub": "${DataBucket.Arn}/builds/*"}
+    machine = template["Resources"]["DatasetBuildStateMachine"]["Properties"]
+    assert machine["DefinitionSubstitutions"]["ShardFunctionArn"] == {"Fn::GetAtt": ["ShardFunction", "Arn"]}
+    assert "ValidatorFunctionArn" not in machine["DefinitionSubstitutions"]
+
+
+def test_the_state_machine_role_can_run_its_distributed_map(template):
+    machine = template["Resources"]["DatasetBuildStateMachine"]["Properties"]
+    # The role names the machine by the name it is given, not by a reference to it (that would be circular).
+    assert machine["Name"] == {"Fn::Sub": "${AWS::StackName}-DatasetBuild"}
+    arn = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
+    start = _statement(template, "DatasetBuildStateMachine", "StartMapChildExecutions")
+    assert start["Action"] == "states:StartExecution"
+    assert start["Resource"] == {"Fn::Sub": f"{arn}:stateMachine:${{AWS::StackName}}-DatasetBuild"}
+    follow = _statement(template, "DatasetBuildStateMachine", "FollowMapChildExecutions")
+    assert sorted(follow["Action"]) == ["states:DescribeExecution", "states:StopExecution"]
+    assert {r["Fn::Sub"] for r in follow["Resource"]} == {
+        f"{arn}:execution:${{AWS::StackName}}-DatasetBuild/*", f"{arn}:execution:${{AWS::StackName}}-DatasetBuild:*"}
+    listing = _statement(template, "DatasetBuildStateMachine", "ListBuildStories")
+    assert listing["Action"] == "s3:ListBucket" and listing["Resource"] == {"Fn::GetAtt": ["DataBucket", "Arn"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["builds/*/stories/*"]}}
+    results = _statement(template, "DatasetBuildStateMachine", "WriteMapResults")
+    assert sorted(results["Action"]) == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts",
+                                         "s3:PutObject"]
+    assert results["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/builds/*/map-results/*"}
+    invocable = [p["FunctionName"] for p in _uses_policy(template, "DatasetBuildStateMachine", "LambdaInvokePolicy")]
+    assert {"Ref": "ShardFunction"} in invocable
+
+
+def test_the_run_tally_is_read_and_written_by_scraper_and_progress(template):
+    for owner in ("ScraperFunction", "ProgressFunction"):
+        tally = _statement(template, owner, "TallyBuildRun")
+        # TransactWriteItems has no IAM action: its items need PutItem / UpdateItem / ConditionCheckItem.
+        assert set(tally["Action"]) == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                                        "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}, owner
+        assert tally["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}, owner
+        # The same variable the generator reads the table's name from.
+        assert function_environment(template, owner)["COACH_IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+    env = function_environment(template, "ProgressFunction")
+    assert env["COACH_STORIES_PER_MINUTE"] == {"Ref": "ProviderStoriesPerMinute"}
+    assert env["COACH_GENERATION_POLL_SECONDS"] == {"Ref": "GenerationPollSeconds"}
+
+
+def test_the_assembler_has_room_for_100k_stories_and_writes_in_parts(template):
+    assert function_property(template, "AssemblerFunction", "Timeout") == 900
+    assert function_property(template, "AssemblerFunction", "MemorySize") == 3008
+    parts = _statement(template, "AssemblerFunction", "WriteDatasetInParts")
+    assert sorted(parts["Action"]) == ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    # The map's results (builds/*/map-results/*) are read through the bucket-wide read policy.
+    assert _uses_policy(template, "AssemblerFunction", "S3ReadPolicy") == [{"BucketName": {"Ref": "DataBucket"}}]
+
+
+@pytest.mark.parametrize(("name", "default", "low", "high"), [
+    ("ShardBatchSize", 400, 1, 1000),
+    ("ShardMaxConcurrency", 50, 1, 1000),
+    ("ShardToleratedFailurePercent", 5, 0, 100),
+    ("GeneratorMaxConcurrency", 80, 2, 1000),
+    ("ProviderStoriesPerMinute", 600, 1, 100000),
+])
+def test_the_scaling_parameters_have_defaults_for_100k_stories_and_say_why(template, name, default, low, high):
+    param = template["Parameters"][name]
+    assert (param["Type"], param["Default"], param["MinValue"], param["MaxValue"]) == ("Number", default, low, high)
+    assert any(ch.isdigit() for ch in param["Description"].replace(str(default), "")), "no arithmetic shown"
+    grouped = {n for group in template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+               for n in group["Parameters"]}
+    assert name in grouped
+
+
+def test_the_map_settings_reach_the_state_machine_and_the_fixed_generation_cap_is_gone(template):
+    substitutions = template["Resources"]["DatasetBuildStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    for name in ("ShardBatchSize", "ShardMaxConcurrency", "ShardToleratedFailurePercent"):
+        assert substitutions[name] == {"Ref": name}
+    assert "GenerationMaxChecks" not in template["Parameters"] and "GenerationMaxChecks" not in substitutions
+    description = template["Parameters"]["ProviderStoriesPerMinute"]["Description"]
+    assert "100,000 stories at 600 a minute" in description and "2.8 h" in description
