@@ -23,10 +23,11 @@ def _queue_depth(url: str | None, *names: str) -> int | None:
     return sum(int(attrs.get(name, 0)) for name in names)
 
 
-def _pace() -> GenerationPace:
+def _pace(event: dict) -> GenerationPace:
+    """The state machine sends its poll interval; the deployment's rate decides how long a run may take."""
     rate = os.environ.get("COACH_STORIES_PER_MINUTE", "").strip()
     return GenerationPace(
-        poll_seconds=float(os.environ.get("COACH_GENERATION_POLL_SECONDS", "30") or 30),
+        poll_seconds=float(event.get("poll_seconds") or os.environ.get("COACH_GENERATION_POLL_SECONDS") or 30),
         floor_checks=int(os.environ.get("COACH_GENERATION_MAX_CHECKS", "240") or 240),
         stories_per_minute=float(rate) if rate else None,
     )
@@ -45,7 +46,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         dlq_depth=_queue_depth(cfg.story_dlq_url, "ApproximateNumberOfMessages"),
         queue_depth=_queue_depth(cfg.story_queue_url, *WAITING),
         drain_confirm_s=float(os.environ.get("COACH_QUEUE_DRAIN_CONFIRM_SECONDS", DEFAULT_DRAIN_CONFIRM_S)),
-        pace=_pace(),
+        pace=_pace(event),
     )
     if progress.lost:
         logger.warning("stories lost from the queue recorded as failed", extra={"build_id": progress.build_id,

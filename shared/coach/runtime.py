@@ -10,6 +10,7 @@ import functools
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from coach.adapters.queue import StoryQueue
 from coach.adapters.secrets import openai_api_key
@@ -22,9 +23,13 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
+# Stages read and write S3 from thread pools (the scraper, a shard batch, the assembler): one connection each.
+CLIENT_POOL = 32
+
+
 @functools.cache
 def client(service: str) -> Any:
-    return boto3.client(service)
+    return boto3.client(service, config=Config(max_pool_connections=CLIENT_POOL))
 
 
 def store() -> BuildStore:

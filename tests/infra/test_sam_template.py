@@ -409,7 +409,7 @@ def test_the_assembler_has_room_for_100k_stories_and_writes_in_parts(template):
     ("ShardBatchSize", 400, 1, 1000),
     ("ShardMaxConcurrency", 50, 1, 1000),
     ("ShardToleratedFailurePercent", 5, 0, 100),
-    ("GeneratorMaxConcurrency", 80, 2, 1000),
+    ("GeneratorMaxConcurrency", 22, 2, 1000),
     ("ProviderStoriesPerMinute", 600, 1, 100000),
 ])
 def test_the_scaling_parameters_have_defaults_for_100k_stories_and_say_why(template, name, default, low, high):

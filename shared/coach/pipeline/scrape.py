@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from typing import Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -17,6 +19,9 @@ from coach.domain.records import BuildRequest, GenerationTask, Story, utc_now
 from coach.domain.tokens import count_chat_tokens, get_counter
 from coach.errors import CoachError, ConfigError
 from coach.settings import Settings
+
+T = TypeVar("T")
+IO_WORKERS = 32  # S3 requests in flight at once (the client's connection pool is sized to match)
 
 
 class NoStoriesError(CoachError):
@@ -58,6 +63,15 @@ def default_model(request: BuildRequest) -> str:
     raise ConfigError(OPENAI_MODEL_REQUIRED, code="model_required")
 
 
+def _each(work: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+    """`work` over the items on a bounded thread pool, results in order: the scraper's S3 round trips overlap
+    (100,000 stories x 3 requests x 30 ms is 150 minutes one at a time, under 5 with 32 at once)."""
+    if len(items) < 2:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(IO_WORKERS, len(items))) as pool:
+        return list(pool.map(work, items))
+
+
 def collect(request: BuildRequest, store: BuildStore, **source_kwargs: Any) -> tuple[list[Story], dict, bool]:
     """Stories of the build: the stored ones on a re-run (so a resume sees the same set), else fresh."""
     stored = sorted(store.stories(request.build_id), key=lambda s: s.story_id)
@@ -75,9 +89,12 @@ def collect(request: BuildRequest, store: BuildStore, **source_kwargs: Any) -> t
 
     seen = store.seen_story_ids() if request.skip_seen else set()
     result = load_stories(request.source, limit=request.limit, seen_ids=seen, **source_kwargs)
-    for story in result.stories:
+
+    def keep(story: Story) -> None:
         store.put_story(request.build_id, story)
         store.mark_seen(request.build_id, story.story_id)
+
+    _each(keep, result.stories)
     info = {"decode_errors": result.decode_errors, "skipped": dict(result.skipped), "warnings": result.warnings}
     return list(result.stories), info, False
 
@@ -111,8 +128,8 @@ def scrape(request: BuildRequest, *, store: BuildStore, queue: StoryQueue, **sou
     reused = 0
     replaced: Counter[str] = Counter()  # stored critiques from another generation key, by who wrote them
     spent = 0.0  # by earlier runs of this build: the cost their records carry
-    for story in stories:
-        existing = store.get_feedback(request.build_id, story.story_id)
+    stored = _each(lambda story: store.get_feedback(request.build_id, story.story_id), stories)
+    for story, existing in zip(stories, stored, strict=True):
         spent += existing.cost_usd if existing else 0.0
         if existing and existing.written_for(request.provider, model, PROMPT_VERSION):
             reused += 1
