@@ -1,17 +1,16 @@
 """Has every enqueued story of the build's current run been generated, failed or skipped?"""
 
-import os
-
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from coach import runtime
-from coach.pipeline.progress import DEFAULT_DRAIN_CONFIRM_S, check_progress
+from coach.pipeline.progress import check_progress
 
 logger = Logger()
 
 
-def _count(url: str | None, *names: str) -> int | None:
+def _queue_depth(url: str | None, *names: str) -> int | None:
+    """The sum of the queue's message counts `names` (SQS's approximate attributes); None without a queue."""
     if not url:
         return None
     attrs = runtime.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=list(names))["Attributes"]
@@ -24,10 +23,10 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     progress = check_progress(
         event["build_id"],
         store=runtime.store(),
-        dlq_depth=_count(cfg.story_dlq_url, "ApproximateNumberOfMessages"),
-        queue_depth=_count(cfg.story_queue_url, "ApproximateNumberOfMessages",
-                           "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"),
-        drain_confirm_s=float(os.environ.get("COACH_QUEUE_DRAIN_CONFIRM_SECONDS", DEFAULT_DRAIN_CONFIRM_S)),
+        dlq_depth=_queue_depth(cfg.story_dlq_url, "ApproximateNumberOfMessages"),
+        queue_depth=_queue_depth(cfg.story_queue_url, "ApproximateNumberOfMessages",
+                                 "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"),
+        drain_confirm_s=cfg.queue_drain_confirm_seconds,
     )
     if progress.lost:
         logger.warning("stories lost from the queue recorded as failed", extra={"build_id": progress.build_id,

@@ -44,7 +44,7 @@ def _provider(name: str, model: str | None) -> Any:
     from coach.adapters.completion import make_provider
 
     cfg = settings()
-    key = openai_api_key(cfg.openai_secret) if name == "openai" else None
+    key = openai_api_key(cfg.openai_secret, cfg.openai_api_key) if name == "openai" else None
     return make_provider(name, model, api_key=key, base_url=cfg.openai_base_url, timeout=cfg.completion_timeout,
                          pool=cfg.http_pool)
 
@@ -62,7 +62,7 @@ def openai_client() -> Any:
     from openai import OpenAI
 
     cfg = settings()
-    key = openai_api_key(cfg.openai_secret)
+    key = openai_api_key(cfg.openai_secret, cfg.openai_api_key)
     if not key:
         from coach.errors import ConfigError
 
