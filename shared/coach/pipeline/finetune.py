@@ -51,8 +51,6 @@ JOB_STATES = ("validating_files", "queued", "running", "succeeded", "failed", "c
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 # States newer than this code (e.g. a paused job) keep the state machine waiting; the raw state is reported.
 _WAITING = "running"
-METRIC_NAMES = ("step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
-                "full_valid_loss", "full_valid_mean_token_accuracy")
 
 
 def events_key(build_id: str) -> str:
