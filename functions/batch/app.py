@@ -14,7 +14,6 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from coach import runtime
-from coach.adapters.budget import default_ledger
 from coach.errors import CoachError, UpstreamError
 from coach.pipeline import batch
 from coach.step_errors import BatchFailed, BatchProviderBusy
@@ -45,7 +44,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             ledger=None, max_story_tokens=cfg.max_story_tokens, max_feedback_tokens=cfg.max_feedback_tokens,
             tally=runtime.run_tally() if action in ("submit", "collect") else None)
         if ctx.request.budget_usd is not None and action in ("submit", "collect"):
-            ctx.ledger = default_ledger()
+            ctx.ledger = runtime.ledger()
         step = ACTIONS[action](ctx)
     except UpstreamError as exc:
         if exc.retryable:  # the state machine retries this step with backoff

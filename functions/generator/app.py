@@ -12,8 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from coach import runtime
-from coach.adapters.budget import default_ledger
-from coach.adapters.idempotency import GenerationGuard, GenerationInProgressError, default_guard
+from coach.adapters.idempotency import GenerationGuard, GenerationInProgressError
 from coach.domain.records import GenerationTask
 from coach.domain.redelivery import redelivery_delay
 from coach.errors import UpstreamError
@@ -23,10 +22,6 @@ from coach.pipeline.generate import generate_once
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-
-def _count(name: str, value: float) -> None:
-    count(metrics, name, value)
 
 
 def _retry_sooner(record: SQSRecord, retry_after: float | None) -> None:
@@ -51,7 +46,7 @@ def _record_handler(record: SQSRecord, guard: GenerationGuard) -> dict:
             max_receives=cfg.max_receive_count,
             max_story_tokens=cfg.max_story_tokens,
             max_feedback_tokens=cfg.max_feedback_tokens,
-            ledger=default_ledger() if task.budget_usd is not None else None,
+            ledger=runtime.ledger() if task.budget_usd is not None else None,
         )
     except GenerationInProgressError:
         logger.info("story already in progress", extra={"build_id": task.build_id, "story_id": task.story_id})
@@ -61,10 +56,10 @@ def _record_handler(record: SQSRecord, guard: GenerationGuard) -> dict:
         _retry_sooner(record, exc.retry_after)
         raise
     result = outcome.record
-    _count(f"Generation_{outcome.label}", 1)
+    count(metrics, f"Generation_{outcome.label}")
     if not outcome.reused and result.status == "generated":
-        _count("CompletionTokens", result.usage.total_tokens)
-        _count("CompletionCostMicroUSD", round(result.cost_usd * 1_000_000))
+        count(metrics, "CompletionTokens", result.usage.total_tokens)
+        count(metrics, "CompletionCostMicroUSD", round(result.cost_usd * 1_000_000))
     logger.info("story processed", extra={
         "build_id": task.build_id, "story_id": task.story_id, "outcome": outcome.label,
         "error": result.error and result.error.code})
@@ -75,7 +70,7 @@ def _record_handler(record: SQSRecord, guard: GenerationGuard) -> dict:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    guard = default_guard()
+    guard = runtime.guard()
     guard.register_lambda_context(context)
     # One processor per invocation: the local poller runs invocations on threads of one process. A batch
     # whose every record failed still answers with the list, so SQS retries exactly those messages.

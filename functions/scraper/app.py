@@ -1,13 +1,13 @@
 """Collect a build's stories, store them in S3 and put one message per story on the queue."""
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from coach import runtime
 from coach.adapters.secrets import reddit_credentials
 from coach.domain.records import BuildRequest
 from coach.errors import CoachError
+from coach.observability import count
 from coach.pipeline.scrape import NoStoriesError, scrape
 from coach.step_errors import NoStories, SourceFailed
 
@@ -37,8 +37,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         raise NoStories(exc.message) from None
     except CoachError as exc:
         raise SourceFailed(f"{exc.code}: {exc.message}") from None
-    metrics.add_metric(name="StoriesScraped", unit=MetricUnit.Count, value=result.stories)
-    metrics.add_metric(name="StoriesEnqueued", unit=MetricUnit.Count, value=result.enqueued)
+    count(metrics, "StoriesScraped", result.stories)
+    count(metrics, "StoriesEnqueued", result.enqueued)
     for warning in result.warnings:
         logger.warning(warning)
     logger.info("scraped", extra={"build_id": request.build_id, "stories": result.stories,

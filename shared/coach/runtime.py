@@ -7,16 +7,20 @@ Lambda should not rebuild connections per invocation.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
+from coach.adapters.budget import BudgetLedger
 from coach.adapters.queue import StoryQueue
 from coach.adapters.secrets import openai_api_key
 from coach.adapters.storage import BuildStore
 from coach.domain.records import GenerationTask
 from coach.settings import Settings
+
+if TYPE_CHECKING:  # Powertools idempotency is imported where it is used: only the generator needs it
+    from coach.adapters.idempotency import GenerationGuard
 
 
 def settings() -> Settings:
@@ -32,10 +36,15 @@ def client(service: str) -> Any:
     return boto3.client(service, config=Config(max_pool_connections=CLIENT_POOL))
 
 
-def store() -> BuildStore:
+def _required(name: str) -> str:
+    """A setting the wiring cannot do without; missing, it fails with one line naming the variable."""
     cfg = settings()
-    cfg.require("bucket")
-    return BuildStore(cfg.bucket or "", client("s3"))
+    cfg.require(name)
+    return str(getattr(cfg, name))
+
+
+def store() -> BuildStore:
+    return BuildStore(_required("bucket"), client("s3"))
 
 
 def run_tally() -> Any:
@@ -48,9 +57,24 @@ def run_tally() -> Any:
 
 
 def story_queue() -> StoryQueue:
-    cfg = settings()
-    cfg.require("story_queue_url")
-    return StoryQueue(cfg.story_queue_url or "", client("sqs"))
+    return StoryQueue(_required("story_queue_url"), client("sqs"))
+
+
+def ledger() -> BudgetLedger:
+    """The budget ledger in the idempotency table, on the process's shared DynamoDB client."""
+    return BudgetLedger(_required("idempotency_table"), client("dynamodb"))
+
+
+def guard() -> GenerationGuard:
+    """The generation guard on the idempotency table, made again only when the DynamoDB client is replaced."""
+    return _guard(_required("idempotency_table"), client("dynamodb"))
+
+
+@functools.cache
+def _guard(table: str, dynamodb: Any) -> GenerationGuard:
+    from coach.adapters.idempotency import GenerationGuard
+
+    return GenerationGuard(table, dynamodb)
 
 
 @functools.cache
@@ -58,7 +82,7 @@ def _provider(name: str, model: str | None) -> Any:
     from coach.adapters.completion import make_provider
 
     cfg = settings()
-    key = openai_api_key(cfg.openai_secret) if name == "openai" else None
+    key = openai_api_key(cfg.openai_secret, cfg.openai_api_key) if name == "openai" else None
     return make_provider(name, model, api_key=key, base_url=cfg.openai_base_url, timeout=cfg.completion_timeout,
                          pool=cfg.http_pool)
 
@@ -76,7 +100,7 @@ def openai_client() -> Any:
     from openai import OpenAI
 
     cfg = settings()
-    key = openai_api_key(cfg.openai_secret)
+    key = openai_api_key(cfg.openai_secret, cfg.openai_api_key)
     if not key:
         from coach.errors import ConfigError
 
@@ -115,5 +139,6 @@ def batch_backend(request: Any, model: str) -> Any:
 def reset() -> None:
     """Forget cached clients and providers (tests switch endpoints between cases)."""
     client.cache_clear()
+    _guard.cache_clear()
     _provider.cache_clear()
     bedrock.cache_clear()

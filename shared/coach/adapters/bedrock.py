@@ -42,6 +42,7 @@ from coach.errors import (
     TransientUpstreamError,
     UpstreamError,
 )
+from coach.settings import DEFAULT_COMPLETION_TIMEOUT_S
 
 CONNECT_TIMEOUT = 10.0
 # Converse's stop reasons in the finish_reason words the rest of the product uses.
@@ -92,7 +93,7 @@ def use_session(session: boto3.Session | None) -> None:
 
 
 def bedrock_client(service: Literal["bedrock", "bedrock-runtime"], *, region: str | None = None,
-                   read_timeout: float = 60.0, pool: int = 10) -> Any:
+                   read_timeout: float = DEFAULT_COMPLETION_TIMEOUT_S, pool: int = 10) -> Any:
     """A boto3 client with botocore's retries off (callers retry) and a pool sized to the concurrency."""
     chosen = region or bedrock_region()
     config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=read_timeout,
@@ -145,7 +146,7 @@ class BedrockProvider(RetryingProvider):
         *,
         region: str | None = None,
         client: Any = None,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_COMPLETION_TIMEOUT_S,
         max_retries: int = 4,
         backoff_base: float = 0.5,
         backoff_cap: float = 20.0,

@@ -105,11 +105,3 @@ class BudgetLedger:
             ExpressionAttributeValues={f":{name}": {"N": str(deltas[name])} for name in names},
         )
 
-
-def default_ledger() -> BudgetLedger:
-    """The ledger in the configured idempotency table, on the process's shared DynamoDB client."""
-    from coach import runtime
-
-    cfg = runtime.settings()
-    cfg.require("idempotency_table")
-    return BudgetLedger(cfg.idempotency_table or "", runtime.client("dynamodb"))

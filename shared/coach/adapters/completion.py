@@ -10,7 +10,6 @@ never an empty critique posing as feedback.
 from __future__ import annotations
 
 import math
-import os
 import random
 import re
 import time
@@ -21,6 +20,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel
 
 from coach.adapters.retrying import AdaptRequest, RetryableAttempt, RetryingProvider
+from coach.domain.prompt import DEFAULT_MAX_FEEDBACK_TOKENS
 from coach.domain.records import Usage
 from coach.domain.tokens import count_chat_tokens, count_tokens, estimate_tokens
 from coach.errors import (
@@ -30,6 +30,7 @@ from coach.errors import (
     RateLimitedError,
     TransientUpstreamError,
 )
+from coach.settings import DEFAULT_COMPLETION_TIMEOUT_S, Settings
 
 if TYPE_CHECKING:  # the SDK is imported where it is used: the offline provider never needs it
     import openai
@@ -73,7 +74,7 @@ class CompletionProvider(Protocol):
         self,
         messages: list[dict[str, str]],
         *,
-        max_tokens: int = 800,
+        max_tokens: int = DEFAULT_MAX_FEEDBACK_TOKENS,
         stop: list[str] | None = None,
         temperature: float = 0.7,
     ) -> Completion: ...
@@ -97,7 +98,7 @@ class OpenAIProvider(RetryingProvider):
         *,
         api_key: str,
         base_url: str | None = None,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_COMPLETION_TIMEOUT_S,
         max_retries: int = 4,
         backoff_base: float = 0.5,
         backoff_cap: float = 20.0,
@@ -314,7 +315,7 @@ class OfflineProvider:
         self,
         messages: list[dict[str, str]],
         *,
-        max_tokens: int = 800,
+        max_tokens: int = DEFAULT_MAX_FEEDBACK_TOKENS,
         stop: list[str] | None = None,
         temperature: float = 0.7,
     ) -> Completion:
@@ -354,29 +355,27 @@ def make_provider(
     timeout: float | None = None,
     pool: int = 10,
 ) -> CompletionProvider:
-    """A provider by name. The model comes from `model`, COACH_MODEL, or the provider's default. openai: the
-    key from `api_key` or OPENAI_API_KEY, the server from `base_url` or OPENAI_BASE_URL (default: OpenAI).
-    bedrock: the AWS credential chain and region (COACH_BEDROCK_REGION or AWS_REGION); `pool` sizes the
-    connection pool to the number of calls in flight."""
+    """A provider by name; what the call leaves out comes from the deployment settings. The model: `model`,
+    COACH_MODEL, or the provider's default. openai: the key from `api_key` or OPENAI_API_KEY, the server from
+    `base_url` or OPENAI_BASE_URL (default: OpenAI). bedrock: the AWS credential chain and region
+    (COACH_BEDROCK_REGION or AWS_REGION); `pool` sizes the connection pool to the number of calls in flight."""
     chosen = (name or "").strip().lower()
     if chosen == "offline":
         return OfflineProvider()
+    cfg = Settings.from_env()
+    wait = timeout if timeout is not None else DEFAULT_COMPLETION_TIMEOUT_S
     if chosen == "openai":
-        key = api_key or os.environ.get("OPENAI_API_KEY")
+        key = api_key or cfg.openai_api_key
         if not key:
             raise ConfigError("the openai provider needs an API key: set OPENAI_API_KEY or use provider offline")
-        chosen_model = model or os.environ.get("COACH_MODEL")
+        chosen_model = model or cfg.model
         if not chosen_model:
             raise ConfigError(OPENAI_MODEL_REQUIRED, code="model_required")
-        return OpenAIProvider(
-            chosen_model, api_key=key,
-            base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
-            timeout=timeout if timeout is not None else 60.0, pool=pool,
-        )
+        return OpenAIProvider(chosen_model, api_key=key, base_url=base_url or cfg.openai_base_url or None,
+                              timeout=wait, pool=pool)
     if chosen == "bedrock":
         from coach.adapters.bedrock import BedrockProvider
         from coach.domain.bedrock_models import DEFAULT_TEACHER_MODEL
 
-        return BedrockProvider(model or os.environ.get("COACH_MODEL") or DEFAULT_TEACHER_MODEL,
-                               timeout=timeout if timeout is not None else 60.0, pool=pool)
+        return BedrockProvider(model or cfg.model or DEFAULT_TEACHER_MODEL, timeout=wait, pool=pool)
     raise ConfigError(f"unknown provider '{name}': use offline, openai or bedrock", code="unknown_provider")

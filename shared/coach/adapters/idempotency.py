@@ -9,12 +9,11 @@ What it guarantees, with the S3 feedback record as the source of truth:
 - a result the work marks `NotCached` (a failure, a budget skip) and any exception leave nothing behind,
   so the next delivery or a re-run tries again.
 
-The persistence layer is built lazily: the table name and the DynamoDB endpoint are known only at runtime.
+The caller passes the table and its DynamoDB client (coach.runtime.guard() wires the deployment's).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -91,16 +90,3 @@ class GenerationGuard:
             return result, True
         return result, False
 
-
-@functools.cache
-def _guard(table: str, client: Any) -> GenerationGuard:
-    return GenerationGuard(table, client)
-
-
-def default_guard() -> GenerationGuard:
-    """The guard on the configured table, rebuilt whenever the process's DynamoDB client is replaced."""
-    from coach import runtime
-
-    cfg = runtime.settings()
-    cfg.require("idempotency_table")
-    return _guard(cfg.idempotency_table or "", runtime.client("dynamodb"))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from coach.domain.prompt import DEFAULT_MAX_FEEDBACK_TOKENS
 from coach.domain.records import Usage
 from coach.errors import ConfigError, UpstreamError
 
@@ -58,8 +59,8 @@ class RetryingProvider:
         ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
         return self._rng.uniform(0, ceiling)
 
-    def complete(self, messages: list[dict[str, str]], *, max_tokens: int = 800, stop: list[str] | None = None,
-                 temperature: float = 0.7) -> Any:
+    def complete(self, messages: list[dict[str, str]], *, max_tokens: int = DEFAULT_MAX_FEEDBACK_TOKENS,
+                 stop: list[str] | None = None, temperature: float = 0.7) -> Any:
         started = time.monotonic()
         billed = Usage()
         attempt = 0

@@ -1,8 +1,7 @@
-"""Secrets from Secrets Manager through Powertools Parameters (cached), with local env-var overrides."""
+"""Secrets from Secrets Manager through Powertools Parameters (cached), with a local key taking precedence."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from coach.errors import ConfigError
@@ -22,10 +21,10 @@ def _get_secret(name: str) -> Any:
             raise ConfigError(f"cannot read secret '{name}': {type(exc).__name__}", code="secret_unreadable") from exc
 
 
-def openai_api_key(secret_name: str | None) -> str | None:
-    """OPENAI_API_KEY wins locally; in the cloud the key comes from the named secret."""
-    if os.environ.get("OPENAI_API_KEY"):
-        return os.environ["OPENAI_API_KEY"]
+def openai_api_key(secret_name: str | None, local_key: str | None = None) -> str | None:
+    """A local key (OPENAI_API_KEY, from the settings) wins; in the cloud the key comes from the named secret."""
+    if local_key:
+        return local_key
     if not secret_name:
         return None
     value = _get_secret(secret_name)

@@ -27,7 +27,7 @@ import io
 import json
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar
 
 import boto3
 from botocore.exceptions import ClientError
@@ -40,6 +40,7 @@ from coach.domain.records import GenerationRecord, Story, Verdict
 from coach.errors import CoachError
 
 M = TypeVar("M", bound=BaseModel)
+RecordKind = Literal["stories", "feedback", "verdicts"]
 
 
 def build_prefix(build_id: str) -> str:
@@ -58,16 +59,30 @@ def progress_key(build_id: str) -> str:
     return f"{build_prefix(build_id)}progress.json"
 
 
+def records_prefix(build_id: str, kind: RecordKind) -> str:
+    """Where a build keeps one JSON record per story: its stories, their feedback or their verdicts."""
+    return f"{build_prefix(build_id)}{kind}/"
+
+
+def index_prefix() -> str:
+    """Markers of the stories some build already took, shared by every build."""
+    return "index/stories/"
+
+
+def record_key(build_id: str, kind: RecordKind, story_id: str) -> str:
+    return f"{records_prefix(build_id, kind)}{story_id}.json"
+
+
 def story_key(build_id: str, story_id: str) -> str:
-    return f"{build_prefix(build_id)}stories/{story_id}.json"
+    return record_key(build_id, "stories", story_id)
 
 
 def feedback_key(build_id: str, story_id: str) -> str:
-    return f"{build_prefix(build_id)}feedback/{story_id}.json"
+    return record_key(build_id, "feedback", story_id)
 
 
 def verdict_key(build_id: str, story_id: str) -> str:
-    return f"{build_prefix(build_id)}verdicts/{story_id}.json"
+    return record_key(build_id, "verdicts", story_id)
 
 
 def dataset_key(build_id: str, name: str) -> str:
@@ -128,7 +143,7 @@ def batch_output_prefix(build_id: str, chunk_id: str) -> str:
 
 
 def index_key(story_id: str) -> str:
-    return f"index/stories/{story_id}"
+    return f"{index_prefix()}{story_id}"
 
 
 class ObjectMissingError(CoachError):
@@ -271,7 +286,7 @@ class BuildStore:
         return self.get_model(story_key(build_id, story_id), Story)
 
     def stories(self, build_id: str) -> Iterator[Story]:
-        return self._models_under(f"{build_prefix(build_id)}stories/", Story)
+        return self._models_under(records_prefix(build_id, "stories"), Story)
 
     def put_feedback(self, record: GenerationRecord) -> None:
         self.put_model(feedback_key(record.build_id, record.story_id), record)
@@ -280,16 +295,16 @@ class BuildStore:
         return self.get_model(feedback_key(build_id, story_id), GenerationRecord)
 
     def feedback(self, build_id: str) -> Iterator[GenerationRecord]:
-        return self._models_under(f"{build_prefix(build_id)}feedback/", GenerationRecord)
+        return self._models_under(records_prefix(build_id, "feedback"), GenerationRecord)
 
     def put_verdict(self, build_id: str, verdict: Verdict) -> None:
         self.put_model(verdict_key(build_id, verdict.story_id), verdict)
 
     def verdicts(self, build_id: str) -> Iterator[Verdict]:
-        return self._models_under(f"{build_prefix(build_id)}verdicts/", Verdict)
+        return self._models_under(records_prefix(build_id, "verdicts"), Verdict)
 
     def seen_story_ids(self) -> set[str]:
-        return {key.rsplit("/", 1)[-1] for key in self.list_keys("index/stories/")}
+        return {key.rsplit("/", 1)[-1] for key in self.list_keys(index_prefix())}
 
     def mark_seen(self, build_id: str, story_id: str) -> None:
         self.put_text(index_key(story_id), build_id, content_type="text/plain")

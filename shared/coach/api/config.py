@@ -1,20 +1,19 @@
-"""The critique API's configuration, read from the environment (the same names in Lambda and locally)."""
+"""The critique API's configuration, built from the deployment settings (coach.settings)."""
 
 from __future__ import annotations
 
-import os
-
 from pydantic import BaseModel, ConfigDict, Field
 
+from coach.domain.prompt import DEFAULT_MAX_FEEDBACK_TOKENS, DEFAULT_MAX_STORY_TOKENS
 from coach.errors import ConfigError, describe_validation_error
-from coach.settings import Settings
+from coach.settings import (
+    DEFAULT_API_COMPLETION_TIMEOUT_S,
+    DEFAULT_MAX_STORY_CHARS,
+    DEFAULT_MIN_STORY_WORDS,
+    DEFAULT_MODEL_CACHE_SECONDS,
+    Settings,
+)
 
-DEFAULT_MAX_STORY_CHARS = 100_000
-DEFAULT_MODEL_CACHE_SECONDS = 60.0
-# Below this there is nothing for an editor to say (and a model asked anyway tends to invent a story).
-DEFAULT_MIN_STORY_WORDS = 10
-# API Gateway gives up on an integration after 29 s; leave room for one retry of a rejected draft.
-DEFAULT_COMPLETION_TIMEOUT = 12.0
 # JSON may escape every character of a story (\\uXXXX, 12 bytes for an emoji's surrogate pair), so the raw
 # body may be this many times longer than the story limit before it is refused unread.
 BODY_BYTES_PER_STORY_CHAR = 12
@@ -34,9 +33,9 @@ class ApiConfig(BaseModel):
     model_cache_seconds: float = Field(DEFAULT_MODEL_CACHE_SECONDS, ge=0)
     max_story_chars: int = Field(DEFAULT_MAX_STORY_CHARS, ge=1)
     min_story_words: int = Field(DEFAULT_MIN_STORY_WORDS, ge=1)
-    max_story_tokens: int = Field(1_500, ge=50)
-    max_feedback_tokens: int = Field(800, ge=50)
-    completion_timeout: float = Field(DEFAULT_COMPLETION_TIMEOUT, gt=0)
+    max_story_tokens: int = Field(DEFAULT_MAX_STORY_TOKENS, ge=50)
+    max_feedback_tokens: int = Field(DEFAULT_MAX_FEEDBACK_TOKENS, ge=50)
+    completion_timeout: float = Field(DEFAULT_API_COMPLETION_TIMEOUT_S, gt=0)
     max_style_notes: int = Field(5, ge=0)
 
     @property
@@ -45,7 +44,6 @@ class ApiConfig(BaseModel):
 
     @classmethod
     def from_env(cls) -> ApiConfig:
-        env = os.environ.get
         base = Settings.from_env()
         try:
             return cls(
@@ -54,12 +52,12 @@ class ApiConfig(BaseModel):
                 openai_base_url=base.openai_base_url,
                 openai_secret=base.openai_secret,
                 model_parameter=(base.model_parameter or "").strip() or None,
-                model_cache_seconds=float(env("COACH_MODEL_CACHE_SECONDS", DEFAULT_MODEL_CACHE_SECONDS)),
-                max_story_chars=int(env("COACH_MAX_STORY_CHARS", DEFAULT_MAX_STORY_CHARS)),
-                min_story_words=int(env("COACH_MIN_STORY_WORDS", DEFAULT_MIN_STORY_WORDS)),
+                model_cache_seconds=base.model_cache_seconds,
+                max_story_chars=base.max_story_chars,
+                min_story_words=base.min_story_words,
                 max_story_tokens=base.max_story_tokens,
                 max_feedback_tokens=base.max_feedback_tokens,
-                completion_timeout=float(env("COACH_API_COMPLETION_TIMEOUT", DEFAULT_COMPLETION_TIMEOUT)),
+                completion_timeout=base.api_completion_timeout,
             )
         except ValueError as exc:  # pydantic's ValidationError is one too
             raise ConfigError(f"invalid critique API setting: {describe_validation_error(exc)}",
@@ -71,11 +69,11 @@ PROVIDER_KEY_MISSING = "provider_key_missing"  # the server has no key for its m
 
 def require_provider_key(config: ApiConfig) -> None:
     """Fail at start, not on the first request, when the openai provider has no key to use."""
-    if config.provider == "openai" and not os.environ.get("OPENAI_API_KEY") and not config.openai_secret:
+    if config.provider == "openai" and not Settings.from_env().openai_api_key and not config.openai_secret:
         raise ConfigError("the openai provider needs an API key: set OPENAI_API_KEY (or COACH_OPENAI_SECRET), "
                           "or use --provider offline", code=PROVIDER_KEY_MISSING)
 
 
 def api_key() -> str | None:
     """The key `coach serve` checks locally (in the cloud API Gateway checks keys and this is unset)."""
-    return os.environ.get("COACH_API_KEY") or None
+    return Settings.from_env().api_key

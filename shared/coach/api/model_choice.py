@@ -9,7 +9,6 @@ the base model with a warning rather than failing the writer's request.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from aws_lambda_powertools import Logger
 from coach.adapters.model_registry import PublishedModel
 from coach.adapters.model_registry import parse_published as parse_registry_value
 from coach.domain.prompt import COMPACT_PROMPT_VERSION, Layout
+from coach.settings import Settings
 
 logger = Logger(child=True)
 
@@ -49,7 +49,7 @@ def ssm_reader() -> ParameterReader:
     made earlier for another endpoint.
     """
     provider: Any = None
-    registry_file = os.environ.get("COACH_MODEL_REGISTRY_FILE")
+    registry_file = Settings.from_env().model_registry_file
     if registry_file:  # `coach serve` of a working folder whose local builds publish into a file
         from coach.local.parameter_file import ParameterFile
 

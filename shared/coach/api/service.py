@@ -35,6 +35,7 @@ from coach.errors import (
     TransientUpstreamError,
     UpstreamError,
 )
+from coach.settings import Settings
 
 logger = Logger(child=True)
 
@@ -63,7 +64,7 @@ def default_provider_factory(config: ApiConfig, choice: ModelChoice) -> Any:
                                max_retries=0)
     if choice.provider != "openai":
         return make_provider(choice.provider, choice.model)
-    key = openai_api_key(config.openai_secret)
+    key = openai_api_key(config.openai_secret, Settings.from_env().openai_api_key)
     if not key:
         raise ConfigError("the openai provider needs an API key: set OPENAI_API_KEY or COACH_OPENAI_SECRET",
                           code=PROVIDER_KEY_MISSING)

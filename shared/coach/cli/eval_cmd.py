@@ -95,9 +95,9 @@ def _published_model(args: argparse.Namespace) -> Any:
         import boto3
 
         from coach.adapters.model_registry import ModelRegistry
-        from coach.cli.models_cmd import DEFAULT_PARAMETER
+        from coach.settings import DEFAULT_MODEL_PARAMETER, Settings
 
-        parameter = args.parameter or os.environ.get("COACH_MODEL_PARAMETER") or DEFAULT_PARAMETER
+        parameter = args.parameter or Settings.from_env().model_parameter or DEFAULT_MODEL_PARAMETER
         current = ModelRegistry(boto3.client("ssm", **_aws_kwargs(args)), parameter).current()
         return current.model if current else None
 

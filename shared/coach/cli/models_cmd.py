@@ -26,8 +26,9 @@ from typing import Any
 
 from coach.domain.retirement import parse_shutdown, retirement_notice
 from coach.errors import CoachError, ConfigError, InputError
+from coach.settings import DEFAULT_MODEL_PARAMETER, Settings
 
-DEFAULT_PARAMETER = "/coach/critique-model"
+DEFAULT_PARAMETER = DEFAULT_MODEL_PARAMETER
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +68,7 @@ def _registry(args: argparse.Namespace) -> Any:
 
     from coach.adapters.model_registry import ModelRegistry
 
-    parameter = args.parameter or os.environ.get("COACH_MODEL_PARAMETER") or DEFAULT_PARAMETER
+    parameter = args.parameter or Settings.from_env().model_parameter or DEFAULT_PARAMETER
     from botocore.exceptions import NoRegionError
 
     from coach.local.parameter_file import ParameterFile, registry_path

@@ -6,13 +6,13 @@ import hashlib
 
 # The epoch rule and billing moved to finetune_data; re-exported for existing callers.
 from coach.domain.finetune_data import billable_training_tokens, default_epochs
-from coach.domain.prompt import build_messages
+from coach.domain.prompt import DEFAULT_MAX_STORY_TOKENS, build_messages
 from coach.domain.records import Story
 
 __all__ = ["billable_training_tokens", "chat_example", "default_epochs", "split_bucket", "split_ids"]
 
 
-def chat_example(story: Story, feedback: str, *, max_story_tokens: int = 1_500) -> dict:
+def chat_example(story: Story, feedback: str, *, max_story_tokens: int = DEFAULT_MAX_STORY_TOKENS) -> dict:
     """System and user messages are exactly what the API sends a fine-tuned model (compact layout)."""
     prompt = build_messages(story.text, story.title, layout="compact", max_story_tokens=max_story_tokens)
     return {"messages": [*prompt.messages, {"role": "assistant", "content": feedback.strip()}]}

@@ -27,7 +27,7 @@ from coach.domain.near_duplicates import (
     story_fingerprint,
 )
 from coach.domain.records import DatasetChecks, Distribution
-from coach.domain.tokens import TokenCounter
+from coach.domain.tokens import TokenCounter, chat_tokens, message_content
 
 # -- limits and rules -------------------------------------------------------------------------------------
 
@@ -47,11 +47,6 @@ ROLES = ("system", "user", "assistant")
 MESSAGE_KEYS = ("role", "content", "name", "weight")
 EXAMPLE_KEYS = ("messages",)
 MAX_LISTED_PROBLEMS = 20
-
-# Chat overhead, as OpenAI counts it: about 3 tokens per message, 1 for a name, 3 to prime the reply.
-TOKENS_PER_MESSAGE = 3
-TOKENS_PER_NAME = 1
-TOKENS_PER_REPLY = 3
 
 
 def encoding_for_model(model: str) -> str:
@@ -205,16 +200,8 @@ def _message_problems(line: int, index: int, message: Any) -> list[LineProblem]:
 
 def example_tokens(messages: list[dict[str, Any]], counter: TokenCounter) -> tuple[int, int]:
     """(total tokens with chat overhead, assistant content tokens) of one example."""
-    total = TOKENS_PER_REPLY
-    assistant = 0
-    for message in messages:
-        content = message.get("content") if isinstance(message.get("content"), str) else ""
-        total += TOKENS_PER_MESSAGE + counter.count(str(message.get("role", ""))) + counter.count(content)
-        if isinstance(message.get("name"), str):
-            total += TOKENS_PER_NAME + counter.count(message["name"])
-        if message.get("role") == "assistant":
-            assistant += counter.count(content)
-    return total, assistant
+    assistant = sum(counter.count(message_content(m)) for m in messages if m.get("role") == "assistant")
+    return chat_tokens(messages, counter), assistant
 
 
 def jsonl_lines(text: str) -> Iterator[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -189,9 +188,14 @@ def _table_for(setting: str) -> PriceTable:
     return load_price_table(setting)
 
 
-def price_table() -> PriceTable:
-    """The table in effect, from `COACH_PRICE_TABLE` (re-read when the variable changes)."""
-    return _table_for(os.environ.get(PRICE_TABLE_ENV, ""))
+def price_table(setting: str | None = None) -> PriceTable:
+    """The table in effect: the defaults with `setting` applied; None takes the deployment's COACH_PRICE_TABLE
+    (read again when it changes). Each distinct setting is parsed once."""
+    if setting is None:
+        from coach.settings import price_table_setting  # the environment is read there, not here
+
+        setting = price_table_setting()
+    return _table_for(setting)
 
 
 def cost_usd(model: str, usage: Usage, *, batch: bool = False) -> float:

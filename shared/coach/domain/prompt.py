@@ -32,6 +32,8 @@ FEEDBACK_LABEL = "FEEDBACK:"
 # The model is told to stop here; the API passes it as a stop sequence so a looping model ends.
 END_MARKER = "<<END OF FEEDBACK>>"
 DEFAULT_MAX_STORY_TOKENS = 1_500
+# The reply budget of one critique (max tokens asked of the model).
+DEFAULT_MAX_FEEDBACK_TOKENS = 800
 
 SYSTEM_FULL = (
     "I am a professional fiction editor. For thirty years I have worked with novelists and short-story "

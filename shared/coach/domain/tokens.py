@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import functools
 import math
-import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 CHARS_PER_TOKEN = 4.0
 DEFAULT_ENCODING = "o200k_base"
+# OpenAI's chat overhead: every message's framing, a name when a message has one, and the reply's priming.
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+TOKENS_PER_REPLY = 3
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,14 @@ def estimate_tokens(text: str) -> int:
 
 
 @functools.cache
-def get_counter(encoding: str = DEFAULT_ENCODING) -> TokenCounter:
-    if os.environ.get("COACH_TOKENIZER", "").lower() == "estimate":
+def get_counter(encoding: str = DEFAULT_ENCODING, *, estimate: bool | None = None) -> TokenCounter:
+    """The counter for `encoding`, made once per process: tiktoken, or the estimate when `estimate` is True
+    or the encoding cannot load. None leaves the choice to the deployment (COACH_TOKENIZER)."""
+    if estimate is None:
+        from coach.settings import estimate_tokens_only  # the environment is read there, not here
+
+        estimate = estimate_tokens_only()
+    if estimate:
         return TokenCounter(method=f"chars/{CHARS_PER_TOKEN:g}", estimated=True)
     try:
         import tiktoken
@@ -48,7 +59,23 @@ def count_tokens(text: str) -> int:
     return get_counter().count(text)
 
 
-def count_chat_tokens(messages: list[dict[str, str]]) -> int:
-    """Tokens of a chat conversation, with the usual per-message and per-reply overhead."""
-    counter = get_counter()
-    return sum(3 + counter.count(m.get("content", "")) + counter.count(m.get("role", "")) for m in messages) + 3
+def message_content(message: Mapping[str, Any]) -> str:
+    """A message's text; anything but a string (a missing or malformed content) counts as empty."""
+    content = message.get("content")
+    return content if isinstance(content, str) else ""
+
+
+def chat_tokens(messages: Iterable[Mapping[str, Any]], counter: TokenCounter) -> int:
+    """Tokens of a chat conversation with `counter`, with the per-message, per-name and per-reply overhead."""
+    total = TOKENS_PER_REPLY
+    for message in messages:
+        total += TOKENS_PER_MESSAGE + counter.count(str(message.get("role", ""))) + counter.count(
+            message_content(message))
+        if isinstance(message.get("name"), str):
+            total += TOKENS_PER_NAME + counter.count(message["name"])
+    return total
+
+
+def count_chat_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
+    """Tokens of a chat conversation with the process's counter."""
+    return chat_tokens(messages, get_counter())

@@ -10,12 +10,14 @@ from typing import Any
 
 import boto3
 
+from coach.settings import DEFAULT_MODEL_PARAMETER
+
 REGION = "us-east-1"
 BUCKET = "coach-local-builds"
 QUEUE = "coach-stories"
 DLQ = "coach-stories-dlq"
 TABLE = "coach-idempotency"
-MODEL_PARAMETER = "/coach/critique-model"
+MODEL_PARAMETER = DEFAULT_MODEL_PARAMETER
 MAX_RECEIVE_COUNT = 3
 VISIBILITY_TIMEOUT = 60
 

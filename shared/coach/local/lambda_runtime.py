@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import sys
 import time
 import uuid
@@ -14,11 +13,12 @@ from types import ModuleType
 from typing import Any
 
 from coach.errors import ConfigError
+from coach.settings import Settings
 
 
 def functions_dir() -> Path:
     """The checkout's functions/ folder (COACH_FUNCTIONS_DIR overrides)."""
-    override = os.environ.get("COACH_FUNCTIONS_DIR")
+    override = Settings.from_env().functions_dir
     candidates = [Path(override)] if override else []
     candidates += [Path(__file__).resolve().parents[3] / "functions", Path.cwd() / "functions"]
     for candidate in candidates:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coach.adapters.storage import BuildStore, build_prefix
+from coach.adapters.storage import BuildStore, build_prefix, index_prefix
 
 
 def _prefixes(build_id: str) -> list[str]:
-    return [build_prefix(build_id), "index/stories/"]
+    return [build_prefix(build_id), index_prefix()]
 
 
 def restore(store: BuildStore, state_dir: Path, build_id: str) -> int:

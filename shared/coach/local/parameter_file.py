@@ -19,9 +19,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from coach.local.dir_store import write_atomically
+from coach.settings import DEFAULT_MODEL_PARAMETER
 
 DEFAULT_PATH = Path(".coach") / "registry.json"
-MODEL_PARAMETER = "/coach/critique-model"  # the same name the emulated stack and the template use
+MODEL_PARAMETER = DEFAULT_MODEL_PARAMETER  # the same name the emulated stack uses
 
 
 def registry_path() -> Path:

@@ -8,18 +8,19 @@ so SQS's own redrive policy moves a message to the DLQ after its last allowed re
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
 from coach.local.lambda_runtime import invoke
 
 Handler = Callable[[dict[str, Any]], Any]
 BatchHook = Callable[[list[dict[str, Any]]], None]
-log = logging.getLogger(__name__)
+logger = Logger(child=True)
 
 
 @dataclass
@@ -118,7 +119,7 @@ class SqsPoller:
             try:
                 self.after_batch(messages)
             except Exception as exc:  # the records are still in the emulator; the periodic save keeps them
-                log.warning("after-batch hook failed: %s", exc)
+                logger.warning("after-batch hook failed", extra={"error": f"{type(exc).__name__}: {exc}"})
         done = [m for m in messages if m["MessageId"] not in failed_ids]
         retry = [m for m in messages if m["MessageId"] in failed_ids]
         # One request per batch, as the event source mapping does: fewer calls, less emulator time per story.
@@ -137,7 +138,8 @@ class SqsPoller:
         if response.get("Failed"):
             # A refused delete only means an extra delivery (the generator is idempotent); say so, though.
             reasons = "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in response["Failed"])
-            log.warning("SQS %s refused %d entries: %s", operation, len(response["Failed"]), reasons)
+            logger.warning("SQS refused entries", extra={"operation": operation, "refused": len(response["Failed"]),
+                                                         "reasons": reasons})
 
     def _receive(self) -> list[dict[str, Any]]:
         with self._sqs_lock:
@@ -157,7 +159,7 @@ class SqsPoller:
                 if messages:
                     self._process(messages)
             except Exception as exc:  # a dead worker would quietly lower the concurrency
-                log.warning("SQS poller: %s: %s", type(exc).__name__, exc)
+                logger.warning("SQS poller failed", extra={"error": f"{type(exc).__name__}: {exc}"})
                 messages = []
             finally:
                 with self.stats.lock:

@@ -13,7 +13,6 @@ accepted story) and per-line token counts, never a file.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,7 +24,6 @@ from coach.adapters.storage import BuildStore, dataset_key, scrape_key
 from coach.domain.bedrock_models import BaseModelSpec, UnsupportedBaseModel
 from coach.domain.dataset import split_ids
 from coach.domain.finetune_data import (
-    DEFAULT_SIMILARITY,
     MIN_EXAMPLES,
     CheckResult,
     check_chat_jsonl,
@@ -52,7 +50,7 @@ from coach.domain.records import (
 )
 from coach.domain.tokens import TokenCounter, get_counter
 from coach.domain.validation.reasons import REASONS
-from coach.errors import CoachError, ConfigError
+from coach.errors import CoachError
 from coach.pipeline.bedrock_dataset import TRAIN_FILE as BEDROCK_TRAIN
 from coach.pipeline.bedrock_dataset import VALIDATION_FILE as BEDROCK_VALIDATION
 from coach.pipeline.bedrock_dataset import spec_for
@@ -61,10 +59,8 @@ from coach.pipeline.map_results import read_map_failures
 from coach.pipeline.report import BuildRecords, publish_report, report_files, save_sample
 from coach.pipeline.scrape import default_model
 from coach.pipeline.shard import ShardSummary, merge_counters, records_key, shards_prefix
+from coach.settings import Settings
 
-PRICE_ENV = "COACH_TRAINING_PRICE_PER_MILLION"
-TOKEN_LIMIT_ENV = "COACH_EXAMPLE_TOKEN_LIMIT"
-SIMILARITY_ENV = "COACH_DEDUPE_SIMILARITY"
 DATASET_FILES = ("train.jsonl", "validation.jsonl", "rejected.jsonl", "manifest.json")
 REPORT_SAMPLE = 1_000  # stories the build report draws (every story of a smaller build)
 SHARD_READERS = 16  # parallel reads of shard summaries and of the report's sample
@@ -103,27 +99,14 @@ class AssembleResult(BaseModel):
 
 # -- configuration read at call time (tests and the CLI change the environment) ------------------------------
 
-def _env_number(name: str, kind: type[int] | type[float]) -> Any:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}", code="bad_setting") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive", code="bad_setting")
-    return value
-
-
 def token_limit_for(base_model: str) -> int:
     """The per-example token limit: COACH_EXAMPLE_TOKEN_LIMIT, else the base model's known limit."""
-    return example_token_limit(base_model, _env_number(TOKEN_LIMIT_ENV, int))
+    return example_token_limit(base_model, Settings.from_env().example_token_limit)
 
 
 def training_price_for(base_model: str) -> float | None:
     """USD per 1M training tokens: COACH_TRAINING_PRICE_PER_MILLION, else the price table; None if unknown."""
-    given = _env_number(PRICE_ENV, float)
+    given = Settings.from_env().training_price_per_million
     if given is not None:
         return float(given)
     found = price_table().lookup(base_model)
@@ -132,13 +115,6 @@ def training_price_for(base_model: str) -> float | None:
 
 def counter_for(base_model: str) -> TokenCounter:
     return get_counter(encoding_for_model(base_model))
-
-
-def _similarity() -> float:
-    value = _env_number(SIMILARITY_ENV, float)
-    if value is not None and value > 1:
-        raise ConfigError(f"{SIMILARITY_ENV} must be in (0, 1]", code="bad_setting")
-    return DEFAULT_SIMILARITY if value is None else float(value)
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> str:
@@ -222,7 +198,7 @@ def assemble(request: BuildRequest, *, store: BuildStore, shards: dict[str, Any]
     by_model = refuse_mixed(request, summaries)
     shard_keys = [s.shard for s in summaries]
     failures = read_map_failures(store, shards)
-    plan = plan_dedupe(store, shard_keys, threshold=_similarity())
+    plan = plan_dedupe(store, shard_keys, threshold=Settings.from_env().dedupe_similarity)
     train_ids, validation_ids = split_ids(plan.kept, request.validation_fraction, options.seed, min_train=min_examples)
     counter = counter_for(options.base_model)
     keys = {name: dataset_key(build_id, name) for name in DATASET_FILES}

@@ -21,10 +21,10 @@ Money and integrity:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel, Field
 
 from coach.adapters.batch_jobs import BatchBackend
@@ -35,14 +35,20 @@ from coach.adapters.storage import BuildStore, batch_requests_key, batch_state_k
 from coach.domain.batch import BatchResult, generation_key, split_requests
 from coach.domain.budget import estimate_call
 from coach.domain.pricing import PriceTable, price_table
-from coach.domain.prompt import END_MARKER, PROMPT_VERSION, build_messages
+from coach.domain.prompt import (
+    DEFAULT_MAX_FEEDBACK_TOKENS,
+    DEFAULT_MAX_STORY_TOKENS,
+    END_MARKER,
+    PROMPT_VERSION,
+    build_messages,
+)
 from coach.domain.records import BuildRequest, ErrorInfo, GenerationRecord, GenerationTask, utc_now
 from coach.domain.tokens import count_chat_tokens, get_counter
 from coach.errors import CoachError
 from coach.pipeline.scrape import default_model
 from coach.pipeline.validate import judge_and_store
 
-log = logging.getLogger(__name__)
+logger = Logger(child=True)
 BackendFactory = Callable[[BuildRequest, str], BatchBackend]
 ChunkStatus = Literal["pending", "running", "completed", "failed", "expired", "cancelled"]
 
@@ -104,7 +110,8 @@ class BatchContext:
 
     def __init__(self, build_id: str, *, store: BuildStore, backend_for: BackendFactory,
                  queue: StoryQueue | None = None, ledger: BudgetLedger | None = None, prices: PriceTable | None = None,
-                 max_story_tokens: int = 1_500, max_feedback_tokens: int = 800,
+                 max_story_tokens: int = DEFAULT_MAX_STORY_TOKENS,
+                 max_feedback_tokens: int = DEFAULT_MAX_FEEDBACK_TOKENS,
                  tally: RunTally | None = None) -> None:
         self.build_id = build_id
         self.tally = tally
@@ -188,7 +195,8 @@ def _fall_back(ctx: BatchContext, state: BatchState, story_ids: list[str], step:
         ctx.save(state)  # before enqueueing: a retried step must not enqueue them again
         ctx.queue.enqueue([ctx.task(s) for s in fresh])
         step.fallback += len(fresh)
-        log.info("%d stories sent to the synchronous path: %s", len(fresh), why)
+        logger.info("stories sent to the synchronous path", extra={"build_id": ctx.build_id, "stories": len(fresh),
+                                                                    "why": why})
         return
     for story_id in fresh:
         last = (errors or {}).get(story_id)
@@ -382,7 +390,7 @@ def _write(ctx: BatchContext, chunk: BatchChunk, story_id: str, result: BatchRes
     try:
         judge_and_store(ctx.store, record, story)
     except Exception as exc:  # the shard stage judges it again; the paid critique is already kept
-        log.warning("could not judge the critique of %s: %s", story_id, exc)
+        logger.warning("could not judge a batch critique", extra={"story_id": story_id, "error": str(exc)})
     step.generated += 1
     return record.cost_usd
 
@@ -393,7 +401,8 @@ def _settle(ctx: BatchContext, chunk: BatchChunk, spent: float) -> None:
     try:
         ctx.ledger.settle(Reservation(key=chunk.reservation_key, nanos=chunk.reservation_nanos), spent)
     except Exception as exc:  # the reservation stays counted, so the budget errs on the safe side
-        log.warning("could not settle the budget reservation of batch %s: %s", chunk.chunk_id, exc)
+        logger.warning("could not settle the budget reservation of a batch",
+                       extra={"build_id": ctx.build_id, "chunk_id": chunk.chunk_id, "error": str(exc)})
     chunk.reservation_key = None
 
 

@@ -57,8 +57,6 @@ TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 # States newer than this code (e.g. a paused job) keep the state machine waiting; the raw state is reported.
 _WAITING = "running"
 UPLOADED_FILES = ("train.jsonl", "validation.jsonl")
-METRIC_NAMES = ("step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
-                "full_valid_loss", "full_valid_mean_token_accuracy")
 
 
 def events_key(build_id: str) -> str:

@@ -27,9 +27,10 @@ from coach.adapters.storage import BuildStore, progress_key, request_key, scrape
 from coach.domain.prompt import PROMPT_VERSION
 from coach.domain.records import BuildRequest, ErrorInfo, GenerationRecord
 from coach.pipeline.scrape import default_model
+from coach.settings import DEFAULT_QUEUE_DRAIN_CONFIRM_S
 
 # SQS message counts are approximate: two empty readings this far apart make "drained" trustworthy.
-DEFAULT_DRAIN_CONFIRM_S = 60.0
+DEFAULT_DRAIN_CONFIRM_S = DEFAULT_QUEUE_DRAIN_CONFIRM_S
 DEFAULT_SWEEP_LIMIT = 2_000  # enqueued ids looked at per check once the queue is drained: 20 BatchGetItem calls
 LOST_MESSAGE = ("the story's message left the queue without a feedback record (an unreadable message, or a "
                 "timeout on its last delivery): look in the dead-letter queue, then re-run or redrive the build")
