@@ -24,6 +24,7 @@ from coach.local.lambda_runtime import invoke
 from coach.step_errors import InvalidBuildRequest
 from tests.fakes.bedrock_server import FakeBedrockServer, Fault
 from tests.handlers.test_finetune_lifecycle import seed_build
+from tests.support.shards import sharded
 
 BUCKET = "coach-bedrock-tests"
 PARAMETER = "/coach/critique-model"
@@ -87,7 +88,7 @@ def run_to_the_end(started: dict, build_id: str = "bd-build", limit: int = 12) -
 
 def test_a_nova_build_is_trained_deployed_and_published(bedrock):
     seed_build(bedrock.store, "bd-build")
-    assembled = invoke("assembler", {"request": request()})
+    assembled = invoke("assembler", sharded(request()))
     checks = manifest(bedrock.store).dataset_checks
     assert checks["train.bedrock.jsonl"].passed and checks["train.bedrock.jsonl"].token_limit == 32_000
     assert "train.bedrock.jsonl" in manifest(bedrock.store).files
@@ -119,7 +120,7 @@ def test_a_nova_build_is_trained_deployed_and_published(bedrock):
 
 def test_a_retried_start_and_a_retried_deploy_never_pay_twice(bedrock):
     seed_build(bedrock.store, "bd-build")
-    assembled = invoke("assembler", {"request": request()})
+    assembled = invoke("assembler", sharded(request()))
     first = invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
     second = invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
     assert second["job_id"] == first["job_id"] and second["reused"]
@@ -144,7 +145,7 @@ def test_a_base_model_that_cannot_be_served_on_demand_is_refused_before_anything
 def test_a_failed_job_leaves_its_message_in_the_manifest_and_deploys_nothing(bedrock):
     bedrock.fake.configure(customization_failure="The training data has an invalid record at line 5.")
     seed_build(bedrock.store, "bd-build")
-    assembled = invoke("assembler", {"request": request()})
+    assembled = invoke("assembler", sharded(request()))
     started = invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
     ended = run_to_the_end(started)
     assert ended["status"] == "failed"
@@ -157,7 +158,7 @@ def test_a_failed_job_leaves_its_message_in_the_manifest_and_deploys_nothing(bed
 def test_a_failed_deployment_is_never_published(bedrock):
     bedrock.fake.configure(deployment_failure="Not enough capacity to deploy the model.")
     seed_build(bedrock.store, "bd-build")
-    assembled = invoke("assembler", {"request": request()})
+    assembled = invoke("assembler", sharded(request()))
     started = invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
     ended = run_to_the_end(started)
     assert ended["status"] == "failed" and ended["error"]["code"] == "bedrock_deployment_failed"
@@ -173,7 +174,7 @@ def test_model_access_not_enabled_is_a_coded_failure_in_the_manifest(bedrock):
                                                             "specified model ID."),
                              operation="CreateModelCustomizationJob")
     seed_build(bedrock.store, "bd-build")
-    assembled = invoke("assembler", {"request": request()})
+    assembled = invoke("assembler", sharded(request()))
     with pytest.raises(CoachError) as caught:
         invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
     assert caught.value.code == "bedrock_access_denied"
@@ -183,7 +184,7 @@ def test_model_access_not_enabled_is_a_coded_failure_in_the_manifest(bedrock):
 
 def test_a_record_over_the_models_token_limit_is_refused_with_its_line(bedrock):
     seed_build(bedrock.store, "bd-build")
-    invoke("assembler", {"request": request()})
+    invoke("assembler", sharded(request()))
     key = dataset_key("bd-build", "train.bedrock.jsonl")
     lines = bedrock.store.get_text(key).splitlines()
     huge = json.loads(lines[2])

@@ -23,6 +23,7 @@ from coach.local.lambda_runtime import invoke
 from coach.pipeline.assemble import DatasetInvalidError
 from coach.step_errors import DatasetInvalid
 from tests.fakes.openai_server import FakeOpenAIServer, FineTuneFailure
+from tests.support.shards import sharded
 
 BUCKET = "coach-finetune-tests"
 PARAMETER = "/coach/critique-model"
@@ -115,7 +116,7 @@ def _hand_count(messages: list[dict]) -> int:
 def test_a_build_goes_from_jsonl_to_a_published_model_the_api_then_serves(lifecycle):
     fake, store = lifecycle.fake, lifecycle.store
     seed_build(store)
-    assembled = invoke("assembler", {"request": _request()})
+    assembled = invoke("assembler", sharded(_request()))
     assert assembled["train_examples"] + assembled["validation_examples"] == 24
     assert "billable tokens" in assembled["cost_line"]
     manifest = _manifest(store)
@@ -193,7 +194,7 @@ def test_a_failed_job_surfaces_openais_error_code_and_message(lifecycle):
         code="invalid_n_examples", message="Training file has too few examples after validation.",
         param="training_file", at_state="queued"))
     seed_build(store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     started = invoke("finetune", {"action": "start", "request": _request()})
     failed = _poll(started["job_id"])[-1]
     assert failed["status"] == "failed" and failed["fine_tuned_model"] is None
@@ -237,7 +238,7 @@ def test_the_assembler_refuses_examples_over_the_token_limit_and_writes_no_datas
     monkeypatch.setenv("COACH_EXAMPLE_TOKEN_LIMIT", "300")
     # The handler ends the execution with the state machine's error name and a readable cause.
     with pytest.raises(DatasetInvalid) as refused:
-        invoke("assembler", {"request": _request()})
+        invoke("assembler", sharded(_request()))
     assert "too_many_tokens" in str(refused.value) and "offending lines: 1-" in str(refused.value)
     assert store.get_text(dataset_key("ft-build", "train.jsonl")) is None
     # The manifest says the assembly failed and why, instead of being absent (or an earlier run's).
@@ -252,7 +253,7 @@ def test_the_assembler_refuses_examples_over_the_token_limit_and_writes_no_datas
 def test_starting_twice_reuses_the_job_and_uploads_nothing_more(lifecycle):
     fake, store = lifecycle.fake, lifecycle.store
     seed_build(store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     first = invoke("finetune", {"action": "start", "request": _request()})
     second = invoke("finetune", {"action": "start", "request": _request()})
     assert second["job_id"] == first["job_id"] and second["reused"] is True
@@ -262,7 +263,7 @@ def test_starting_twice_reuses_the_job_and_uploads_nothing_more(lifecycle):
 def test_manifest_cost_estimate_matches_a_hand_computation(lifecycle):
     store = lifecycle.store
     seed_build(store, n=30)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     manifest = _manifest(store)
     train = [json.loads(line) for line in store.get_text(dataset_key("ft-build", "train.jsonl")).splitlines()]
     n = len(train)
@@ -275,7 +276,7 @@ def test_manifest_cost_estimate_matches_a_hand_computation(lifecycle):
     assert manifest.cost.training_price_per_million == PRICE
 
     # Given epochs replace the rule, and are what the job is asked for.
-    invoke("assembler", {"request": _request(epochs=2)})
+    invoke("assembler", sharded(_request(epochs=2)))
     assert _manifest(store).cost.billable_training_tokens == billable // epochs * 2
     started = invoke("finetune", {"action": "start", "request": _request(epochs=2)})
     body = lifecycle.fake.jobs[started["job_id"]].request_body
@@ -296,7 +297,7 @@ def test_duplicates_are_removed_before_the_split_and_listed_with_what_they_repea
                                             provider="openai", model="gpt-4o-mini", status="generated",
                                             feedback=text))
         store.put_verdict("ft-build", Verdict(story_id=sid, accepted=True, feedback=text))
-    result = invoke("assembler", {"request": _request()})
+    result = invoke("assembler", sharded(_request()))
     counts = _manifest(store).counts
     assert (counts.accepted, counts.duplicate_stories, counts.near_duplicate_critiques) == (16, 1, 1)
     assert result["duplicates_removed"] == 2 and counts.train_examples + counts.validation_examples == 14
@@ -309,7 +310,7 @@ def test_duplicates_are_removed_before_the_split_and_listed_with_what_they_repea
 def test_legacy_export_is_written_when_asked_for(lifecycle):
     store = lifecycle.store
     seed_build(store)
-    invoke("assembler", {"request": _request(legacy_export=True)})
+    invoke("assembler", sharded(_request(legacy_export=True)))
     manifest = _manifest(store)
     rows = [json.loads(line) for line in store.get_text(manifest.files["train_legacy.jsonl"]).splitlines()]
     assert len(rows) == manifest.counts.train_examples
@@ -320,7 +321,7 @@ def test_legacy_export_is_written_when_asked_for(lifecycle):
 def test_offline_critiques_are_not_fine_tuned(lifecycle):
     seed_build(lifecycle.store, provider="offline")
     request = {**_request(), "provider": "offline"}
-    invoke("assembler", {"request": request})
+    invoke("assembler", sharded(request))
     out = invoke("finetune", {"action": "start", "request": request})
     assert out["status"] == "skipped" and "offline critic" in out["reason"]
     assert _manifest(lifecycle.store).fine_tune.status == "skipped" and lifecycle.fake.files == {}
@@ -336,7 +337,7 @@ def test_a_cancelled_job_ends_the_wait_with_a_cancelled_error(lifecycle):
     import openai
 
     seed_build(lifecycle.store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     started = invoke("finetune", {"action": "start", "request": _request()})
     openai.OpenAI(api_key="sk-test", base_url=lifecycle.fake.base_url).fine_tuning.jobs.cancel(started["job_id"])
     out = invoke("finetune", {"action": "status", "job_id": started["job_id"]})  # build id from the job's metadata
@@ -348,7 +349,7 @@ def test_follow_polls_to_the_end_and_publishes(lifecycle):
     from coach.pipeline import finetune
 
     seed_build(lifecycle.store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     started = invoke("finetune", {"action": "start", "request": _request()})
     naps: list[float] = []
     seen: list[str] = []
@@ -366,7 +367,7 @@ def test_follow_gives_up_waiting_with_a_clear_error(lifecycle):
 
     lifecycle.fake.configure(fine_tune_polls_per_state=50)
     seed_build(lifecycle.store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     started = invoke("finetune", {"action": "start", "request": _request()})
     with pytest.raises(CoachError) as waiting:
         finetune.follow(started["job_id"], client_factory=runtime.openai_client, max_polls=3, sleep=lambda _: None)
@@ -380,7 +381,7 @@ def test_a_base_model_about_to_shut_down_is_refused_before_upload(lifecycle, mon
 
     monkeypatch.setattr(retirement, "today", lambda: date(2027, 1, 5))
     seed_build(lifecycle.store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     with pytest.raises(CoachError) as caught:
         invoke("finetune", {"action": "start", "request": _request()})
     assert caught.value.code == "base_model_retiring"
@@ -391,7 +392,7 @@ def test_a_base_model_about_to_shut_down_is_refused_before_upload(lifecycle, mon
 
 def test_a_base_model_within_sixty_days_starts_with_a_warning_in_the_manifest(lifecycle, monkeypatch):
     seed_build(lifecycle.store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     started = invoke("finetune", {"action": "start", "request": _request()})
     assert started["job_id"]
     [warning] = _manifest(lifecycle.store).fine_tune.warnings
@@ -401,7 +402,7 @@ def test_a_base_model_within_sixty_days_starts_with_a_warning_in_the_manifest(li
 def test_an_organisation_without_fine_tuning_is_pointed_to_bedrock(lifecycle):
     lifecycle.fake.configure(fine_tuning_available=False)
     seed_build(lifecycle.store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     with pytest.raises(CoachError) as caught:
         invoke("finetune", {"action": "start", "request": _request()})
     assert caught.value.code == "fine_tuning_unavailable"

@@ -17,6 +17,7 @@ from coach.pipeline import finetune
 from coach.pipeline.assemble import DatasetInvalidError, assemble
 from tests.fakes.openai_server import Fault
 from tests.handlers.test_finetune_lifecycle import _request, lifecycle, seed_build
+from tests.support.shards import sharded
 
 __all__ = ["lifecycle"]  # the fixture, shared with the fine-tune lifecycle tests
 
@@ -35,7 +36,7 @@ def test_a_file_over_the_part_size_goes_through_the_uploads_api_in_parts(lifecyc
     fake, store = lifecycle.fake, lifecycle.store
     monkeypatch.setenv("COACH_UPLOAD_PART_BYTES", str(PART))
     seed_build(store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     train = store.get_text(dataset_key("ft-build", "train.jsonl")).encode()
     assert len(train) > 3 * PART
 
@@ -59,7 +60,7 @@ def test_a_part_that_fails_cancels_the_upload_and_the_start_fails_with_a_code(li
     fake, store = lifecycle.fake, lifecycle.store
     monkeypatch.setenv("COACH_UPLOAD_PART_BYTES", str(PART))
     seed_build(store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     fake.configure(fault_paths=("/v1/uploads/",))  # parts, completion and cancel; not the creation
     fake.push_script(200, Fault(400, message="The part could not be stored."))
     with pytest.raises(CoachError) as failed:
@@ -78,7 +79,7 @@ def test_a_part_that_fails_cancels_the_upload_and_the_start_fails_with_a_code(li
 def test_small_files_are_sent_to_the_files_api(lifecycle):
     fake, store = lifecycle.fake, lifecycle.store
     seed_build(store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     started = invoke("finetune", {"action": "start", "request": _request()})
     assert fake.uploads == {} and len(fake.files) == 2
     body = fake.jobs[started["job_id"]].request_body
@@ -88,7 +89,7 @@ def test_small_files_are_sent_to_the_files_api(lifecycle):
 def test_a_file_changed_after_assembly_is_refused_before_upload(lifecycle):
     fake, store = lifecycle.fake, lifecycle.store
     seed_build(store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     key = dataset_key("ft-build", "train.jsonl")
     lines = store.get_text(key).splitlines()
     store.put_text(key, "\n".join(lines[:-1]) + "\n")  # one example dropped: still valid JSONL
@@ -121,7 +122,7 @@ def test_a_file_the_assembler_never_checked_is_refused(lifecycle):
 def test_the_part_size_setting_is_checked(lifecycle, monkeypatch):
     monkeypatch.setenv("COACH_UPLOAD_PART_BYTES", str(65 * 1024 * 1024))
     seed_build(lifecycle.store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     with pytest.raises(CoachError) as refused:
         invoke("finetune", {"action": "start", "request": _request()})
     assert refused.value.code == "bad_setting" and "COACH_UPLOAD_PART_BYTES" in refused.value.message
@@ -134,7 +135,7 @@ def test_a_local_build_streams_its_files_from_the_folder_store(lifecycle, monkey
     store = DirectoryStore(tmp_path)
     seed_build(store)
     request = BuildRequest.model_validate(_request())
-    assemble(request, store=store)
+    assemble(request, store=store, shards=sharded(_request(), store)["shards"])
     fake = lifecycle.fake
     result = finetune.start(request, store=store, client_factory=lambda: openai.OpenAI(
         api_key="sk-test", base_url=fake.base_url, max_retries=0))

@@ -19,6 +19,7 @@ from coach.local.lambda_runtime import invoke
 from coach.pipeline.report import publish_report
 from coach.step_errors import DatasetTooSmall
 from tests.handlers.test_finetune_lifecycle import BUCKET, _poll, _request, lifecycle, seed_build
+from tests.support.shards import sharded
 
 __all__ = ["lifecycle"]  # the fixture, shared with the fine-tune lifecycle tests
 
@@ -45,7 +46,7 @@ def test_the_assembler_writes_the_report_and_the_card_and_links_both(lifecycle):
     seed_build(store)
     _reject_one(store, "ft-build", "story-03")
     store.put_json(request_key("ft-build"), _request())
-    assembled = invoke("assembler", {"request": _request()})
+    assembled = invoke("assembler", sharded(_request()))
 
     assert assembled["report_key"] == report_key("ft-build") == "builds/ft-build/report/report.html"
     manifest = store.get_model(dataset_key("ft-build", "manifest.json"), BuildManifest)
@@ -69,7 +70,7 @@ def test_a_build_refused_for_too_few_examples_still_gets_a_report_that_says_why(
     for story_id in ("story-00", "story-01"):
         _reject_one(store, "ft-build", story_id)
     with pytest.raises(DatasetTooSmall):
-        invoke("assembler", {"request": _request()})
+        invoke("assembler", sharded(_request()))
     html = store.get_text(report_key("ft-build"))
     assert '<p class="banner">only 1 usable examples' in html
     assert html.count('data-status="rejected"') == 2
@@ -79,7 +80,7 @@ def test_a_build_refused_for_too_few_examples_still_gets_a_report_that_says_why(
 def test_the_report_gains_the_loss_curve_and_the_real_cost_when_the_fine_tune_ends(lifecycle):
     store = lifecycle.store
     seed_build(store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     assert "not available" in _chart(store.get_text(report_key("ft-build")), "fine-tune-loss")
     started = invoke("finetune", {"action": "start", "request": _request()})
     done = _poll(started["job_id"])[-1]
@@ -92,7 +93,7 @@ def test_the_report_gains_the_loss_curve_and_the_real_cost_when_the_fine_tune_en
 def test_evaluation_scores_in_the_build_are_plotted(lifecycle):
     store = lifecycle.store
     seed_build(store)
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     assert "not available" in _chart(store.get_text(report_key("ft-build")), "evaluation")
     # What the Evaluate step leaves in the manifest, then the report written again from the records.
     key = dataset_key("ft-build", "manifest.json")
@@ -109,7 +110,7 @@ def test_coach_report_rewrites_the_report_from_a_bucket(lifecycle, tmp_path, cap
     store = lifecycle.store
     seed_build(store)
     store.put_json(request_key("ft-build"), _request())
-    invoke("assembler", {"request": _request()})
+    invoke("assembler", sharded(_request()))
     store.s3.delete_object(Bucket=BUCKET, Key=report_key("ft-build"))
 
     assert main(["report", "ft-build", "--bucket", BUCKET, "--out", str(tmp_path)]) == 0

@@ -12,11 +12,11 @@ recorded as `skipped_budget` without calling the API.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from coach.adapters.budget import BudgetLedger, Reservation
@@ -25,14 +25,14 @@ from coach.adapters.run_tally import RunTally
 from coach.adapters.storage import BuildStore
 from coach.domain.budget import estimate_call
 from coach.domain.pricing import PriceTable, price_table
-from coach.domain.prompt import END_MARKER, build_messages
+from coach.domain.prompt import DEFAULT_MAX_FEEDBACK_TOKENS, DEFAULT_MAX_STORY_TOKENS, END_MARKER, build_messages
 from coach.domain.records import ErrorInfo, GenerationRecord, GenerationStatus, GenerationTask
 from coach.domain.tokens import count_chat_tokens, get_counter
 from coach.errors import CoachError, PermanentUpstreamError, UpstreamError
 from coach.pipeline.validate import judge_and_store
 
 ProviderFactory = Callable[[GenerationTask], Any]
-log = logging.getLogger(__name__)
+logger = Logger(child=True)
 
 
 class GenerationOutcome(BaseModel):
@@ -90,8 +90,8 @@ def generate(
     provider_factory: ProviderFactory,
     receive_count: int = 1,
     max_receives: int = 3,
-    max_story_tokens: int = 1_500,
-    max_feedback_tokens: int = 800,
+    max_story_tokens: int = DEFAULT_MAX_STORY_TOKENS,
+    max_feedback_tokens: int = DEFAULT_MAX_FEEDBACK_TOKENS,
     ledger: BudgetLedger | None = None,
     prices: PriceTable | None = None,
 ) -> tuple[GenerationRecord, bool]:
@@ -158,7 +158,8 @@ def generate(
         try:
             ledger.settle(reserved, record.cost_usd)
         except Exception as exc:  # the reservation stays counted, so the budget errs on the safe side
-            log.warning("could not settle the budget reservation of %s: %s", task.story_id, exc)
+            logger.warning("could not settle a budget reservation", extra={"story_id": task.story_id,
+                                                                          "error": str(exc)})
     return record, False
 
 
@@ -167,7 +168,7 @@ def _judge(store: BuildStore, record: GenerationRecord, story: Any) -> None:
     try:
         judge_and_store(store, record, story)
     except Exception as exc:  # the shard stage judges it again; the paid critique is already kept
-        log.warning("could not judge the critique of %s: %s", record.story_id, exc)
+        logger.warning("could not judge a critique", extra={"story_id": record.story_id, "error": str(exc)})
 
 
 def _release(ledger: BudgetLedger | None, reserved: Reservation | GenerationRecord | None) -> None:
@@ -176,7 +177,7 @@ def _release(ledger: BudgetLedger | None, reserved: Reservation | GenerationReco
     try:
         ledger.release(reserved)
     except Exception as exc:  # an unreleased reservation only makes the budget stricter
-        log.warning("could not release a budget reservation: %s", exc)
+        logger.warning("could not release a budget reservation", extra={"error": str(exc)})
 
 
 def generate_once(task: GenerationTask, *, guard: GenerationGuard, store: BuildStore, tally: RunTally | None = None,
