@@ -226,7 +226,8 @@ def _variants(seed: int, count: int = 60) -> list[str]:
     return critiques
 
 
-def test_lsh_finds_the_same_pairs_as_comparing_every_signature():
+def test_lsh_finds_the_same_candidates_as_comparing_every_signature_and_keeps_only_exact_matches():
+    from coach.domain.finetune_data import jaccard, shingles
     from coach.domain.near_duplicates import critique_signature, estimate_similarity
 
     critiques = _variants(3)
@@ -238,8 +239,14 @@ def test_lsh_finds_the_same_pairs_as_comparing_every_signature():
     for i, signature in enumerate(signatures):
         if all(estimate_similarity(signature, signatures[k]) < 0.7 for k in kept):
             kept.append(i)
-    assert result.kept == [f"s{i:02}" for i in kept]
+    candidates = {f"s{i:02}" for i in range(len(critiques)) if i not in kept}
+    by_id = {item.story_id: item.critique for item in items}
     assert 0 < len(result.removed) < 60
+    # Every removal was a candidate, and is confirmed by the exact similarity; the others were not confirmed.
+    assert {d.story_id for d in result.removed} <= candidates
+    for duplicate in result.removed:
+        exact = jaccard(shingles(by_id[duplicate.story_id]), shingles(by_id[duplicate.duplicate_of]))
+        assert exact >= 0.7 and duplicate.similarity == round(exact, 4)
 
 
 def test_similarity_is_an_estimate_close_to_the_exact_jaccard():

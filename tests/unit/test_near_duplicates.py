@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from coach.domain.finetune_data import DedupeItem, DuplicateFilter, find_duplicates
+from coach.domain.finetune_data import DedupeItem, DuplicateFilter, confirm_near_duplicates, find_duplicates
 from coach.domain.near_duplicates import (
     SIGNATURE_BYTES,
     NearDuplicateIndex,
@@ -147,11 +147,13 @@ def test_order_does_not_matter_once_the_caller_sorts():
         shuffled = list(items)
         rng.shuffle(shuffled)
         assert find_duplicates(shuffled) == expected
-    # The streaming filter, fed in id order, reaches the same verdicts.
+    # The streaming filter, fed in id order and its candidates confirmed, reaches the same verdicts.
     dedupe = DuplicateFilter()
-    removed = [d for item in sorted(items, key=lambda i: i.story_id)
-               if (d := dedupe.add(item.story_id, story_fingerprint(item.story), critique_signature(item.critique)))]
-    assert removed == expected.removed
+    ordered = sorted(items, key=lambda i: i.story_id)
+    removed = {d.story_id: d for item in ordered
+               if (d := dedupe.add(item.story_id, story_fingerprint(item.story), critique_signature(item.critique)))}
+    confirm_near_duplicates(removed, {i.story_id: i.critique for i in ordered})
+    assert list(removed.values()) == expected.removed
 
 
 def test_the_duplicate_filter_drops_a_repeated_story_before_looking_at_its_critique():

@@ -20,7 +20,14 @@ from typing import Any
 from coach.adapters.storage import BuildStore, build_prefix
 from coach.domain.bedrock_models import BaseModelSpec
 from coach.domain.conversation_format import ConversationFileChecker, chat_line_to_conversation
-from coach.domain.finetune_data import ChatFileChecker, CheckResult, Duplicate, DuplicateFilter, ExampleOverlap
+from coach.domain.finetune_data import (
+    ChatFileChecker,
+    CheckResult,
+    Duplicate,
+    DuplicateFilter,
+    ExampleOverlap,
+    confirm_near_duplicates,
+)
 from coach.domain.legacy_export import to_prompt_completion
 from coach.domain.tokens import TokenCounter
 from coach.pipeline.bedrock_dataset import TRAIN_FILE as BEDROCK_TRAIN
@@ -51,17 +58,24 @@ class DedupePlan:
 
 
 def plan_dedupe(store: BuildStore, shard_keys: list[str], *, threshold: float) -> DedupePlan:
-    plan = DedupePlan()
+    """Which accepted examples stay: a pass over the dedupe keys, then, when MinHash named candidates, a pass
+    that confirms each against the critique it repeats (only those texts are held)."""
+    removed: dict[str, Duplicate] = {}
     duplicates = DuplicateFilter(threshold)
+    order: list[str] = []
     for row in shard_rows(store, shard_keys):
-        if row.get("kind") != "example":
-            continue
-        found = duplicates.add(row["id"], row["fingerprint"], bytes.fromhex(row["signature"]))
-        if found is None:
-            plan.kept.append(row["id"])
-        else:
-            plan.removed[row["id"]] = found
-    return plan
+        if row.get("kind") == "example":
+            order.append(row["id"])
+            found = duplicates.add(row["id"], row["fingerprint"], bytes.fromhex(row["signature"]))
+            if found is not None:
+                removed[row["id"]] = found
+    near = {sid for sid, d in removed.items() if d.reason == "near_duplicate_critique"}
+    if near:
+        wanted = near | {removed[sid].duplicate_of for sid in near}
+        critiques = {row["id"]: row["critique"] for row in shard_rows(store, shard_keys)
+                     if row.get("kind") == "example" and row["id"] in wanted}
+        confirm_near_duplicates(removed, critiques, threshold=threshold)
+    return DedupePlan(kept=[sid for sid in order if sid not in removed], removed=removed)
 
 
 @dataclass
