@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -10,6 +11,7 @@ import boto3
 from coach.domain.records import GenerationTask
 
 SQS_BATCH = 10
+SENDERS = 8  # SendMessageBatch requests in flight at once
 
 
 class StoryQueue:
@@ -18,17 +20,15 @@ class StoryQueue:
         self.sqs = sqs_client or boto3.client("sqs")
 
     def enqueue(self, tasks: Iterable[GenerationTask]) -> int:
-        """Send tasks in batches; a message SQS refuses raises, so no story is silently dropped."""
-        batch: list[GenerationTask] = []
-        sent = 0
-        for task in tasks:
-            batch.append(task)
-            if len(batch) == SQS_BATCH:
-                sent += self._send(batch)
-                batch = []
-        if batch:
-            sent += self._send(batch)
-        return sent
+        """Send tasks in batches of 10, several batches at once (100,000 stories are 10,000 requests: 200 s one
+        after the other, under 30 s eight at a time); a message SQS refuses raises, so no story is silently
+        dropped."""
+        listed = list(tasks)
+        batches = [listed[i:i + SQS_BATCH] for i in range(0, len(listed), SQS_BATCH)]
+        if len(batches) < 2:
+            return sum(self._send(batch) for batch in batches)
+        with ThreadPoolExecutor(max_workers=min(SENDERS, len(batches))) as pool:
+            return sum(pool.map(self._send, batches))
 
     def _send(self, batch: list[GenerationTask]) -> int:
         entries = [
