@@ -17,6 +17,9 @@ builds/{build_id}/report/report.html    the build report: one self-contained pag
 builds/{build_id}/batch/state.json      batch generation: the provider batches and what each holds
 builds/{build_id}/batch/requests/{chunk}.jsonl  one provider batch's requests (Bedrock reads it from here)
 builds/{build_id}/batch/output/{chunk}/ what Bedrock batch inference writes for that batch
+builds/{build_id}/shards/{run}/...      the shard map's output, one shard per batch of stories
+builds/{build_id}/map-results/...       the shard map's ResultWriter files (failed batches, their causes)
+builds/{build_id}/staging/{file}        a dataset file being written and checked
 index/stories/{story_id}                marker: a story already taken by some build (deduplication)
 """
 
@@ -140,6 +143,21 @@ def batch_requests_key(build_id: str, chunk_id: str) -> str:
 
 def batch_output_prefix(build_id: str, chunk_id: str) -> str:
     return f"{build_prefix(build_id)}batch/output/{chunk_id}/"
+
+
+def shards_prefix(build_id: str, run_id: str) -> str:
+    """A run's dataset shards (coach.pipeline.shard): lines, records and summary per batch of stories."""
+    return f"{build_prefix(build_id)}shards/{run_id}/"
+
+
+def map_results_prefix(build_id: str) -> str:
+    """Where the shard map's ResultWriter (or the local map) lists its batches' outcomes."""
+    return f"{build_prefix(build_id)}map-results"
+
+
+def staging_key(build_id: str, name: str) -> str:
+    """A dataset file while it is written and checked; copied to dataset/ only when every check passes."""
+    return f"{build_prefix(build_id)}staging/{name}"
 
 
 def index_key(story_id: str) -> str:

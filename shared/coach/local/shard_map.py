@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from coach.adapters.storage import BuildStore, build_prefix
+from coach.adapters.storage import BuildStore, build_prefix, map_results_prefix
 from coach.errors import CoachError
 
 DEFAULT_BATCH_SIZE = 400  # the template's ShardBatchSize
@@ -35,10 +35,6 @@ def in_process(store: BuildStore, *, max_story_tokens: int) -> ShardCall:
                 "rejected": summary.rejected}
 
     return call
-
-
-def results_prefix(build_id: str) -> str:
-    return f"{build_prefix(build_id)}map-results"
 
 
 def batch_events(store: BuildStore, build_id: str, run_id: str, batch_size: int) -> list[dict[str, Any]]:
@@ -71,7 +67,7 @@ def run_shard_map(build_id: str, run_id: str, *, store: BuildStore, call: ShardC
             else:
                 succeeded.append({**execution, "Status": "SUCCEEDED", "Output": json.dumps(output)})
             break
-    folder = f"{results_prefix(build_id)}/{map_run}"
+    folder = f"{map_results_prefix(build_id)}/{map_run}"
     files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
     for status, executions in (("FAILED", failed), ("SUCCEEDED", succeeded)):
         if executions:

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from coach.adapters.bedrock import bedrock_region
-from coach.adapters.storage import BuildStore, dataset_key, scrape_key
+from coach.adapters.storage import BuildStore, dataset_key, scrape_key, shards_prefix
 from coach.domain.bedrock_models import BaseModelSpec, UnsupportedBaseModel
 from coach.domain.dataset import split_ids
 from coach.domain.finetune_data import (
@@ -58,7 +58,7 @@ from coach.pipeline.dataset_stream import DatasetOptions, DedupePlan, WrittenDat
 from coach.pipeline.map_results import read_map_failures
 from coach.pipeline.report import BuildRecords, publish_report, report_files, save_sample
 from coach.pipeline.scrape import default_model
-from coach.pipeline.shard import ShardSummary, merge_counters, records_key, shards_prefix
+from coach.pipeline.shard import ShardSummary, merge_counters, records_key
 from coach.settings import Settings
 
 DATASET_FILES = ("train.jsonl", "validation.jsonl", "rejected.jsonl", "manifest.json")

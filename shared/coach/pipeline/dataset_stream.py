@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from coach.adapters.storage import BuildStore, build_prefix
+from coach.adapters.storage import BuildStore, staging_key
 from coach.domain.bedrock_models import BaseModelSpec
 from coach.domain.conversation_format import ConversationFileChecker, chat_line_to_conversation
 from coach.domain.finetune_data import (
@@ -35,10 +35,6 @@ from coach.pipeline.bedrock_dataset import VALIDATION_FILE as BEDROCK_VALIDATION
 
 LEGACY_FILES = {"train.jsonl": "train_legacy.jsonl", "validation.jsonl": "validation_legacy.jsonl"}
 BEDROCK_FILES = {"train.jsonl": BEDROCK_TRAIN, "validation.jsonl": BEDROCK_VALIDATION}
-
-
-def staging_key(build_id: str, name: str) -> str:
-    return f"{build_prefix(build_id)}staging/{name}"
 
 
 def shard_rows(store: BuildStore, shard_keys: list[str]) -> Iterator[dict[str, Any]]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from coach.adapters.storage import BuildStore, build_prefix, request_key
+from coach.adapters.storage import BuildStore, build_prefix, request_key, shards_prefix
 from coach.domain.dataset import chat_example
 from coach.domain.finetune_data import story_fingerprint
 from coach.domain.near_duplicates import critique_signature
@@ -39,10 +39,6 @@ from coach.pipeline.validate import current_verdict
 
 DEFAULT_WORKERS = 16
 STORIES_FOLDER = "stories/"
-
-
-def shards_prefix(build_id: str, run_id: str) -> str:
-    return f"{build_prefix(build_id)}shards/{run_id}/"
 
 
 def shard_key(build_id: str, run_id: str, first_story: str) -> str:
