@@ -7,19 +7,16 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from coach import runtime
+from coach.adapters.queue import WAITING, queue_depth
 from coach.pipeline.progress import GenerationPace, check_progress
 from coach.settings import Settings
 
 logger = Logger()
-WAITING = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")
 
 
 def _queue_depth(url: str | None, *names: str) -> int | None:
-    """The sum of the queue's message counts `names` (SQS's approximate attributes); None without a queue."""
-    if not url:
-        return None
-    attrs = runtime.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=list(names))["Attributes"]
-    return sum(int(attrs.get(name, 0)) for name in names)
+    """None without a queue: the lost-message check is then skipped."""
+    return queue_depth(runtime.client("sqs"), url, names) if url else None
 
 
 def _pace(event: dict, cfg: Settings) -> GenerationPace:

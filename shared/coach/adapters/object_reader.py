@@ -9,7 +9,6 @@ from the current position a few times before the error is raised.
 
 from __future__ import annotations
 
-import io
 import os
 from typing import Any
 
@@ -21,6 +20,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
+from coach.adapters.streams import SizedReader
 from coach.errors import CoachError
 
 RESUMES = 3  # broken connections resumed within one read
@@ -31,29 +31,17 @@ class ObjectChangedError(CoachError):
     code = "object_changed"
 
 
-class S3ObjectReader(io.RawIOBase):
+class S3ObjectReader(SizedReader):
     def __init__(self, s3: Any, bucket: str, key: str, *, size: int, etag: str | None) -> None:
-        super().__init__()
+        super().__init__(size)
         self.s3 = s3
         self.bucket = bucket
         self.key = key
-        self.size = size
         self.etag = etag
-        self._pos = 0
         self._body: Any = None
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}[whence]
-        target = base + offset
+        target = self._seek_target(offset, whence)
         if target < 0:
             raise ValueError(f"negative seek position {target}")
         if target != self._pos:

@@ -10,10 +10,10 @@ Upload was created it is cancelled, so no half file is left behind. SDK errors a
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 from typing import Any, BinaryIO
 
+from coach.adapters.streams import SizedReader
 from coach.errors import UpstreamError
 
 PART_MAX_BYTES = 64 * 1024 * 1024  # OpenAI: each Upload part is at most 64 MB
@@ -21,28 +21,17 @@ UPLOAD_MAX_BYTES = 8 * 1024**3  # and an Upload at most 8 GB
 JSONL = "application/jsonl"
 
 
-class Window(io.RawIOBase):
+class Window(SizedReader):
     """Bytes [start, start + length) of a seekable binary reader, as a seekable file of its own."""
 
     def __init__(self, reader: BinaryIO, start: int, length: int) -> None:
-        super().__init__()
+        super().__init__(length)
         self._reader = reader
         self._start = start
         self._length = length
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
-        self._pos = max(0, min(base + offset, self._length))
+        self._pos = max(0, min(self._seek_target(offset, whence), self._length))
         return self._pos
 
     def readinto(self, buffer: Any) -> int:

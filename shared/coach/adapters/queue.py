@@ -11,7 +11,15 @@ import boto3
 from coach.domain.records import GenerationTask
 
 SQS_BATCH = 10
+# Messages still to be handled: visible, received but not deleted, and sent with a delay.
+WAITING = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")
 SENDERS = 8  # SendMessageBatch requests in flight at once
+
+
+def queue_depth(sqs: Any, queue_url: str, names: tuple[str, ...] = WAITING) -> int:
+    """The sum of a queue's approximate message counts `names` (one GetQueueAttributes)."""
+    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(names))["Attributes"]
+    return sum(int(attrs.get(name, 0)) for name in names)
 
 
 class StoryQueue:

@@ -8,11 +8,34 @@ for a finished one. Lines are read one at a time from a buffered binary reader, 
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 from collections.abc import Iterator
 from types import TracebackType
 from typing import BinaryIO, Self
 
 READ_CHUNK = 1024 * 1024  # bytes a reader asks its source for at once
+
+
+class SizedReader(io.RawIOBase):
+    """A seekable raw reader of `size` bytes that keeps its own position; subclasses fill `readinto`."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def _seek_target(self, offset: int, whence: int) -> int:
+        return {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}[whence] + offset
 
 
 class ObjectWriter:

@@ -16,6 +16,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from coach.adapters.queue import queue_depth
 from coach.local.lambda_runtime import invoke
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -101,9 +102,7 @@ class SqsPoller:
 
     def queue_depth(self) -> int:
         with self._sqs_lock:
-            attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+            return queue_depth(self.sqs, self.queue_url)
 
     def _process(self, messages: list[dict[str, Any]]) -> None:
         event = to_sqs_event(messages, self.queue_arn)
