@@ -29,12 +29,10 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     cfg = runtime.settings()
     summary = build_shard(build_id, run_id, story_ids_of(event["Items"], build_id), store=runtime.store(),
                           max_story_tokens=cfg.max_story_tokens)
-    count(metrics, "CritiquesAccepted", summary.examples)
-    count(metrics, "CritiquesRejected", summary.rejected)
+    count(metrics, "CritiquesAccepted", summary.counts.accepted)
+    count(metrics, "CritiquesRejected", summary.counts.rejected)
     count(metrics, "VerdictsJudgedAgain", summary.judged_now)
     for reason, n in summary.validation.get("by_reason", {}).items():
         count(metrics, f"Rejected_{reason}", n)
-    logger.info("shard written", extra={"build_id": build_id, "shard": summary.shard, "stories": summary.stories,
-                                        "examples": summary.examples, "rejected": summary.rejected})
-    return {"shard": summary.shard, "stories": summary.stories, "examples": summary.examples,
-            "rejected": summary.rejected}
+    logger.info("shard written", extra={"build_id": build_id, **summary.output()})
+    return summary.output()

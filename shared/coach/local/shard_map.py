@@ -31,8 +31,7 @@ def in_process(store: BuildStore, *, max_story_tokens: int) -> ShardCall:
         batch = event["BatchInput"]
         summary = build_shard(batch["build_id"], batch["run_id"], story_ids_of(event["Items"], batch["build_id"]),
                               store=store, max_story_tokens=max_story_tokens)
-        return {"shard": summary.shard, "stories": summary.stories, "examples": summary.examples,
-                "rejected": summary.rejected}
+        return summary.output()
 
     return call
 

@@ -158,10 +158,10 @@ def _summaries(store: BuildStore, build_id: str, run_id: str) -> list[ShardSumma
 def refuse_mixed(request: BuildRequest, summaries: list[ShardSummary]) -> dict[str, int]:
     """Generated critiques per `provider/model`; refuses, unless allowed, critiques the build's own provider,
     model and prompt version did not write (a dataset must not silently mix teachers)."""
-    by_model = merge_counters(s.by_model for s in summaries)
+    by_model = merge_counters(s.counts.by_model for s in summaries)
     foreign = merge_counters(s.foreign for s in summaries)
     if foreign and not request.allow_mixed_models:
-        generated = sum(s.generated for s in summaries)
+        generated = sum(s.counts.generated for s in summaries)
         raise MixedModelsError(
             f"{sum(foreign.values())} of {generated} critiques were not written by {request.provider}/"
             f"{default_model(request)} (prompt {PROMPT_VERSION}): "
@@ -254,12 +254,14 @@ def _manifest(request: BuildRequest, scrape: dict[str, Any], summaries: list[Sha
     def total(name: str) -> Any:
         return sum(getattr(s, name) for s in summaries)
 
-    examples = total("examples")
+    def counted(name: str) -> int:
+        return sum(getattr(s.counts, name) for s in summaries)
+
     counts = Counts(
-        stories=total("stories"), decode_errors=int(scrape.get("decode_errors", 0)),
-        skipped=dict(sorted(scrape.get("skipped", {}).items())), generated=total("generated"),
-        generated_now=total("generated_now"), reused=int(scrape.get("reused", 0)), failed=total("failed"),
-        skipped_budget=total("skipped_budget"), accepted=examples, rejected=total("rejected"),
+        stories=counted("stories"), decode_errors=int(scrape.get("decode_errors", 0)),
+        skipped=dict(sorted(scrape.get("skipped", {}).items())), generated=counted("generated"),
+        generated_now=counted("generated_now"), reused=int(scrape.get("reused", 0)), failed=counted("failed"),
+        skipped_budget=counted("skipped_budget"), accepted=counted("accepted"), rejected=counted("rejected"),
         rejected_by_reason=merge_counters(s.validation.get("by_reason", {}) for s in summaries),
         duplicates_removed=len(plan.removed), duplicate_stories=plan.count("duplicate_story"),
         near_duplicate_critiques=plan.count("near_duplicate_critique"),

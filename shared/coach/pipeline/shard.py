@@ -31,7 +31,7 @@ from coach.domain.finetune_data import story_fingerprint
 from coach.domain.near_duplicates import critique_signature
 from coach.domain.pricing import price_table
 from coach.domain.prompt import PROMPT_VERSION
-from coach.domain.records import BuildRequest, GenerationRecord, Story, Verdict
+from coach.domain.records import BuildRequest, Counts, GenerationRecord, Story, Verdict
 from coach.domain.validation.report import build_report
 from coach.errors import InputError
 from coach.pipeline.scrape import default_model
@@ -59,15 +59,10 @@ class ShardSummary(BaseModel):
     build_id: str
     run_id: str
     shard: str
-    stories: int = 0
-    generated: int = 0
-    generated_now: int = 0
-    failed: int = 0
-    skipped_budget: int = 0
-    examples: int = 0
-    rejected: int = 0
+    # The manifest's counts over this batch: stories, generated (and now), failed, skipped, accepted, rejected,
+    # by_model. The assembler adds them up.
+    counts: Counts = Field(default_factory=Counts)
     judged_now: int = 0  # verdicts judged here rather than reused from the generator
-    by_model: dict[str, int] = Field(default_factory=dict)
     foreign: dict[str, int] = Field(default_factory=dict)  # critiques not written by the build's own writer
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -78,6 +73,11 @@ class ShardSummary(BaseModel):
     unpriced_models: list[str] = Field(default_factory=list)
     missing_causes: dict[str, int] = Field(default_factory=dict)  # error codes of stories without a critique
     validation: dict[str, Any] = Field(default_factory=dict)  # build_report of this batch's verdicts
+
+    def output(self) -> dict[str, Any]:
+        """What the map's child returns (and its ResultWriter keeps): the shard and its size."""
+        return {"shard": self.shard, "stories": self.counts.stories, "examples": self.counts.accepted,
+                "rejected": self.counts.rejected}
 
 
 class StoryRows(BaseModel):
@@ -119,7 +119,7 @@ def build_shard(build_id: str, run_id: str, story_ids: list[str], *, store: Buil
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ordered)))) as pool:
         loaded = list(pool.map(lambda sid: _load(store, build_id, sid), ordered))
     key = shard_key(build_id, run_id, ordered[0])
-    summary = ShardSummary(build_id=build_id, run_id=run_id, shard=key, stories=len(ordered))
+    summary = ShardSummary(build_id=build_id, run_id=run_id, shard=key, counts=Counts(stories=len(ordered)))
     lines = [_line(summary, sid, rows, request, run_id, max_story_tokens) for sid, rows in zip(ordered, loaded,
                                                                                                    strict=True)]
     summary.validation = build_report(rows.verdict for rows in loaded if rows.verdict is not None)
@@ -144,25 +144,26 @@ def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
 def _line(summary: ShardSummary, story_id: str, rows: StoryRows, request: BuildRequest, run_id: str,
           max_story_tokens: int) -> dict[str, Any]:
     record, verdict, story = rows.record, rows.verdict, rows.story
+    counts = summary.counts
     if record is None or record.status != "generated":
         if record is not None:
-            setattr(summary, record.status, getattr(summary, record.status) + 1)
+            setattr(counts, record.status, getattr(counts, record.status) + 1)
             if record.error:
                 summary.missing_causes[record.error.code] = summary.missing_causes.get(record.error.code, 0) + 1
         return {"id": story_id, "kind": "none"}
-    summary.generated += 1
-    summary.generated_now += int(record.run_id == run_id)
-    summary.by_model[record.writer] = summary.by_model.get(record.writer, 0) + 1
+    counts.generated += 1
+    counts.generated_now += int(record.run_id == run_id)
+    counts.by_model[record.writer] = counts.by_model.get(record.writer, 0) + 1
     if not record.written_for(request.provider, default_model(request), PROMPT_VERSION):
         writer = f"{record.writer} (prompt {record.prompt_version})"
         summary.foreign[writer] = summary.foreign.get(writer, 0) + 1
     assert verdict is not None  # a generated record always has one (see _load)
     if verdict.accepted and story is not None:
-        summary.examples += 1
+        counts.accepted += 1
         return {"id": story_id, "kind": "example", "fingerprint": story_fingerprint(story.text),
                 "signature": critique_signature(verdict.feedback).hex(), "critique": verdict.feedback,
                 "example": chat_example(story, verdict.feedback, max_story_tokens=max_story_tokens)}
-    summary.rejected += 1
+    counts.rejected += 1
     return {"id": story_id, "kind": "rejected", "row": {
         "id": story_id, "verdict": "rejected", "reasons": verdict.reasons,
         "evidence": [e.model_dump() for e in verdict.evidence], "feedback": record.feedback}}
