@@ -14,6 +14,7 @@ transaction. Items expire with the idempotency records' `expiration` attribute.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any, Literal, Protocol
@@ -134,8 +135,6 @@ class MemoryRunTally:
     """The same tally in one process (the direct local build, whose run lives and dies with the command)."""
 
     def __init__(self) -> None:
-        import threading
-
         self._lock = threading.Lock()
         self._runs: dict[tuple[str, str], TallyCounts] = {}
         self._markers: dict[tuple[str, str, str], str] = {}

@@ -95,8 +95,9 @@ def check_progress(
     progress = _progress(build_id, total, counts, dlq_depth, pace)
     if queue_depth:
         _forget_drain(store, build_id)
-    elif not progress.done and queue_depth == 0 and _drained(store, build_id, run_id, drain_confirm_s, clock):
-        lost, finished = _sweep(store, tally, build_id, run_id, sweep_limit)
+    elif not progress.done and queue_depth == 0 and (
+            marker := _drained(store, build_id, run_id, drain_confirm_s, clock)) is not None:
+        lost, finished = _sweep(store, tally, build_id, run_id, marker, sweep_limit)
         progress = _progress(build_id, total, tally.read(build_id, run_id), dlq_depth, pace)
         progress.lost = lost
         progress.done = progress.done or finished
@@ -112,13 +113,15 @@ def _progress(build_id: str, enqueued: int, counts: Any, dlq_depth: int | None,
     )
 
 
-def _drained(store: BuildStore, build_id: str, run_id: str, confirm_s: float, clock: Callable[[], float]) -> bool:
-    """True once the queue has been seen empty at two checks at least `confirm_s` apart in this run."""
+def _drained(store: BuildStore, build_id: str, run_id: str, confirm_s: float,
+             clock: Callable[[], float]) -> dict[str, Any] | None:
+    """The drain marker once the queue has been seen empty at two checks at least `confirm_s` apart in this
+    run (the sweep keeps its place in it); None before that."""
     marker = store.get_json(progress_key(build_id)) or {}
     if marker.get("run_id") != run_id:
         marker = {"run_id": run_id, "queue_empty_since": clock()}
         store.put_json(progress_key(build_id), marker)
-    return clock() - float(marker["queue_empty_since"]) >= confirm_s
+    return marker if clock() - float(marker["queue_empty_since"]) >= confirm_s else None
 
 
 def _forget_drain(store: BuildStore, build_id: str) -> None:
@@ -127,9 +130,9 @@ def _forget_drain(store: BuildStore, build_id: str) -> None:
         store.put_json(progress_key(build_id), {})
 
 
-def _sweep(store: BuildStore, tally: RunTally, build_id: str, run_id: str, limit: int) -> tuple[int, bool]:
+def _sweep(store: BuildStore, tally: RunTally, build_id: str, run_id: str, marker: dict[str, Any],
+           limit: int) -> tuple[int, bool]:
     """Account for the next `limit` enqueued ids; (stories recorded as lost so far, the sweep is finished)."""
-    marker = store.get_json(progress_key(build_id)) or {}
     scrape = store.get_json(scrape_key(build_id)) or {}
     ids: list[str] = list(scrape.get("enqueued_ids", []))
     start = int(marker.get("swept", 0))
