@@ -337,15 +337,17 @@ def _report_sample(store: BuildStore, build_id: str, shard_keys: list[str], writ
                    counter: TokenCounter, *, total: int) -> BuildRecords:
     """The report's stories: the first REPORT_SAMPLE of the build, whole, from the first shards' record files."""
     went = {row["id"]: row for row in written.sample}
+    waiting = set(went)  # the sample is the first stories in shard order: the first shards hold them all
     loaded = BuildRecords(stories={}, feedback={}, verdicts={}, splits={}, duplicates={}, total=total)
     for shard in shard_keys:
+        if not waiting:
+            break
         for line in store.iter_lines(records_key(shard)):
-            if not line.strip() or (len(loaded.stories) + len(loaded.feedback) and _full(loaded)):
+            row = json.loads(line) if line.strip() else {}
+            story_id = row.get("id")
+            if story_id not in waiting:
                 continue
-            row = json.loads(line)
-            story_id = row["id"]
-            if story_id not in went:
-                continue
+            waiting.discard(story_id)
             if row["story"]:
                 loaded.stories[story_id] = Story.model_validate(row["story"])
             if row["record"]:
@@ -358,14 +360,8 @@ def _report_sample(store: BuildStore, build_id: str, shard_keys: list[str], writ
                                            example_tokens(shard_row["example"]["messages"], counter)[0])
             elif shard_row["went"] == "duplicate":
                 loaded.duplicates[story_id] = {"id": story_id, "verdict": "duplicate"}  # type: ignore[index]
-        if _full(loaded):
-            break
     save_sample(store, build_id, loaded)
     return loaded
-
-
-def _full(loaded: BuildRecords) -> bool:
-    return len(set(loaded.stories) | set(loaded.feedback)) >= REPORT_SAMPLE
 
 
 def _bedrock_spec(request: BuildRequest) -> BaseModelSpec | None:
