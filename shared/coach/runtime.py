@@ -6,7 +6,6 @@ Lambda should not rebuild connections per invocation.
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -17,6 +16,7 @@ from coach.adapters.queue import StoryQueue
 from coach.adapters.secrets import openai_api_key
 from coach.adapters.storage import BuildStore
 from coach.domain.records import GenerationTask
+from coach.once import built_once
 from coach.settings import Settings
 
 if TYPE_CHECKING:  # Powertools idempotency is imported where it is used: only the generator needs it
@@ -31,7 +31,7 @@ def settings() -> Settings:
 CLIENT_POOL = 32
 
 
-@functools.cache
+@built_once
 def client(service: str) -> Any:
     return boto3.client(service, config=Config(max_pool_connections=CLIENT_POOL))
 
@@ -70,14 +70,14 @@ def guard() -> GenerationGuard:
     return _guard(_required("idempotency_table"), client("dynamodb"))
 
 
-@functools.cache
+@built_once
 def _guard(table: str, dynamodb: Any) -> GenerationGuard:
     from coach.adapters.idempotency import GenerationGuard
 
     return GenerationGuard(table, dynamodb)
 
 
-@functools.cache
+@built_once
 def _provider(name: str, model: str | None) -> Any:
     from coach.adapters.completion import make_provider
 
@@ -109,7 +109,7 @@ def openai_client() -> Any:
     return OpenAI(api_key=key, base_url=cfg.openai_base_url, timeout=60.0, max_retries=3)
 
 
-@functools.cache
+@built_once
 def bedrock() -> Any:
     """The Bedrock control-plane client (customization jobs, deployments)."""
     from coach.adapters.bedrock import bedrock_client

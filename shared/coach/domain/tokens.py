@@ -6,11 +6,12 @@ characters per token for English prose) is the fallback and every figure says wh
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from coach.once import built_once
 
 CHARS_PER_TOKEN = 4.0
 DEFAULT_ENCODING = "o200k_base"
@@ -36,7 +37,7 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
 
 
-@functools.cache
+@built_once
 def get_counter(encoding: str = DEFAULT_ENCODING, *, estimate: bool | None = None) -> TokenCounter:
     """The counter for `encoding`, made once per process: tiktoken, or the estimate when `estimate` is True
     or the encoding cannot load. None leaves the choice to the deployment (COACH_TOKENIZER)."""
