@@ -35,7 +35,7 @@ def test_throttled_and_not_ready_bedrock_pays_once_per_story(tmp_path):
         out = tmp_path / "out"
         result = subprocess.run(
             [sys.executable, "-m", "coach", "build", "--source", str(source), "--provider", "bedrock",
-             "--build-id", "bedrock-faults", "--out", str(out), "--concurrency", "6", "--batch-size", "2"],
+             "--build-id", "bedrock-faults", "--out", str(out), "--concurrency", "6"],
             capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
         errors = bedrock.error_counts()
         paid = {number: bedrock.successes_containing(marker(number)) for number in range(STORIES)}

@@ -39,7 +39,7 @@ KEY = "sk-fault-injection"
 BUILD = "fault-injection"
 STORIES = 64
 TIMEOUT_S = 2.5  # latency tops out at 0.3 s: no normal answer may arrive after the client gave up
-CONCURRENCY, BATCH_SIZE = 6, 2
+CONCURRENCY = 6
 
 
 def write_stories(path: Path) -> list[str]:
@@ -74,12 +74,10 @@ def environment(base_url: str) -> dict[str, str]:
     return env
 
 
-def start_build(source: Path, out: Path, base_url: str, concurrency: int = CONCURRENCY,
-                batch_size: int = BATCH_SIZE) -> subprocess.Popen:
+def start_build(source: Path, out: Path, base_url: str, concurrency: int = CONCURRENCY) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "coach", "build", "--source", str(source), "--provider", "openai",
-         "--model", "gpt-4o-mini", "--build-id", BUILD, "--out", str(out), "--concurrency", str(concurrency),
-         "--batch-size", str(batch_size)],
+         "--model", "gpt-4o-mini", "--build-id", BUILD, "--out", str(out), "--concurrency", str(concurrency)],
         cwd=REPO, env=environment(base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=default_sigint)  # the test presses Ctrl-C: the build must not inherit SIGINT ignored
 
@@ -185,7 +183,7 @@ def test_sigterm_stops_a_build_like_ctrl_c_and_the_resume_pays_nothing_twice(tmp
     ids = write_stories(source)
     out = tmp_path / "out"
     with FakeOpenAIServer(api_key=KEY, reply=critique, latency=(0.2, 0.4), seed=12) as server:
-        first = start_build(source, out, server.base_url, concurrency=8, batch_size=1)
+        first = start_build(source, out, server.base_url, concurrency=8)
         wait_for_paid(server, first, 10)
         first.send_signal(signal.SIGTERM)
         _, stderr = first.communicate(timeout=60)
@@ -196,7 +194,7 @@ def test_sigterm_stops_a_build_like_ctrl_c_and_the_resume_pays_nothing_twice(tmp
         kept = {s for s, r in records_on_disk(out).items() if r["status"] == "generated"}
         assert kept and server.total_successes == len(kept)  # nothing paid was lost
 
-        second = start_build(source, out, server.base_url, concurrency=8, batch_size=1)
+        second = start_build(source, out, server.base_url, concurrency=8)
         _, stderr = second.communicate(timeout=120)
         assert second.returncode == 0, stderr
         paid = paid_per_story(server, ids)

@@ -77,12 +77,21 @@ def test_an_s3_source_without_an_endpoint_explains_the_local_emulator(capsys, tm
     (["--wait"], "--wait follows a fine-tuning job: add --fine-tune"),
     (["--fine-tune", "--poll-seconds", "-1"], "--poll-seconds must be more than 0"),
     (["--min-chars", "500", "--max-chars", "100"], "--min-chars"),
+    (["--concurrency", "0"], "--concurrency must be >= 1"),
+    (["--batch-size", "2"], "--batch-size is the SQS batch of the emulated generator: add --emulate-aws"),
+    (["--emulate-aws", "--batch-size", "11"], "--batch-size must be between 1 and 10"),
 ])
 def test_build_options_are_named_as_flags_and_meaningless_ones_refused(capsys, tmp_path, argv, fragment):
     code, err = run(capsys, "build", *argv, "--out", str(tmp_path / "out"))
     assert code == 2
     line = one_error_line(err, "invalid_option")
     assert fragment in line and "budget_usd" not in line and "validation_fraction:" not in line
+
+
+def test_redrive_refuses_a_batch_size_without_the_emulator(capsys, tmp_path):
+    code, err = run(capsys, "redrive", "some-build", "--out", str(tmp_path / "out"), "--batch-size", "3")
+    assert code == 2
+    assert "add --endpoint-url" in one_error_line(err, "invalid_option")
 
 
 def test_validate_given_a_folder_says_it_is_a_folder(capsys, tmp_path):

@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output folder (default: out/<build id>)")
     parser.add_argument("--build-id", help="re-use an id to resume a build (default: derived from the source)")
     parser.add_argument("--concurrency", type=int, default=4, help="critiques requested at once")
-    parser.add_argument("--batch-size", type=int, default=5,
-                        help="SQS messages per generator invocation (--emulate-aws)")
+    parser.add_argument("--batch-size", type=int,
+                        help="with --emulate-aws: SQS messages per generator invocation (default 5)")
     parser.add_argument("--batch", action="store_true",
                         help="generate through the provider's batch API at the batch price (openai, bedrock)")
     parser.add_argument("--batch-resubmits", type=int, default=2,
@@ -91,8 +91,22 @@ def check_option_pairs(args: argparse.Namespace) -> None:
         raise InputError("--wait follows a fine-tuning job: add --fine-tune", code="invalid_option")
     if args.poll_seconds <= 0:
         raise InputError("--poll-seconds must be more than 0", code="invalid_option")
-    if args.concurrency < 1 or args.batch_size < 1 or args.batch_size > 10:
-        raise InputError("--concurrency must be >= 1 and --batch-size between 1 and 10", code="invalid_option")
+    check_worker_options(args.concurrency, args.batch_size, emulated=args.emulate_aws or bool(args.endpoint_url))
+
+
+def check_worker_options(concurrency: int, batch_size: int | None, *, emulated: bool,
+                         emulator_flag: str = "--emulate-aws") -> None:
+    if concurrency < 1:
+        raise InputError("--concurrency must be >= 1", code="invalid_option")
+    if batch_size is None:
+        return
+    if not emulated:
+        # The direct build has no SQS batches: each of its --concurrency workers takes one story at a time.
+        raise InputError(f"--batch-size is the SQS batch of the emulated generator: add {emulator_flag}, or "
+                         "leave it out (the direct build runs --concurrency calls at once)", code="invalid_option")
+    if not 1 <= batch_size <= 10:
+        raise InputError("--batch-size must be between 1 and 10 (SQS's limit for a Lambda batch)",
+                         code="invalid_option")
 
 
 def source_spec(args: argparse.Namespace) -> SourceSpec:
@@ -167,7 +181,7 @@ def usable_folder(flag: str, folder: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coach.local.build import LocalBuildOptions, run_local_build, summary_table
+    from coach.local.build import SQS_BATCH_SIZE, LocalBuildOptions, run_local_build, summary_table
 
     check_option_pairs(args)
     request = request_from_args(args)
@@ -178,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
             usable_folder(flag, folder)
     result = run_local_build(LocalBuildOptions(
         request=request, out=out, state_dir=args.state_dir, endpoint_url=args.endpoint_url,
-        concurrency=args.concurrency, batch_size=args.batch_size, verbose=args.verbose,
+        concurrency=args.concurrency, batch_size=args.batch_size or SQS_BATCH_SIZE, verbose=args.verbose,
         emulate_aws=args.emulate_aws, wait_for_fine_tune=args.wait, fine_tune_poll_s=args.poll_seconds,
         batch_poll_s=args.batch_poll_seconds,
     ))

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from coach.adapters.storage import feedback_key, request_key
+from coach.cli.build_cmd import check_worker_options
 from coach.domain.records import GenerationRecord
 from coach.errors import InputError
 
@@ -39,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", dest="list_only",
                         help="only list the dead-lettered stories and their causes")
     parser.add_argument("--concurrency", type=int, default=4, help="generator invocations at once")
-    parser.add_argument("--batch-size", type=int, default=5, help="SQS messages per generator invocation")
+    parser.add_argument("--batch-size", type=int,
+                        help="with --endpoint-url: SQS messages per generator invocation (default 5)")
     parser.add_argument("--verbose", action="store_true", help="show the handlers' logs")
 
 
@@ -123,9 +125,8 @@ def _print_dead_letters(build_id: str, records: list[GenerationRecord]) -> None:
 def run(args: argparse.Namespace) -> int:
     from coach.domain.records import BuildRequest
 
-    if args.concurrency < 1 or not 1 <= args.batch_size <= 10:
-        raise InputError("--concurrency must be >= 1 and --batch-size between 1 and 10",
-                         code="invalid_option")
+    check_worker_options(args.concurrency, args.batch_size, emulated=bool(args.endpoint_url),
+                         emulator_flag="--endpoint-url")
     out = args.out or Path("out") / args.build_id
     state = args.state_dir or out / ".state"
     stack = None
@@ -148,12 +149,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     sys.stdout.flush()
 
-    from coach.local.build import LocalBuildOptions, run_local_build, summary_table
+    from coach.local.build import SQS_BATCH_SIZE, LocalBuildOptions, run_local_build, summary_table
 
     request = BuildRequest.model_validate(raw_request)
     result = run_local_build(LocalBuildOptions(
         request=request, out=out, state_dir=args.state_dir, endpoint_url=args.endpoint_url,
-        concurrency=args.concurrency, batch_size=args.batch_size, verbose=args.verbose,
+        concurrency=args.concurrency, batch_size=args.batch_size or SQS_BATCH_SIZE, verbose=args.verbose,
     ))
     print(summary_table(result))
     retried = {record.story_id for record in dead}

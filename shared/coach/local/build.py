@@ -58,13 +58,17 @@ OPTIONAL_FILES = ("train.bedrock.jsonl", "validation.bedrock.jsonl", "train_lega
                   "fine-tune/metrics.json", "fine-tune/step_metrics.csv")
 
 
+# Messages per generator invocation on the emulated path, as the template's SQS event source sends them.
+SQS_BATCH_SIZE = 5
+
+
 class LocalBuildOptions(BaseModel):
     request: BuildRequest
     out: Path
     state_dir: Path | None = None
     endpoint_url: str | None = None
     concurrency: int = 4
-    batch_size: int = 5
+    batch_size: int = SQS_BATCH_SIZE
     generation_timeout_s: float = 3_600
     wait_for_fine_tune: bool = False
     fine_tune_poll_s: float = 30.0
