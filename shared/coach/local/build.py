@@ -36,6 +36,7 @@ from coach.errors import CoachError, ConfigError, InputError
 from coach.local import mirror
 from coach.local.dir_store import DirectoryStore
 from coach.local.emulator import LocalStack, start_local_stack
+from coach.local.file_lock import state_folder_lock
 from coach.local.lambda_runtime import invoke
 from coach.local.poller import SqsPoller
 from coach.local.report_out import write_report_files
@@ -329,22 +330,23 @@ def run_local_build(options: LocalBuildOptions, *, stream: TextIO | None = None)
 
     build_id = options.request.build_id
     check_provider(options.request)  # before anything is written: a build that cannot start leaves no state
-    build_index.mark_running(options.state, build_id)
-    ended = "interrupted (re-run to resume)"
-    try:
-        if needs_emulated_aws(options) is None:
-            from coach.local.direct_build import run_direct_build
+    with state_folder_lock(options.state):
+        build_index.mark_running(options.state, build_id)
+        ended = "interrupted (re-run to resume)"
+        try:
+            if needs_emulated_aws(options) is None:
+                from coach.local.direct_build import run_direct_build
 
-            result = run_direct_build(options, stream=stream)
-        else:
-            result = run_emulated_build(options, stream=stream)
-        ended = "complete" if result.generation_complete else "incomplete (re-run to resume)"
-        return result
-    except CoachError:
-        ended = "failed"  # the manifest says at which step and why
-        raise
-    finally:
-        build_index.mark_ended(options.state, build_id, ended)
+                result = run_direct_build(options, stream=stream)
+            else:
+                result = run_emulated_build(options, stream=stream)
+            ended = "complete" if result.generation_complete else "incomplete (re-run to resume)"
+            return result
+        except CoachError:
+            ended = "failed"  # the manifest says at which step and why
+            raise
+        finally:
+            build_index.mark_ended(options.state, build_id, ended)
 
 
 def run_emulated_build(options: LocalBuildOptions, *, stream: TextIO | None = None) -> LocalBuildResult:

@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from coach.local.dir_store import write_atomically
+from coach.local.file_lock import held
 from coach.settings import DEFAULT_MODEL_PARAMETER
 
 DEFAULT_PATH = Path(".coach") / "registry.json"
@@ -58,7 +59,7 @@ class ParameterFile:
 
     def put_parameter(self, Name: str, Value: str, Description: str = "", Overwrite: bool = False,
                       **_: Any) -> dict[str, Any]:
-        with self._lock:
+        with self._lock, held(self.path.with_name(self.path.name + ".lock")):  # other processes publish too
             parameters = self._load()
             versions = parameters.setdefault(Name, [])
             if versions and not Overwrite:
