@@ -78,22 +78,25 @@ def _guard(table: str, dynamodb: Any) -> GenerationGuard:
 
 
 @built_once
-def _provider(name: str, model: str | None) -> Any:
+def _provider(name: str, model: str | None, pool: int | None) -> Any:
     from coach.adapters.completion import make_provider
 
     cfg = settings()
     key = openai_api_key(cfg.openai_secret, cfg.openai_api_key) if name == "openai" else None
     return make_provider(name, model, api_key=key, base_url=cfg.openai_base_url, timeout=cfg.completion_timeout,
-                         pool=cfg.http_pool)
+                         pool=pool or cfg.http_pool)
 
 
 def provider_for_task(task: GenerationTask) -> Any:
-    return _provider(task.provider, task.model)
+    return _provider(task.provider, task.model, None)
 
 
-def provider(name: str, model: str | None) -> Any:
-    """A completion provider by name and model, built once per process (keys read through Parameters)."""
-    return _provider(name, model)
+def provider(name: str, model: str | None, *, pool: int | None = None) -> Any:
+    """A completion provider by name and model, built once per process (keys read through Parameters).
+
+    `pool`: connections to keep (COACH_HTTP_POOL when not given), one for each call that may be in flight.
+    """
+    return _provider(name, model, pool)
 
 
 def openai_client() -> Any:

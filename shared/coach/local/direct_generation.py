@@ -13,9 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from coach import runtime
 from coach.adapters.idempotency import GenerationInProgressError
+from coach.domain.records import GenerationTask
 from coach.errors import UpstreamError
 from coach.local.direct_steps import DirectAdapters
 from coach.local.memory_queue import Delivery
@@ -41,9 +43,10 @@ class GenerationStats:
 
 class DirectGenerator:
     def __init__(self, adapters: DirectAdapters, *, concurrency: int = 4,
-                 retry_delay_s: float = RETRY_DELAY_S) -> None:
+                 retry_delay_s: float = RETRY_DELAY_S, pool: int | None = None) -> None:
         self.a = adapters
         self.concurrency = max(1, concurrency)
+        self.pool = pool  # the provider's connections; None: the COACH_HTTP_POOL setting
         self.retry_delay_s = retry_delay_s
         self.stats = GenerationStats()
         self._stop = threading.Event()
@@ -54,7 +57,7 @@ class DirectGenerator:
         try:
             generate_once(
                 task, guard=self.a.guard, store=self.a.store, tally=self.a.tally,  # type: ignore[arg-type]
-                provider_factory=runtime.provider_for_task, receive_count=delivery.receive_count,
+                provider_factory=self._provider, receive_count=delivery.receive_count,
                 max_receives=self.a.queue.max_receive_count, max_story_tokens=cfg.max_story_tokens,
                 max_feedback_tokens=cfg.max_feedback_tokens,
                 ledger=self.a.ledger if task.budget_usd is not None else None,  # type: ignore[arg-type]
@@ -70,6 +73,9 @@ class DirectGenerator:
             return
         self.a.queue.delete(delivery.receipt_handle)
         self.stats.add(failed=False)
+
+    def _provider(self, task: GenerationTask) -> Any:
+        return runtime.provider(task.provider, task.model, pool=self.pool)
 
     def _worker(self) -> None:
         while not self._stop.is_set():
