@@ -92,6 +92,27 @@ def dataset_key(build_id: str, name: str) -> str:
     return f"{build_prefix(build_id)}dataset/{name}"
 
 
+def fine_tune_events_key(build_id: str) -> str:
+    return dataset_key(build_id, "fine-tune/events.jsonl")
+
+
+def fine_tune_metrics_key(build_id: str) -> str:
+    return dataset_key(build_id, "fine-tune/metrics.json")
+
+
+def fine_tune_step_metrics_key(build_id: str) -> str:
+    return dataset_key(build_id, "fine-tune/step_metrics.csv")
+
+
+def fine_tune_validation_metrics_key(build_id: str) -> str:
+    return dataset_key(build_id, "fine-tune/validation_metrics.csv")
+
+
+def fine_tune_output_prefix(build_id: str) -> str:
+    """Where a Bedrock customization job writes its own output (metrics files)."""
+    return f"{build_prefix(build_id)}fine-tune-output/"
+
+
 def model_slug(model: str) -> str:
     """A model id as one safe key segment ("ft:gpt-4o-mini:acme::x1" has colons); distinct ids stay distinct."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_.") or "model"

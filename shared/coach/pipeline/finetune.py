@@ -25,7 +25,14 @@ from pydantic import BaseModel, Field
 from coach.adapters.model_registry import ModelRegistry, PublishedModel
 from coach.adapters.openai_files import PART_MAX_BYTES, UPLOAD_MAX_BYTES, upload_jsonl
 from coach.adapters.openai_models import shutdown_date
-from coach.adapters.storage import BuildStore, ObjectMissingError, dataset_key
+from coach.adapters.storage import (
+    BuildStore,
+    ObjectMissingError,
+    dataset_key,
+    fine_tune_events_key,
+    fine_tune_metrics_key,
+    fine_tune_step_metrics_key,
+)
 from coach.domain.dataset_scan import FileScan, scan_jsonl
 from coach.domain.finetune_data import training_cost_usd
 from coach.domain.prompt import COMPACT_PROMPT_VERSION
@@ -57,18 +64,6 @@ TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 # States newer than this code (e.g. a paused job) keep the state machine waiting; the raw state is reported.
 _WAITING = "running"
 UPLOADED_FILES = ("train.jsonl", "validation.jsonl")
-
-
-def events_key(build_id: str) -> str:
-    return dataset_key(build_id, "fine-tune/events.jsonl")
-
-
-def metrics_key(build_id: str) -> str:
-    return dataset_key(build_id, "fine-tune/metrics.json")
-
-
-def step_metrics_key(build_id: str) -> str:
-    return dataset_key(build_id, "fine-tune/step_metrics.csv")
 
 
 class StartResult(BaseModel):
@@ -370,7 +365,8 @@ def _keep_job_record(job: Any, client: Any, store: BuildStore, build_id: str) ->
               _call("reading fine-tuning events", client.fine_tuning.jobs.list_events, job.id, limit=100)]
     events.reverse()  # the API lists newest first; events of one second keep their order when sorted
     events.sort(key=lambda e: (e.get("created_at") or 0))
-    store.put_text(events_key(build_id), "".join(json.dumps(e) + "\n" for e in events), "application/x-ndjson")
+    store.put_text(fine_tune_events_key(build_id), "".join(json.dumps(e) + "\n" for e in events),
+                   "application/x-ndjson")
     checkpoints: list[dict[str, Any]] = []
     if job.status == "succeeded":
         checkpoints = [c.model_dump(mode="json") for c in _call(
@@ -378,14 +374,14 @@ def _keep_job_record(job: Any, client: Any, store: BuildStore, build_id: str) ->
     step_csv = ""
     for file_id in (getattr(job, "result_files", None) or [])[:1]:
         step_csv = _call("reading the job's result file", client.files.content, file_id).text
-        store.put_text(step_metrics_key(build_id), step_csv, "text/csv")
+        store.put_text(fine_tune_step_metrics_key(build_id), step_csv, "text/csv")
     metrics = _final_metrics(checkpoints, step_csv)
-    store.put_text(metrics_key(build_id), json.dumps({
+    store.put_text(fine_tune_metrics_key(build_id), json.dumps({
         "job_id": job.id, "status": job.status, "fine_tuned_model": job.fine_tuned_model,
         "trained_tokens": job.trained_tokens, "final_metrics": metrics, "checkpoints": checkpoints,
         "result_files": list(getattr(job, "result_files", None) or []),
     }, indent=2))
-    return events_key(build_id), metrics
+    return fine_tune_events_key(build_id), metrics
 
 
 def status(job_id: str, *, client_factory: ClientFactory, store: BuildStore | None = None,

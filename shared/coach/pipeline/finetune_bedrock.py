@@ -23,7 +23,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from coach.adapters.bedrock import client_error
-from coach.adapters.storage import BuildStore, build_prefix, dataset_key
+from coach.adapters.storage import (
+    BuildStore,
+    dataset_key,
+    fine_tune_metrics_key,
+    fine_tune_output_prefix,
+    fine_tune_step_metrics_key,
+    fine_tune_validation_metrics_key,
+)
 from coach.domain.bedrock_models import UnsupportedBaseModel, base_model_spec, warmup_steps
 from coach.domain.conversation_format import check_conversation_jsonl
 from coach.domain.finetune_data import CheckResult
@@ -38,10 +45,8 @@ from coach.pipeline.finetune import (
     JobStatus,
     StartResult,
     _update_manifest,
-    metrics_key,
     publish,
     skip_reason,
-    step_metrics_key,
 )
 from coach.pipeline.report import publish_report
 
@@ -54,14 +59,6 @@ DEPLOYMENT_STATES = {"Creating": "deploying", "Active": "succeeded", "Failed": "
 # Metrics files a customization job writes under its output prefix (the names AWS documents).
 TRAINING_METRICS = "step_wise_training_metrics.csv"
 VALIDATION_METRICS = "validation_metrics.csv"
-
-
-def output_prefix(build_id: str) -> str:
-    return f"{build_prefix(build_id)}fine-tune-output/"
-
-
-def validation_metrics_key(build_id: str) -> str:
-    return dataset_key(build_id, "fine-tune/validation_metrics.csv")
 
 
 def _name(build_id: str, attempt: int) -> str:
@@ -139,7 +136,7 @@ def start(request: BuildRequest, *, store: BuildStore, bedrock: Any, bucket: str
     options = request.fine_tune
     spec = base_model_spec(options.base_model, region)
     attempt, existing = _existing_job(bedrock, build_id)
-    output_uri = f"s3://{bucket}/{output_prefix(build_id)}"
+    output_uri = f"s3://{bucket}/{fine_tune_output_prefix(build_id)}"
     if existing is not None:
         job_arn = existing["jobArn"]
         state = JOB_STATES.get(existing["status"], "running")
@@ -178,14 +175,14 @@ def start(request: BuildRequest, *, store: BuildStore, bedrock: Any, bucket: str
 def _keep_metrics(store: BuildStore, build_id: str) -> dict[str, float]:
     """Copy the job's metrics files next to the dataset; the last training and validation loss."""
     found: dict[str, str] = {}
-    for key in store.list_keys(output_prefix(build_id)):
+    for key in store.list_keys(fine_tune_output_prefix(build_id)):
         for name in (TRAINING_METRICS, VALIDATION_METRICS):
             if key.endswith(name):
                 found[name] = store.get_text(key) or ""
     metrics: dict[str, float] = {}
-    for name, key, loss, label in ((TRAINING_METRICS, step_metrics_key(build_id), "training_loss", "train_loss"),
-                                   (VALIDATION_METRICS, validation_metrics_key(build_id), "validation_loss",
-                                    "valid_loss")):
+    kept = ((TRAINING_METRICS, fine_tune_step_metrics_key(build_id), "training_loss", "train_loss"),
+            (VALIDATION_METRICS, fine_tune_validation_metrics_key(build_id), "validation_loss", "valid_loss"))
+    for name, key, loss, label in kept:
         text = found.get(name, "")
         if not text.strip():
             continue
@@ -215,12 +212,12 @@ def job_status(job_id: str, *, store: BuildStore | None, bedrock: Any, build_id:
         return result
     if mapped in ("trained", "failed", "cancelled"):
         result.metrics = _keep_metrics(store, build_id)
-        store.put_text(metrics_key(build_id), json.dumps({
+        store.put_text(fine_tune_metrics_key(build_id), json.dumps({
             "job_arn": result.job_id, "status": raw, "custom_model_arn": result.custom_model_arn,
             "failure_message": job.get("failureMessage"), "final_metrics": result.metrics,
             "hyper_parameters": job.get("hyperParameters"),
         }, indent=2))
-        result.events_key = metrics_key(build_id)
+        result.events_key = fine_tune_metrics_key(build_id)
     _update_manifest(store, build_id, status="deploying" if mapped == "trained" else mapped, error=error,
                      custom_model_arn=result.custom_model_arn, metrics=result.metrics,
                      events_key=result.events_key)

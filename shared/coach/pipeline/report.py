@@ -13,7 +13,17 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
-from coach.adapters.storage import BuildStore, card_key, dataset_key, report_key, request_key, scrape_key
+from coach.adapters.storage import (
+    BuildStore,
+    card_key,
+    dataset_key,
+    fine_tune_metrics_key,
+    fine_tune_step_metrics_key,
+    fine_tune_validation_metrics_key,
+    report_key,
+    request_key,
+    scrape_key,
+)
 from coach.domain.finetune_data import encoding_for_model, example_tokens
 from coach.domain.prompt import PROMPT_VERSION
 from coach.domain.records import BuildManifest, BuildRequest, Counts, GenerationRecord, Story, Verdict
@@ -180,14 +190,12 @@ def collect(store: BuildStore, build_id: str, *, manifest: BuildManifest | None 
         problem = problem or "the build stopped before its dataset was assembled: no dataset files exist"
     elif stored.failure is not None and stored.failure.step != "fine-tune" and not problem:
         problem = stored.failure.message  # the manifest of a build refused before its dataset was written
-    from coach.pipeline.finetune import metrics_key, step_metrics_key  # here: finetune calls this module
-    from coach.pipeline.finetune_bedrock import validation_metrics_key
 
-    steps = parse_step_metrics(store.get_text(step_metrics_key(build_id)) or "",
-                               store.get_text(validation_metrics_key(build_id)) or "")
+    steps = parse_step_metrics(store.get_text(fine_tune_step_metrics_key(build_id)) or "",
+                               store.get_text(fine_tune_validation_metrics_key(build_id)) or "")
     steps_from = "result file"
     if not steps:
-        steps, steps_from = checkpoint_metrics(store.get_json(metrics_key(build_id))), "checkpoints"
+        steps, steps_from = checkpoint_metrics(store.get_json(fine_tune_metrics_key(build_id))), "checkpoints"
     return ReportInput(
         manifest=stored, examples=views, step_metrics=steps, step_metrics_from=steps_from,
         evaluation=eval_scores(stored),
