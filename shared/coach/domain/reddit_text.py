@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 
 SCENE_BREAK = "* * *"
 
@@ -115,6 +116,145 @@ def _finish(line: str) -> str:
     return _SPACES.sub(" ", line).strip()
 
 
+class _Paragraphs:
+    """The paragraphs of a reply as a reader sees them rendered, each a list of its own lines."""
+
+    def __init__(self) -> None:
+        self.done: list[list[str]] = []
+        self.current: list[str] = []
+        self.hard_break = True  # the next line starts a new line rather than continuing the last one
+        self.in_fence = False
+
+    def close(self) -> None:
+        if self.current:
+            self.done.append(self.current)
+        self.current = []
+        self.hard_break = True
+
+    def add(self, line: str, *, own_line: bool, breaks_after: bool) -> None:
+        if self.current and not (self.hard_break or own_line):
+            self.current[-1] = f"{self.current[-1]} {line}"
+        else:
+            self.current.append(line)
+        self.hard_break = breaks_after or own_line
+
+    def add_block(self, line: str) -> None:
+        """A paragraph of one line (a scene break, a heading), apart from the text around it."""
+        self.close()
+        self.done.append([line])
+
+
+def _fenced_line(paragraphs: _Paragraphs, raw: str) -> bool:
+    """A code fence or a line inside one (kept literally, on its own line); False for any other line."""
+    if _FENCE.match(raw):
+        paragraphs.in_fence = not paragraphs.in_fence
+        paragraphs.close()
+        return True
+    if paragraphs.in_fence and raw.strip():
+        paragraphs.add(_park_all(raw.strip()), own_line=True, breaks_after=True)
+    return paragraphs.in_fence
+
+
+def _without_hard_break(raw: str) -> tuple[str, bool]:
+    """The line without trailing spaces or a hard-break backslash, and whether it ended in a hard break."""
+    ends_hard = raw.endswith(("  ", "\\")) and raw.strip() not in ("", "\\")
+    line = raw.rstrip()
+    if ends_hard and line.endswith("\\"):
+        line = line[:-1].rstrip()
+    return line, ends_hard
+
+
+# Lines that are not text of a paragraph. Each takes a line and returns True when it dealt with it;
+# they are tried in this order.
+
+def _blank_line(paragraphs: _Paragraphs, line: str) -> bool:
+    # Blank, or only entities such as &nbsp; / &#x200B; that writers use as spacer lines.
+    if line.strip() and _finish(line):
+        return False
+    paragraphs.close()
+    return True
+
+
+def _scene_break(paragraphs: _Paragraphs, line: str) -> bool:
+    # Also "text\n---", which markdown would call a heading: writers mean a scene break.
+    if not _RULE.match(line):
+        return False
+    paragraphs.add_block(SCENE_BREAK)
+    return True
+
+
+def _setext_underline(paragraphs: _Paragraphs, line: str) -> bool:
+    if not (_SETEXT_UNDERLINE.match(line) and paragraphs.current):
+        return False
+    paragraphs.close()  # "Title\n=====": the line above was a heading
+    return True
+
+
+def _invisible_line(paragraphs: _Paragraphs, line: str) -> bool:
+    """A reference-link definition or a table's rule: a reader does not see either."""
+    return bool(_REF_DEFINITION.match(line) or (_TABLE_RULE.match(line) and "|" in line))
+
+
+def _atx_heading(paragraphs: _Paragraphs, line: str) -> bool:
+    heading = _ATX.match(line)
+    if not heading:
+        return False
+    if heading.group(1).strip():
+        paragraphs.add_block(heading.group(1))
+    else:
+        paragraphs.close()
+    return True
+
+
+_NON_TEXT_LINES: tuple[Callable[[_Paragraphs, str], bool], ...] = (
+    _blank_line, _scene_break, _setext_underline, _invisible_line, _atx_heading,
+)
+
+
+def _unquoted(line: str) -> tuple[str, bool]:
+    """The line without its quote markers (">", "> >"), and whether it had any."""
+    quoted = False
+    while _QUOTE.match(line):
+        line = _QUOTE.sub("", line, count=1)
+        quoted = True
+    return line, quoted
+
+
+def _list_item(line: str) -> tuple[str, bool]:
+    """The line without a bullet (a number stays), and whether it is a list item, which keeps its own line."""
+    if _BULLET.match(line):
+        return _BULLET.sub("", line, count=1), True
+    return line, bool(_NUMBERED.match(line))
+
+
+def _text_line(paragraphs: _Paragraphs, line: str, *, ends_hard: bool) -> None:
+    line, quoted = _unquoted(line)
+    if quoted and not line.strip():
+        paragraphs.close()
+        return
+    line, own_line = _list_item(line)
+    paragraphs.add(line.strip(), own_line=own_line, breaks_after=ends_hard or own_line)
+
+
+def _read_line(paragraphs: _Paragraphs, raw: str) -> None:
+    if _fenced_line(paragraphs, raw):
+        return
+    line, ends_hard = _without_hard_break(raw)
+    if not any(handle(paragraphs, line) for handle in _NON_TEXT_LINES):
+        _text_line(paragraphs, line, ends_hard=ends_hard)
+
+
+def _plain_paragraphs(paragraphs: list[list[str]]) -> list[str]:
+    """Each paragraph's lines without inline markup, joined; paragraphs left empty are dropped."""
+    out: list[str] = []
+    for para in paragraphs:
+        lines = [_finish(_inline(_park_escapes(line))) for line in para]
+        body = "\n".join(line for line in lines if line)
+        if body:
+            out.append(body)
+    return out
+
+
 def markdown_to_plain(markdown: str) -> str:
     """Reddit markdown (raw or entity-escaped) to plain paragraphs separated by one blank line.
 
@@ -122,83 +262,11 @@ def markdown_to_plain(markdown: str) -> str:
     renders them); hard breaks (two trailing spaces or a backslash), list items and quoted lines keep
     their own line.
     """
-    text = normalise_newlines(markdown)
-    paragraphs: list[list[str]] = []
-    current: list[str] = []
-    hard_break = True  # the next line starts a new line rather than continuing the last one
-    in_fence = False
-
-    def close() -> None:
-        nonlocal current, hard_break
-        if current:
-            paragraphs.append(current)
-        current = []
-        hard_break = True
-
-    def add(line: str, *, own_line: bool, breaks_after: bool) -> None:
-        nonlocal hard_break
-        if current and not (hard_break or own_line):
-            current[-1] = f"{current[-1]} {line}"
-        else:
-            current.append(line)
-        hard_break = breaks_after or own_line
-
-    for raw in text.split("\n"):
-        if _FENCE.match(raw):
-            in_fence = not in_fence
-            close()
-            continue
-        if in_fence:
-            if raw.strip():
-                add(_park_all(raw.strip()), own_line=True, breaks_after=True)
-            continue
-        ends_hard = raw.endswith(("  ", "\\")) and raw.strip() not in ("", "\\")
-        line = raw.rstrip()
-        if ends_hard and line.endswith("\\"):
-            line = line[:-1].rstrip()
-        if not line.strip() or not _finish(line):
-            # Blank, or only entities such as &nbsp; / &#x200B; that writers use as spacer lines.
-            close()
-            continue
-        if _RULE.match(line):
-            # Also "text\n---", which markdown would call a heading: writers mean a scene break.
-            close()
-            paragraphs.append([SCENE_BREAK])
-            continue
-        if _SETEXT_UNDERLINE.match(line) and current:
-            close()  # "Title\n=====": the line above was a heading
-            continue
-        if _REF_DEFINITION.match(line) or (_TABLE_RULE.match(line) and "|" in line):
-            continue
-        heading = _ATX.match(line)
-        if heading:
-            close()
-            if heading.group(1).strip():
-                paragraphs.append([heading.group(1)])
-            continue
-        quoted = False
-        while _QUOTE.match(line):
-            line = _QUOTE.sub("", line, count=1)
-            quoted = True
-        if quoted and not line.strip():
-            close()
-            continue
-        own_line = False
-        if _BULLET.match(line):
-            line = _BULLET.sub("", line, count=1)
-            own_line = True
-        elif _NUMBERED.match(line):
-            own_line = True
-        add(line.strip(), own_line=own_line, breaks_after=ends_hard or own_line)
-    close()
-
-    out: list[str] = []
-    for para in paragraphs:
-        lines = [_finish(_inline(_park_escapes(line))) for line in para]
-        body = "\n".join(line for line in lines if line)
-        if body:
-            out.append(body)
-    return _collapse_scene_breaks(out)
+    paragraphs = _Paragraphs()
+    for raw in normalise_newlines(markdown).split("\n"):
+        _read_line(paragraphs, raw)
+    paragraphs.close()
+    return _collapse_scene_breaks(_plain_paragraphs(paragraphs.done))
 
 
 def _collapse_scene_breaks(paragraphs: list[str]) -> str:

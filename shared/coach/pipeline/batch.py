@@ -22,7 +22,7 @@ Money and integrity:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, Field
@@ -42,7 +42,7 @@ from coach.domain.prompt import (
     PROMPT_VERSION,
     build_messages,
 )
-from coach.domain.records import BuildRequest, ErrorInfo, GenerationRecord, GenerationTask, utc_now
+from coach.domain.records import BuildRequest, ErrorInfo, GenerationRecord, GenerationTask, Story, utc_now
 from coach.domain.tokens import count_chat_tokens, get_counter
 from coach.errors import CoachError
 from coach.pipeline.scrape import default_model
@@ -206,19 +206,37 @@ def _fall_back(ctx: BatchContext, state: BatchState, story_ids: list[str], step:
         step.failed += 1
 
 
-def submit(ctx: BatchContext) -> BatchStep:
-    """Resume the open batches, or put every story still without a critique into new ones."""
-    state = ctx.load()
-    step = _step(ctx, state)
-    step.resumed = sum(1 for c in state.chunks if c.open and c.batch_id)
-    for chunk in state.chunks:  # pending: written but not confirmed submitted (a crash, a retried step)
+class _Request(NamedTuple):
+    """One story's line of a batch's request file, and the most it can cost (in nanodollars)."""
+
+    story_id: str
+    line: str
+    worst_nanos: int
+
+
+def _resend_pending(ctx: BatchContext, state: BatchState, step: BatchStep) -> None:
+    """Send the chunks written but not confirmed submitted (a crash, a retried step)."""
+    for chunk in state.chunks:
         if chunk.open and chunk.status == "pending":
             _send(ctx, state, chunk)
             step.submitted += 1
+
+
+def _request(ctx: BatchContext, story_id: str, story: Story, *, estimated_tokens: bool) -> _Request:
+    prompt = build_messages(story.text, story.title, layout="full", max_story_tokens=ctx.max_story_tokens)
+    line = ctx.backend.request_line(ctx.key(story_id), prompt.messages, max_tokens=ctx.max_feedback_tokens,
+                                    stop=[END_MARKER])
+    worst = estimate_call(ctx.model, count_chat_tokens(prompt.messages), ctx.max_feedback_tokens, ctx.prices,
+                          estimated_tokens=estimated_tokens, batch=True)
+    return _Request(story_id, line, worst.nanos)
+
+
+def _new_requests(ctx: BatchContext, state: BatchState, step: BatchStep) -> list[_Request]:
+    """A request for every story still without a critique and in no open batch; a story not stored fails."""
     in_batch = state.open_story_ids()
     wanted = [s for s in ctx.scrape.get("enqueued_ids", [])
               if s not in in_batch and s not in state.fallback and not ctx.has_critique(s)]
-    lines: list[tuple[str, str, int]] = []  # (story id, request line, worst-case nanos)
+    requests: list[_Request] = []
     counter = get_counter()
     for story_id in wanted:
         story = ctx.store.get_story(ctx.build_id, story_id)
@@ -226,47 +244,60 @@ def submit(ctx: BatchContext) -> BatchStep:
             ctx.record(story_id, "failed", "story_missing", f"no stored story {story_id} in build {ctx.build_id}")
             step.failed += 1
             continue
-        prompt = build_messages(story.text, story.title, layout="full", max_story_tokens=ctx.max_story_tokens)
-        line = ctx.backend.request_line(ctx.key(story_id), prompt.messages, max_tokens=ctx.max_feedback_tokens,
-                                        stop=[END_MARKER])
-        worst = estimate_call(ctx.model, count_chat_tokens(prompt.messages), ctx.max_feedback_tokens, ctx.prices,
-                              estimated_tokens=counter.estimated, batch=True)
-        lines.append((story_id, line, worst.nanos))
-    batches, left_over = split_requests([len(line.encode("utf-8")) + 1 for _, line, _ in lines],
-                                        ctx.backend.limits)
+        requests.append(_request(ctx, story_id, story, estimated_tokens=counter.estimated))
+    return requests
+
+
+def _within_budget(ctx: BatchContext, chunk: BatchChunk, rows: list[_Request], step: BatchStep) -> list[_Request]:
+    """For a chunk whose whole worst case the budget cannot hold: keep as many stories as the budget's
+    remainder holds at their worst case, reserved for; record the rest as skipped."""
+    fits = _fitting(ctx, [r.worst_nanos for r in rows])
+    if fits >= max(1, ctx.backend.limits.min_requests) and _reserve(
+            ctx, chunk, sum(r.worst_nanos for r in rows[:fits])):
+        rows = rows[:fits]
+    skipped = chunk.story_ids[len(rows):] if chunk.reservation_key else chunk.story_ids
+    chunk.story_ids = [r.story_id for r in rows]
+    for story_id in skipped:
+        ctx.record(story_id, "skipped_budget", "budget_exceeded",
+                   f"budget ${ctx.request.budget_usd:.4f} cannot hold this story's batch request at its "
+                   f"worst-case cost (prompt plus {ctx.max_feedback_tokens} completion tokens)")
+        step.skipped_budget += 1
+    return rows
+
+
+def _submit_chunk(ctx: BatchContext, state: BatchState, step: BatchStep, rows: list[_Request]) -> None:
+    """One new batch of these requests, reserved for (or cut down to what the budget holds), then sent."""
+    chunk = BatchChunk(chunk_id=f"b{state.next_chunk:04d}",
+                       attempt=1 + max(state.submissions.get(r.story_id, 0) for r in rows),
+                       story_ids=[r.story_id for r in rows])
+    if not _reserve(ctx, chunk, sum(r.worst_nanos for r in rows)):
+        rows = _within_budget(ctx, chunk, rows, step)
+        if chunk.reservation_key is None:
+            return
+    state.next_chunk += 1
+    for story_id in chunk.story_ids:
+        state.submissions[story_id] = state.submissions.get(story_id, 0) + 1
+    state.chunks.append(chunk)
+    ctx.store.put_text(_requests_copy_key(ctx, chunk), "".join(r.line + "\n" for r in rows), "application/x-ndjson")
+    ctx.save(state)  # the chunk is known before it is paid for
+    _send(ctx, state, chunk)
+    step.submitted += 1
+
+
+def submit(ctx: BatchContext) -> BatchStep:
+    """Resume the open batches, or put every story still without a critique into new ones."""
+    state = ctx.load()
+    step = _step(ctx, state)
+    step.resumed = sum(1 for c in state.chunks if c.open and c.batch_id)
+    _resend_pending(ctx, state, step)
+    requests = _new_requests(ctx, state, step)
+    batches, left_over = split_requests([len(r.line.encode("utf-8")) + 1 for r in requests], ctx.backend.limits)
     if left_over:
-        _fall_back(ctx, state, [lines[i][0] for i in left_over], step, always_sync=True,
+        _fall_back(ctx, state, [requests[i].story_id for i in left_over], step, always_sync=True,
                    why=f"fewer than the {ctx.backend.limits.min_requests} requests a {ctx.backend.provider} "
                        "batch needs")
     for indexes in batches:
-        rows = [lines[i] for i in indexes]
-        chunk = BatchChunk(chunk_id=f"b{state.next_chunk:04d}",
-                           attempt=1 + max(state.submissions.get(s, 0) for s, _, _ in rows),
-                           story_ids=[s for s, _, _ in rows])
-        if not _reserve(ctx, chunk, sum(n for _, _, n in rows)):
-            # Keep as many stories as the budget's remainder holds at their worst case; skip the rest.
-            fits = _fitting(ctx, [n for _, _, n in rows])
-            if fits >= max(1, ctx.backend.limits.min_requests) and _reserve(
-                    ctx, chunk, sum(n for _, _, n in rows[:fits])):
-                rows = rows[:fits]
-            skipped = chunk.story_ids[len(rows):] if chunk.reservation_key else chunk.story_ids
-            chunk.story_ids = [s for s, _, _ in rows]
-            for story_id in skipped:
-                ctx.record(story_id, "skipped_budget", "budget_exceeded",
-                           f"budget ${ctx.request.budget_usd:.4f} cannot hold this story's batch request at its "
-                           f"worst-case cost (prompt plus {ctx.max_feedback_tokens} completion tokens)")
-                step.skipped_budget += 1
-            if chunk.reservation_key is None:
-                continue
-        state.next_chunk += 1
-        for story_id in chunk.story_ids:
-            state.submissions[story_id] = state.submissions.get(story_id, 0) + 1
-        state.chunks.append(chunk)
-        ctx.store.put_text(_requests_copy_key(ctx, chunk), "".join(line + "\n" for _, line, _ in rows),
-                           "application/x-ndjson")
-        ctx.save(state)  # the chunk is known before it is paid for
-        _send(ctx, state, chunk)
-        step.submitted += 1
+        _submit_chunk(ctx, state, step, [requests[i] for i in indexes])
     final = _step(ctx, state)
     step.running, step.finished = final.running, final.finished
     step.done = final.running == 0 and final.finished == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -49,7 +50,15 @@ from coach.domain.prompt import (
     build_messages,
     extract_story,
 )
-from coach.domain.records import BuildManifest, BuildRequest, ErrorInfo, EvaluationOptions, GateConfig, Story
+from coach.domain.records import (
+    BuildManifest,
+    BuildRequest,
+    ErrorInfo,
+    EvaluationOptions,
+    EvaluationSummary,
+    GateConfig,
+    Story,
+)
 from coach.errors import CoachError, ConfigError, InputError, describe_validation_error
 from coach.settings import Settings
 
@@ -285,6 +294,97 @@ def _scores(label: str, spec: CriticSpec, items: Sequence[EvalItem], answers: Se
                  prompt_version=spec.prompt_version)
 
 
+def _stored_eval_set(store: BuildStore, build_id: str, eval_set: EvalSet | None, *,
+                     max_stories: int) -> tuple[EvalSet, str]:
+    """The build's evaluation set (stored, or made on first use), or the given one stored in its place."""
+    if eval_set is None:
+        return load_or_make_eval_set(store, build_id, max_stories=max_stories)
+    set_key = eval_set_key(build_id)
+    store.put_text(set_key, eval_set.dumps())
+    return eval_set, set_key
+
+
+def _judge_spec(options: EvaluationOptions) -> CriticSpec | None:
+    judge_spec = parse_model_spec(options.judge) if options.judge else None
+    if judge_spec is not None and judge_spec.provider == "offline":
+        raise ConfigError("the offline critic writes critiques and cannot judge them: give the judge a model id",
+                          code="judge_unsupported")
+    return judge_spec
+
+
+@dataclass(frozen=True)
+class _Critics:
+    """How one evaluation asks critics (and the judge) about its items, and where it keeps their answers."""
+
+    store: BuildStore
+    build_id: str
+    items: Sequence[EvalItem]
+    provider_for: ProviderFor
+    concurrency: int
+    settings: Settings
+    reuse: bool
+
+    def answers(self, spec: CriticSpec) -> list[CritiqueResult]:
+        """The critic's answers to every item, stored under eval/ (reusing stored ones when allowed)."""
+        key = eval_answers_key(self.build_id, spec.model)
+        answers = run_critic(self.provider_for(spec), spec, self.items, concurrency=self.concurrency,
+                             settings=self.settings, previous=read_answers(self.store, key) if self.reuse else ())
+        self.store.put_text(key, _jsonl(answers), "application/x-ndjson")
+        return answers
+
+    def recorded(self, model: str) -> list[CritiqueResult]:
+        """A golden record of the model's answers; an error when none was recorded."""
+        answers = read_answers(self.store, golden_key(self.build_id, model))
+        if not answers:
+            raise EvaluationError(f"no golden record of {model} in build {self.build_id}: record one with "
+                                  f"`coach eval --model {model} --record` while the model exists",
+                                  code="golden_record_missing")
+        return answers
+
+
+def _baseline_answers(critics: _Critics, baseline: Baseline | None
+                      ) -> tuple[list[CritiqueResult], CriticScores | None]:
+    """The baseline's answers and scores: read from its golden record, or asked of it; none without one."""
+    if baseline is not None and baseline.recorded is not None:
+        answers = critics.recorded(baseline.recorded)
+        first = answers[0]
+        return answers, score(baseline.label, critics.items, answers, provider=first.provider,
+                              model=first.model, prompt_version=first.prompt_version)
+    if baseline is not None and baseline.spec is not None:
+        answers = critics.answers(baseline.spec)
+        return answers, _scores(baseline.label, baseline.spec, critics.items, answers)
+    return [], None
+
+
+def _reference_scores(items: Sequence[EvalItem], references: Sequence[CritiqueResult],
+                      manifest: BuildManifest | None) -> CriticScores | None:
+    if not references:
+        return None
+    return score("teacher references", items, references, provider="teacher",
+                 model=manifest.model if manifest else "reference", prompt_version="")
+
+
+def _judge_scores(critics: _Critics, judge_spec: CriticSpec | None, answers: Sequence[CritiqueResult], *,
+                  baseline_answers: Sequence[CritiqueResult], baseline_scores: CriticScores | None,
+                  references: Sequence[CritiqueResult]) -> JudgeScores | None:
+    """The judge compares the candidate with the baseline, or with the teacher's references without one."""
+    if judge_spec is None:
+        return None
+    other, against = ((baseline_answers, baseline_scores.model) if baseline_scores is not None
+                      else (references, "teacher references"))
+    return run_judge(critics.provider_for(judge_spec), judge_spec.model, against, critics.items, answers, other,
+                     concurrency=critics.concurrency)
+
+
+def _record_in_manifest(store: BuildStore, build_id: str, manifest: BuildManifest, manifest_key: str,
+                        summary: EvaluationSummary) -> None:
+    manifest.evaluation = summary
+    store.put_text(manifest_key, manifest.model_dump_json(indent=2))
+    from coach.pipeline.report import publish_report  # here: the report module reads this one's records
+
+    publish_report(store, build_id)  # the build's report now shows the scores and the gate's decision
+
+
 def evaluate(
     build_id: str,
     candidate: CriticSpec,
@@ -301,59 +401,24 @@ def evaluate(
 ) -> tuple[EvaluationReport, str]:
     """Score the candidate (and the baseline), decide, store answers and report; (report, report key)."""
     cfg = settings or Settings.from_env()
-    if eval_set is None:
-        eval_set, set_key = load_or_make_eval_set(store, build_id, max_stories=options.max_stories)
-    else:
-        set_key = eval_set_key(build_id)
-        store.put_text(set_key, eval_set.dumps())
+    eval_set, set_key = _stored_eval_set(store, build_id, eval_set, max_stories=options.max_stories)
     items = eval_set.items
     manifest_key = dataset_key(build_id, "manifest.json")
     manifest = store.get_model(manifest_key, BuildManifest)
+    judge_spec = _judge_spec(options)  # checked before any critic is paid for
+    critics = _Critics(store=store, build_id=build_id, items=items, provider_for=provider_for,
+                       concurrency=options.concurrency, settings=cfg, reuse=reuse)
 
-    judge_spec = parse_model_spec(options.judge) if options.judge else None
-    if judge_spec is not None and judge_spec.provider == "offline":
-        raise ConfigError("the offline critic writes critiques and cannot judge them: give the judge a model id",
-                          code="judge_unsupported")
-
-    answers_key = eval_answers_key(build_id, candidate.model)
-    answers = run_critic(provider_for(candidate), candidate, items, concurrency=options.concurrency, settings=cfg,
-                         previous=read_answers(store, answers_key) if reuse else ())
-    store.put_text(answers_key, _jsonl(answers), "application/x-ndjson")
+    answers = critics.answers(candidate)
     if record:
         store.put_text(golden_key(build_id, candidate.model), _jsonl(answers), "application/x-ndjson")
     candidate_scores = _scores("candidate", candidate, items, answers)
-
     baseline = resolve_baseline(options.baseline, candidate=candidate, manifest=manifest, published=published)
-    baseline_scores: CriticScores | None = None
-    baseline_answers: list[CritiqueResult] = []
-    if baseline is not None and baseline.recorded is not None:
-        baseline_answers = read_answers(store, golden_key(build_id, baseline.recorded))
-        if not baseline_answers:
-            raise EvaluationError(f"no golden record of {baseline.recorded} in build {build_id}: record one with "
-                                  f"`coach eval --model {baseline.recorded} --record` while the model exists",
-                                  code="golden_record_missing")
-        first = baseline_answers[0]
-        baseline_scores = score(baseline.label, items, baseline_answers, provider=first.provider,
-                                model=first.model, prompt_version=first.prompt_version)
-    elif baseline is not None and baseline.spec is not None:
-        baseline_key = eval_answers_key(build_id, baseline.spec.model)
-        baseline_answers = run_critic(provider_for(baseline.spec), baseline.spec, items,
-                                      concurrency=options.concurrency, settings=cfg,
-                                      previous=read_answers(store, baseline_key) if reuse else ())
-        store.put_text(baseline_key, _jsonl(baseline_answers), "application/x-ndjson")
-        baseline_scores = _scores(baseline.label, baseline.spec, items, baseline_answers)
-
+    baseline_answers, baseline_scores = _baseline_answers(critics, baseline)
     references = reference_answers(items)
-    reference_scores = (score("teacher references", items, references, provider="teacher",
-                              model=manifest.model if manifest else "reference", prompt_version="")
-                        if references else None)
-
-    judge_scores = None
-    if judge_spec is not None:
-        other, against = ((baseline_answers, baseline_scores.model) if baseline_scores is not None
-                          else (references, "teacher references"))
-        judge_scores = run_judge(provider_for(judge_spec), judge_spec.model, against, items, answers, other,
-                                 concurrency=options.concurrency)
+    reference_scores = _reference_scores(items, references, manifest)
+    judge_scores = _judge_scores(critics, judge_spec, answers, baseline_answers=baseline_answers,
+                                 baseline_scores=baseline_scores, references=references)
 
     decision = decide(candidate_scores, options.gate, baseline_scores)
     report = EvaluationReport(
@@ -364,13 +429,8 @@ def evaluate(
     report_key = eval_report_key(build_id, candidate.model)
     store.put_text(report_key, report.model_dump_json(indent=2))
     if update_manifest and manifest is not None:
-        manifest.evaluation = report.summary(report_key)
-        store.put_text(manifest_key, manifest.model_dump_json(indent=2))
-        from coach.pipeline.report import publish_report  # here: the report module reads this one's records
-
-        publish_report(store, build_id)  # the build's report now shows the scores and the gate's decision
+        _record_in_manifest(store, build_id, manifest, manifest_key, report.summary(report_key))
     return report, report_key
-
 
 
 def evaluate_step(event: dict[str, Any], *, store: BuildStore, settings: Settings,

@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from coach.adapters.budget import BudgetLedger, Reservation
+from coach.adapters.completion import Completion
 from coach.adapters.idempotency import GenerationGuard, NotCached
 from coach.adapters.run_tally import RunTally
 from coach.adapters.storage import BuildStore
@@ -83,6 +84,40 @@ def _reserve(task: GenerationTask, messages: list[dict[str, str]], *, ledger: Bu
     )
 
 
+def _keep(store: BuildStore, record: GenerationRecord) -> GenerationRecord:
+    store.put_feedback(record)
+    return record
+
+
+def _critique_text(provider: Any, messages: list[dict[str, str]], max_feedback_tokens: int) -> tuple[Completion, str]:
+    """The completion and its critique without the stop marker; an empty critique is worth another try."""
+    completion = provider.complete(messages, max_tokens=max_feedback_tokens, stop=[END_MARKER])
+    text = completion.text.replace(END_MARKER, "").strip()
+    if not text:
+        raise UpstreamError("the completion API returned an empty critique", code="upstream_empty",
+                            retryable=True)
+    return completion, text
+
+
+def _dead_lettered(task: GenerationTask, exc: UpstreamError, *, truncated: bool, attempts: int) -> GenerationRecord:
+    """The failure a message's last delivery leaves before the DLQ, where the build can count it."""
+    return _failed(task, exc.code, f"gave up after {attempts} deliveries: {exc.message}", truncated=truncated,
+                   attempts=attempts, dead_lettered=True)
+
+
+def _generated(task: GenerationTask, completion: Completion, text: str, *, truncated: bool, prices: PriceTable,
+               started: float) -> GenerationRecord:
+    model = completion.model or task.model
+    return GenerationRecord(
+        build_id=task.build_id, story_id=task.story_id, prompt_version=task.prompt_version,
+        provider=task.provider, model=model, status="generated", feedback=text,
+        finish_reason=completion.finish_reason, truncated=truncated, usage=completion.usage,
+        cost_usd=prices.cost_usd(model, completion.usage), run_id=task.run_id,
+        attempts=completion.attempts, latency_ms=int((time.monotonic() - started) * 1000),
+        requested_model=task.model,
+    )
+
+
 def generate(
     task: GenerationTask,
     *,
@@ -99,68 +134,49 @@ def generate(
     existing = store.get_feedback(task.build_id, task.story_id)
     if existing and existing.written_for(task.provider, task.model, task.prompt_version):
         return existing, True
-
     story = store.get_story(task.build_id, task.story_id)
     if story is None:
-        record = _failed(task, "story_missing", f"no stored story {task.story_id} in build {task.build_id}")
-        store.put_feedback(record)
-        return record, False
+        missing = _failed(task, "story_missing", f"no stored story {task.story_id} in build {task.build_id}")
+        return _keep(store, missing), False
 
     prompt = build_messages(story.text, story.title, layout="full", max_story_tokens=max_story_tokens)
     prices = prices or price_table()
     reserved = _reserve(task, prompt.messages, ledger=ledger, prices=prices,
                         max_feedback_tokens=max_feedback_tokens)
     if isinstance(reserved, GenerationRecord):
-        store.put_feedback(reserved)
-        return reserved, False
+        return _keep(store, reserved), False
     started = time.monotonic()
     try:
-        provider = provider_factory(task)
-        completion = provider.complete(prompt.messages, max_tokens=max_feedback_tokens, stop=[END_MARKER])
-        text = completion.text.replace(END_MARKER, "").strip()
-        if not text:
-            raise UpstreamError("the completion API returned an empty critique", code="upstream_empty",
-                                retryable=True)
+        completion, text = _critique_text(provider_factory(task), prompt.messages, max_feedback_tokens)
     except PermanentUpstreamError as exc:
         _release(ledger, reserved)
-        record = _failed(task, exc.code, exc.message, truncated=prompt.truncated)
-        store.put_feedback(record)
-        return record, False
+        return _keep(store, _failed(task, exc.code, exc.message, truncated=prompt.truncated)), False
     except UpstreamError as exc:
         _release(ledger, reserved)
         if receive_count >= max_receives:
-            # Last delivery before the DLQ: leave the cause where the build can count it.
-            cause = f"gave up after {receive_count} deliveries: {exc.message}"
-            store.put_feedback(_failed(task, exc.code, cause, truncated=prompt.truncated,
-                                       attempts=receive_count, dead_lettered=True))
+            _keep(store, _dead_lettered(task, exc, truncated=prompt.truncated, attempts=receive_count))
         raise
     except CoachError as exc:  # configuration problems fail the story with a readable reason
         _release(ledger, reserved)
-        record = _failed(task, exc.code, exc.message)
-        store.put_feedback(record)
-        return record, False
+        return _keep(store, _failed(task, exc.code, exc.message)), False
     except BaseException:
         _release(ledger, reserved)
         raise
 
-    model = completion.model or task.model
-    record = GenerationRecord(
-        build_id=task.build_id, story_id=task.story_id, prompt_version=task.prompt_version,
-        provider=task.provider, model=model, status="generated", feedback=text,
-        finish_reason=completion.finish_reason, truncated=prompt.truncated, usage=completion.usage,
-        cost_usd=prices.cost_usd(model, completion.usage), run_id=task.run_id,
-        attempts=completion.attempts, latency_ms=int((time.monotonic() - started) * 1000),
-        requested_model=task.model,
-    )
+    record = _generated(task, completion, text, truncated=prompt.truncated, prices=prices, started=started)
     store.put_feedback(record)  # first: a paid critique must be kept even if the ledger update fails
     _judge(store, record, story)
-    if isinstance(reserved, Reservation) and ledger is not None:
-        try:
-            ledger.settle(reserved, record.cost_usd)
-        except Exception as exc:  # the reservation stays counted, so the budget errs on the safe side
-            logger.warning("could not settle a budget reservation", extra={"story_id": task.story_id,
-                                                                          "error": str(exc)})
+    _settle(ledger, reserved, task.story_id, record.cost_usd)
     return record, False
+
+
+def _settle(ledger: BudgetLedger | None, reserved: Reservation | None, story_id: str, cost_usd: float) -> None:
+    if ledger is None or not isinstance(reserved, Reservation):
+        return
+    try:
+        ledger.settle(reserved, cost_usd)
+    except Exception as exc:  # the reservation stays counted, so the budget errs on the safe side
+        logger.warning("could not settle a budget reservation", extra={"story_id": story_id, "error": str(exc)})
 
 
 def _judge(store: BuildStore, record: GenerationRecord, story: Any) -> None:
