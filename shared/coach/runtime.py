@@ -17,7 +17,7 @@ from coach.adapters.secrets import openai_api_key
 from coach.adapters.storage import BuildStore
 from coach.domain.records import GenerationTask
 from coach.once import built_once
-from coach.settings import Settings
+from coach.settings import OPENAI_CONTROL_TIMEOUT_S, Settings
 
 if TYPE_CHECKING:  # Powertools idempotency is imported where it is used: only the generator needs it
     from coach.adapters.idempotency import GenerationGuard
@@ -109,7 +109,7 @@ def openai_client() -> Any:
 
         raise ConfigError("no OpenAI API key: set OPENAI_API_KEY or COACH_OPENAI_SECRET",
                           code="provider_key_missing")
-    return OpenAI(api_key=key, base_url=cfg.openai_base_url, timeout=60.0, max_retries=3)
+    return OpenAI(api_key=key, base_url=cfg.openai_base_url, timeout=OPENAI_CONTROL_TIMEOUT_S, max_retries=3)
 
 
 @built_once

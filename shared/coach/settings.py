@@ -21,6 +21,8 @@ from coach.errors import ConfigError
 # Defaults named once; modules that take these values as arguments import them from here.
 DEFAULT_MODEL_PARAMETER = "/coach/critique-model"  # the emulated stack's and local registry's SSM parameter
 DEFAULT_COMPLETION_TIMEOUT_S = 60.0
+# OpenAI's files, uploads (in parts), batches and fine-tuning jobs: a request each, never a model's answer.
+OPENAI_CONTROL_TIMEOUT_S = 60.0
 # A drained queue is confirmed by a second look this long after the first (SQS counts are approximate).
 DEFAULT_QUEUE_DRAIN_CONFIRM_S = 60.0
 # The critique API's own limits.
