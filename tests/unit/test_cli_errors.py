@@ -113,3 +113,18 @@ def test_the_summary_shows_an_unknown_cost_and_the_budget():
     rows = dict(line.split("  ", 1) for line in table.splitlines())
     assert rows["generation cost"].strip() == "unknown (no price for my-llama: add it to COACH_PRICE_TABLE)"
     assert rows["budget"].strip() == "$2.0000"
+    assert "left out (shard batches failed)" not in rows
+
+
+def test_the_summary_names_stories_left_out_by_failed_shard_batches():
+    from pathlib import Path
+
+    from coach.domain.records import BuildManifest, ShardFailures
+    from coach.local.build import LocalBuildResult, summary_table
+
+    manifest = BuildManifest(build_id="b", provider="offline", model="offline-critic", prompt_version="p",
+                             shard_failures=ShardFailures(batches=1, stories=400, causes={"Lambda.Unknown": 1}))
+    table = summary_table(LocalBuildResult(manifest=manifest, out=Path("out"), elapsed_s=1.0,
+                                           generation_complete=True))
+    rows = dict(line.split("  ", 1) for line in table.splitlines())
+    assert rows["left out (shard batches failed)"].strip() == "400 stories in 1 batch (Lambda.Unknown 1)"

@@ -15,6 +15,7 @@ from coach.domain.records import (
     Evidence,
     FineTuneStatus,
     GenerationRecord,
+    ShardFailures,
     SourceSpec,
     Story,
     Verdict,
@@ -167,6 +168,16 @@ def test_nice_ticks_cover_the_range_with_round_steps():
     assert ticks[0] <= 3.2 and ticks[-1] >= 7.9
     assert len({round(b - a, 9) for a, b in itertools.pairwise(ticks)}) == 1
     assert nice_ticks(0, 3, 4, integer=True) == [0, 1, 2, 3]  # counts have no halves
+
+
+def test_stories_left_out_by_failed_shard_batches_are_counted_with_their_cause():
+    failures = ShardFailures(batches=2, stories=800, causes={"States.Timeout": 2}, results_key="k")
+    data = _input()
+    data = data.model_copy(update={"manifest": data.manifest.model_copy(update={"shard_failures": failures})})
+    html = render_report(data)
+    assert "left out (shard batches failed)" in html and "800 stories in 2 batches (States.Timeout 2)" in html
+    assert "Left out because their validation batches failed: 800 stories in 2 batches" in render_card(data)
+    assert "left out" not in render_report(_input()) and "Left out" not in render_card(_input())
 
 
 def test_an_unfinished_build_says_why_in_a_banner():

@@ -420,6 +420,12 @@ class ShardFailures(_Record):
     causes: dict[str, int] = Field(default_factory=dict)  # error name -> failed batches
     results_key: str = ""  # the map run's result manifest, which lists each failed batch with its cause
 
+    def describe(self) -> str:
+        """'12 stories in 1 batch (States.Timeout 1)': what a summary says was left out, and why."""
+        causes = ", ".join(f"{cause} {n}" for cause, n in sorted(self.causes.items()))
+        batches = f"{self.batches} batch" + ("" if self.batches == 1 else "es")
+        return f"{self.stories} stories in {batches}" + (f" ({causes})" if causes else "")
+
 
 class BuildManifest(_Record):
     build_id: str

@@ -137,6 +137,7 @@ def summary_table(result: LocalBuildResult) -> str:
         rows += [(f"  by {who}", str(n)) for who, n in c.by_model.items()]
     rows += [
         ("failed / skipped (budget)", f"{c.failed} / {c.skipped_budget}"),
+        *([("left out (shard batches failed)", m.shard_failures.describe())] if m.shard_failures else []),
         ("accepted", str(c.accepted)),
         ("rejected", str(c.rejected)),
     ]

@@ -119,6 +119,8 @@ def _sources(data: ReportInput) -> list[str]:
         f"training prompt layout `{COMPACT_PROMPT_VERSION}`. Build `{m.build_id}`, created {m.created_at}.",
         f"- {c.generated} critiques were generated ({c.generated_now} in the last run, {c.reused} reused), "
         f"{c.failed} stories failed and {c.skipped_budget} were skipped by the budget.",
+        *([f"- Left out because their validation batches failed: {m.shard_failures.describe()}."]
+          if m.shard_failures else []),
     )
 
 

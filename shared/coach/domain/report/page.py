@@ -170,6 +170,7 @@ def _summary(data: ReportInput) -> str:
         ("failed", str(c.failed)),
         ("skipped (budget)", str(c.skipped_budget)),
         *[(f"  cause: {cause}", str(n)) for cause, n in sorted(causes.items())],
+        *([("left out (shard batches failed)", escape(m.shard_failures.describe()))] if m.shard_failures else []),
         ("accepted", str(c.accepted)),
         ("rejected", str(c.rejected)),
         *[(f"  {reason}", f'<a href="#examples" data-filter-reason="{escape(reason)}">{n}</a>')
