@@ -10,8 +10,8 @@ and one varied sentence, so every story is distinct and the offline critic has r
         direct builds of each size: median milliseconds per story, and the ratio of the largest to the smallest.
     .venv/bin/python bench/bench_local_build.py throughput [--latency 0] [--concurrency 16] [--stories 2000]
         a direct build with the openai provider against the OpenAI-compatible test server (its own process,
-        answering after `latency` seconds): stories per second over the generation phase, and its ratio to
-        concurrency / latency.
+        answering after `latency` seconds with the offline critic's critique of each story's sample): stories per
+        second over the generation phase, and its ratio to concurrency / latency.
     .venv/bin/python bench/bench_local_build.py stories --count N --path FILE    write the stories only
     .venv/bin/python bench/bench_local_build.py serve [--latency L]              run the test server only
 
@@ -113,8 +113,24 @@ def scale(sizes: list[int], runs: int) -> dict[str, Any]:
 SERVER_SCRIPT = """
 import sys
 sys.path.insert(0, {root!r})
+sys.path.insert(0, {root!r} + "/shared")
+from coach.domain.critic import write_critique
+from coach.domain.prompt import extract_story
 from tests.fakes.openai_server import FakeOpenAIServer
-server = FakeOpenAIServer(api_key={key!r}, latency={latency!r}).start()
+
+known = {{}}
+
+def critique(messages):
+    # The offline critic's critique of the sample the story was made from (its first paragraph names it),
+    # written once per sample: the dataset gets distinct critiques while answering stays as cheap as a
+    # fixed reply, so the server's own work does not add to the latency under test.
+    title, story = extract_story(messages, keep_truncation_notice=True)
+    sample = story.split("\\n\\n", 1)[0]
+    if sample not in known:
+        known[sample] = str(write_critique(story, title=title))
+    return known[sample]
+
+server = FakeOpenAIServer(api_key={key!r}, latency={latency!r}, reply=critique).start()
 print(server.base_url, flush=True)
 sys.stdin.read()  # runs until the benchmark closes stdin
 server.stop()
