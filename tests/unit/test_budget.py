@@ -14,6 +14,10 @@ from coach.domain.budget import (
     check_fits,
     estimate_build,
     estimate_call,
+    ledger_key,
+    release_deltas,
+    reserve_terms,
+    settle_deltas,
     to_nanos,
     to_usd,
 )
@@ -62,6 +66,19 @@ def test_a_build_that_cannot_fit_is_refused_with_its_figures():
     assert unpriced.value.code == "unpriced_model" and "COACH_PRICE_TABLE" in unpriced.value.message
     check_fits(estimate_build("offline-critic", [10_000] * 50, PRICES, max_completion_tokens=800),
                budget_usd=0.01)
+
+
+def test_the_ledger_rules_are_the_same_for_every_store():
+    assert ledger_key("b1", "run1") == "budget#b1#run1" and ledger_key("b1", "") == "budget#b1#-"
+    terms = reserve_terms(0.25, 2.0)
+    assert terms is not None and terms.nanos == 250_000_000 and terms.allowance == 2_000_000_000
+    assert terms.cap == 1_750_000_000
+    assert terms.admits(1_750_000_000) and not terms.admits(1_750_000_001)
+    assert terms.deltas() == {"committed": 250_000_000, "reserved": 250_000_000}
+    assert reserve_terms(2.0, 1.0) is None  # a call larger than the whole allowance never asks the ledger
+    assert settle_deltas(250_000_000, 0.1) == {"committed": -150_000_000, "reserved": -250_000_000,
+                                               "spent": 100_000_000, "calls": 1}
+    assert release_deltas(250_000_000) == {"committed": -250_000_000, "reserved": -250_000_000}
 
 
 @pytest.fixture

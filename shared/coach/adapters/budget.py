@@ -16,12 +16,14 @@ left behind by a crashed run die with that run's item (which expires after 30 da
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from coach.domain.budget import to_nanos, to_usd
+from coach.domain.budget import LEDGER_TOTALS, ledger_key, release_deltas, reserve_terms, settle_deltas, to_usd
 
 ITEM_TTL_S = 30 * 24 * 3600
 
@@ -39,33 +41,62 @@ class LedgerState:
     reserved_usd: float
     calls: int
 
+    @classmethod
+    def from_totals(cls, totals: Mapping[str, int]) -> LedgerState:
+        """From the ledger's totals in nano-dollars (a missing one is 0)."""
+        return cls(committed_usd=to_usd(totals.get("committed", 0)), spent_usd=to_usd(totals.get("spent", 0)),
+                   reserved_usd=to_usd(totals.get("reserved", 0)), calls=totals.get("calls", 0))
 
-class BudgetLedger:
+
+class SpendingLedger(ABC):
+    """A run's ledger, whatever stores it: the rules come from coach.domain.budget, the store adds to totals."""
+
+    @staticmethod
+    def key(build_id: str, run_id: str) -> str:
+        return ledger_key(build_id, run_id)
+
+    @abstractmethod
+    def reserve(self, build_id: str, run_id: str, *, amount_usd: float,
+                allowance_usd: float) -> Reservation | None:
+        """Reserve `amount_usd` if committed + amount stays within `allowance_usd`; None when it does not."""
+
+    def settle(self, reservation: Reservation, cost_usd: float) -> None:
+        """Replace the reservation with what the call really cost (no condition: the money is spent)."""
+        self._add(reservation.key, settle_deltas(reservation.nanos, cost_usd))
+
+    def release(self, reservation: Reservation) -> None:
+        """Give a reservation back: the call failed and was not paid for."""
+        self._add(reservation.key, release_deltas(reservation.nanos))
+
+    @abstractmethod
+    def state(self, build_id: str, run_id: str) -> LedgerState: ...
+
+    @abstractmethod
+    def _add(self, key: str, deltas: Mapping[str, int]) -> object:
+        """Add `deltas` to the run's totals in one atomic step."""
+
+
+class BudgetLedger(SpendingLedger):
     def __init__(self, table: str, dynamodb_client: Any) -> None:
         self.table = table
         self.ddb = dynamodb_client
 
-    @staticmethod
-    def key(build_id: str, run_id: str) -> str:
-        return f"budget#{build_id}#{run_id or '-'}"
-
     def reserve(self, build_id: str, run_id: str, *, amount_usd: float,
                 allowance_usd: float) -> Reservation | None:
-        """Reserve `amount_usd` if committed + amount stays within `allowance_usd`; None when it does not."""
-        nanos = to_nanos(amount_usd)
-        cap = to_nanos(allowance_usd) - nanos
+        terms = reserve_terms(amount_usd, allowance_usd)
         key = self.key(build_id, run_id)
-        if cap < 0:
+        if terms is None:
             return None
         try:
+            # The condition and the ADD are `terms.admits` and `terms.deltas()`, evaluated by DynamoDB in one step.
             self.ddb.update_item(
                 TableName=self.table, Key={"id": {"S": key}},
                 UpdateExpression=("ADD committed :n, reserved :n "
                                   "SET allowance = :allowance, expiration = :exp"),
                 ConditionExpression="attribute_not_exists(committed) OR committed <= :cap",
                 ExpressionAttributeValues={
-                    ":n": {"N": str(nanos)}, ":cap": {"N": str(cap)},
-                    ":allowance": {"N": str(to_nanos(allowance_usd))},
+                    ":n": {"N": str(terms.nanos)}, ":cap": {"N": str(terms.cap)},
+                    ":allowance": {"N": str(terms.allowance)},
                     ":exp": {"N": str(int(time.time()) + ITEM_TTL_S)},
                 },
             )
@@ -73,29 +104,14 @@ class BudgetLedger:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return None
             raise
-        return Reservation(key=key, nanos=nanos)
-
-    def settle(self, reservation: Reservation, cost_usd: float) -> None:
-        """Replace the reservation with what the call really cost (no condition: the money is spent)."""
-        spent = to_nanos(cost_usd)
-        self._add(reservation.key, committed=spent - reservation.nanos, reserved=-reservation.nanos,
-                  spent=spent, calls=1)
-
-    def release(self, reservation: Reservation) -> None:
-        """Give a reservation back: the call failed and was not paid for."""
-        self._add(reservation.key, committed=-reservation.nanos, reserved=-reservation.nanos)
+        return Reservation(key=key, nanos=terms.nanos)
 
     def state(self, build_id: str, run_id: str) -> LedgerState:
         item = self.ddb.get_item(TableName=self.table, Key={"id": {"S": self.key(build_id, run_id)}},
                                  ConsistentRead=True).get("Item", {})
+        return LedgerState.from_totals({name: int(item.get(name, {}).get("N", "0")) for name in LEDGER_TOTALS})
 
-        def value(name: str) -> int:
-            return int(item.get(name, {}).get("N", "0"))
-
-        return LedgerState(committed_usd=to_usd(value("committed")), spent_usd=to_usd(value("spent")),
-                           reserved_usd=to_usd(value("reserved")), calls=value("calls"))
-
-    def _add(self, key: str, **deltas: int) -> None:
+    def _add(self, key: str, deltas: Mapping[str, int]) -> None:
         names = [name for name, delta in deltas.items() if delta]
         if not names:
             return

@@ -207,17 +207,25 @@ class BuildStore:
         self.s3 = s3_client or boto3.client("s3")
 
     # raw objects ---------------------------------------------------------------------------------
-    def put_text(self, key: str, text: str, content_type: str = "application/json") -> None:
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        """Write `data` as it is; without a content type S3 stores its default (binary/octet-stream)."""
+        extra = {} if content_type is None else {"ContentType": content_type}
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
 
-    def get_text(self, key: str) -> str | None:
+    def get_bytes(self, key: str) -> bytes | None:
         try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             raise
-        return body.decode("utf-8")
+
+    def put_text(self, key: str, text: str, content_type: str = "application/json") -> None:
+        self.put_bytes(key, text.encode("utf-8"), content_type)
+
+    def get_text(self, key: str) -> str | None:
+        body = self.get_bytes(key)
+        return None if body is None else body.decode("utf-8")
 
     def put_json(self, key: str, data: Any) -> None:
         self.put_text(key, json.dumps(data, ensure_ascii=False, indent=None))
@@ -305,10 +313,15 @@ class BuildStore:
         return int(head["ContentLength"]), head.get("ETag")
 
     def list_keys(self, prefix: str) -> Iterator[str]:
+        for key, _etag in self.list_etags(prefix):
+            yield key
+
+    def list_etags(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """(key, ETag) of each object under `prefix`, in key order: the ETag changes whenever the content does."""
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                yield item["Key"]
+                yield item["Key"], item.get("ETag", "")
 
     def _models_under(self, prefix: str, model: type[M]) -> Iterator[M]:
         for key in self.list_keys(prefix):

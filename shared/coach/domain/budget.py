@@ -6,7 +6,9 @@ Two figures serve two decisions:
 - the *worst-case* cost of one call (its prompt plus the full completion allowance) is what a story
   reserves from the budget before its call, so concurrent calls can never spend past the budget together.
 
-Money is counted in integer nano-dollars so concurrent additions in the ledger are exact.
+Money is counted in integer nano-dollars so concurrent additions in the ledger are exact. The ledger's rules
+(its key, when a reservation fits, what settling and releasing change) are here too, so the DynamoDB ledger
+and the file ledger of a direct local build differ only in how they store the totals.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from coach.domain.pricing import PriceTable
 from coach.domain.records import Usage
@@ -35,6 +37,52 @@ def to_nanos(usd: float) -> int:
 
 def to_usd(nanos: int) -> float:
     return round(nanos / NANOS_PER_USD, 9)
+
+
+# The totals a run's ledger keeps, in nano-dollars (calls is a count); a total never written is 0.
+LEDGER_TOTALS = ("committed", "reserved", "spent", "calls")
+
+
+def ledger_key(build_id: str, run_id: str) -> str:
+    """One ledger per run of a build, so a crashed run's reservations die with it."""
+    return f"budget#{build_id}#{run_id or '-'}"
+
+
+class ReserveTerms(BaseModel):
+    """One reservation: `nanos` more committed, granted only while committed stays within `allowance`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    nanos: int
+    allowance: int
+
+    @property
+    def cap(self) -> int:
+        """The most that may be committed already for this reservation still to fit."""
+        return self.allowance - self.nanos
+
+    def admits(self, committed: int) -> bool:
+        return committed <= self.cap
+
+    def deltas(self) -> dict[str, int]:
+        return {"committed": self.nanos, "reserved": self.nanos}
+
+
+def reserve_terms(amount_usd: float, allowance_usd: float) -> ReserveTerms | None:
+    """The terms of reserving `amount_usd`; None when the call alone exceeds the allowance (refused unasked)."""
+    terms = ReserveTerms(nanos=to_nanos(amount_usd), allowance=to_nanos(allowance_usd))
+    return terms if terms.cap >= 0 else None
+
+
+def settle_deltas(reserved_nanos: int, cost_usd: float) -> dict[str, int]:
+    """A call paid for: its reservation is swapped for what it really cost, and it counts as a call."""
+    spent = to_nanos(cost_usd)
+    return {"committed": spent - reserved_nanos, "reserved": -reserved_nanos, "spent": spent, "calls": 1}
+
+
+def release_deltas(reserved_nanos: int) -> dict[str, int]:
+    """A call that failed and was not paid for: its reservation is given back whole."""
+    return {"committed": -reserved_nanos, "reserved": -reserved_nanos}
 
 
 class CallEstimate(BaseModel):

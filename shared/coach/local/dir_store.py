@@ -28,11 +28,14 @@ def _tmp_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}{TMP_SUFFIX}")
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, data: str | bytes) -> None:
     """Write-then-rename: the file is either the old one or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_path(path)
-    tmp.write_text(text, encoding="utf-8")
+    if isinstance(data, bytes):
+        tmp.write_bytes(data)
+    else:
+        tmp.write_text(data, encoding="utf-8")
     tmp.replace(path)
 
 
@@ -74,6 +77,15 @@ class DirectoryStore(BuildStore):
         if not path.is_relative_to(self._resolved):
             raise ValueError(f"key {key!r} leaves the store")
         return path
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        write_atomically(self._path(key), data)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
 
     def put_text(self, key: str, text: str, content_type: str = "application/json") -> None:
         write_atomically(self._path(key), text)
@@ -124,3 +136,13 @@ class DirectoryStore(BuildStore):
                 if key.startswith(prefix) and not name.endswith(TMP_SUFFIX):
                     keys.append(key)
         yield from sorted(keys)
+
+    def list_etags(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """(key, tag) as the S3 store lists them; size and modification time, which change on every rewrite, stand
+        for the ETag."""
+        for key in self.list_keys(prefix):
+            try:
+                stat = self._path(key).stat()
+            except FileNotFoundError:
+                continue  # deleted since it was listed
+            yield key, f"{stat.st_size}-{stat.st_mtime_ns}"

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from coach import runtime
@@ -21,24 +19,13 @@ from coach.domain.records import GenerationTask
 from coach.errors import UpstreamError
 from coach.local.direct_steps import DirectAdapters
 from coach.local.memory_queue import Delivery
+from coach.local.workers import WorkStats, run_workers
 from coach.pipeline.generate import generate_once
 
 log = logging.getLogger(__name__)
 # Locally a failed delivery comes back after a second (the emulated poller does the same): the provider's own
 # retries with backoff have already run inside the call, and a local user is waiting.
 RETRY_DELAY_S = 1.0
-
-
-@dataclass
-class GenerationStats:
-    messages: int = 0
-    failures: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, failed: bool) -> None:
-        with self.lock:
-            self.messages += 1
-            self.failures += int(failed)
 
 
 class DirectGenerator:
@@ -48,7 +35,7 @@ class DirectGenerator:
         self.concurrency = max(1, concurrency)
         self.pool = pool  # the provider's connections; None: the COACH_HTTP_POOL setting
         self.retry_delay_s = retry_delay_s
-        self.stats = GenerationStats()
+        self.stats = WorkStats()
         self._stop = threading.Event()
 
     def _handle(self, delivery: Delivery) -> None:
@@ -62,17 +49,17 @@ class DirectGenerator:
                 max_feedback_tokens=cfg.max_feedback_tokens,
                 ledger=self.a.ledger if task.budget_usd is not None else None,  # type: ignore[arg-type]
             )
-        except (GenerationInProgressError, UpstreamError):
+        except Exception as exc:
+            # A transient failure comes back quietly; anything else is a handler error: logged, and the
+            # message comes back too and, at last, dead-letters.
+            transient = isinstance(exc, (GenerationInProgressError, UpstreamError))
+            if not transient:
+                log.warning("story %s: %s: %s", task.story_id, type(exc).__name__, exc)
             self.a.queue.retry_later(delivery.receipt_handle, self.retry_delay_s)
-            self.stats.add(failed=True)
-            return
-        except Exception as exc:  # as a handler error: the message comes back and, at last, dead-letters
-            log.warning("story %s: %s: %s", task.story_id, type(exc).__name__, exc)
-            self.a.queue.retry_later(delivery.receipt_handle, self.retry_delay_s)
-            self.stats.add(failed=True)
+            self.stats.add(1, 1, error=not transient)
             return
         self.a.queue.delete(delivery.receipt_handle)
-        self.stats.add(failed=False)
+        self.stats.add(1, 0)
 
     def _provider(self, task: GenerationTask) -> Any:
         return runtime.provider(task.provider, task.model, pool=self.pool)
@@ -88,23 +75,7 @@ class DirectGenerator:
 
         On any exit (Ctrl-C included) every call in flight is finished and its record written first.
         """
-        self._stop.clear()
-        workers = [threading.Thread(target=self._worker, name=f"generator-{i}", daemon=True)
-                   for i in range(self.concurrency)]
-        for worker in workers:
-            worker.start()
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        try:
-            while True:
-                time.sleep(tick_s)
-                if on_tick:
-                    on_tick()
-                # A message in hand stays in flight until its record is written: empty means drained.
-                if self.a.queue.depth() == 0:
-                    return True
-                if deadline and time.monotonic() > deadline:
-                    return False
-        finally:
-            self._stop.set()
-            for worker in workers:
-                worker.join()
+        # A message in hand stays in flight until its record is written: empty means drained.
+        return run_workers(self._worker, name="generator", concurrency=self.concurrency, stop=self._stop,
+                           drained=lambda: self.a.queue.depth() == 0, on_tick=on_tick, timeout_s=timeout_s,
+                           tick_s=tick_s)

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from coach.adapters.budget import LedgerState, Reservation
+from coach.adapters.budget import LedgerState, Reservation, SpendingLedger
 from coach.adapters.idempotency import KEY_PREFIX, GenerationInProgressError, NotCached, Work
-from coach.domain.budget import to_nanos, to_usd
+from coach.domain.budget import LEDGER_TOTALS, reserve_terms
 from coach.local.dir_store import write_atomically
 
 KEY_FIELDS = ("build_id", "story_id", "prompt_version", "provider", "model")
@@ -111,14 +112,10 @@ class FileGenerationGuard:
                 self._journal = None
 
 
-class FileBudgetLedger:
+class FileBudgetLedger(SpendingLedger):
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self._lock = threading.Lock()
-
-    @staticmethod
-    def key(build_id: str, run_id: str) -> str:
-        return f"budget#{build_id}#{run_id or '-'}"
 
     def _path(self, key: str) -> Path:
         return self.folder / (hashlib.sha256(key.encode("utf-8")).hexdigest()[:32] + ".json")
@@ -128,45 +125,31 @@ class FileBudgetLedger:
             item = json.loads(self._path(key).read_text(encoding="utf-8"))
         except FileNotFoundError:
             item = {}
-        return {name: int(item.get(name, 0)) for name in ("committed", "reserved", "spent", "calls")}
+        return {name: int(item.get(name, 0)) for name in LEDGER_TOTALS}
 
     def _save(self, key: str, item: dict[str, int]) -> None:
         write_atomically(self._path(key), json.dumps({"key": key, **item}))
 
     def reserve(self, build_id: str, run_id: str, *, amount_usd: float,
                 allowance_usd: float) -> Reservation | None:
-        """Reserve `amount_usd` if committed + amount stays within `allowance_usd`; None when it does not."""
-        nanos = to_nanos(amount_usd)
-        cap = to_nanos(allowance_usd) - nanos
+        terms = reserve_terms(amount_usd, allowance_usd)
         key = self.key(build_id, run_id)
-        if cap < 0:
+        if terms is None or not self._add(key, terms.deltas(), admits=terms.admits):
             return None
-        with self._lock:
-            item = self._load(key)
-            if item["committed"] > cap:
-                return None
-            item["committed"] += nanos
-            item["reserved"] += nanos
-            self._save(key, item)
-        return Reservation(key=key, nanos=nanos)
-
-    def settle(self, reservation: Reservation, cost_usd: float) -> None:
-        spent = to_nanos(cost_usd)
-        self._add(reservation.key, committed=spent - reservation.nanos, reserved=-reservation.nanos,
-                  spent=spent, calls=1)
-
-    def release(self, reservation: Reservation) -> None:
-        self._add(reservation.key, committed=-reservation.nanos, reserved=-reservation.nanos)
+        return Reservation(key=key, nanos=terms.nanos)
 
     def state(self, build_id: str, run_id: str) -> LedgerState:
         with self._lock:
             item = self._load(self.key(build_id, run_id))
-        return LedgerState(committed_usd=to_usd(item["committed"]), spent_usd=to_usd(item["spent"]),
-                           reserved_usd=to_usd(item["reserved"]), calls=item["calls"])
+        return LedgerState.from_totals(item)
 
-    def _add(self, key: str, **deltas: int) -> None:
+    def _add(self, key: str, deltas: Mapping[str, int], admits: Callable[[int], bool] | None = None) -> bool:
+        """Add `deltas` to the totals, only if `admits` passes what is committed (as DynamoDB's condition)."""
         with self._lock:
             item = self._load(key)
+            if admits is not None and not admits(item["committed"]):
+                return False
             for name, delta in deltas.items():
                 item[name] += delta
             self._save(key, item)
+        return True

@@ -1,6 +1,7 @@
 """Keep a local build's S3 records on disk between runs, so re-running a build id resumes it.
 
-The emulator forgets everything when the process ends; the mirror is the durable copy.
+The emulator forgets everything when the process ends; the mirror is the durable copy. It is a folder laid out
+like the bucket (a DirectoryStore), so both sides are copied through the BuildStore interface.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coach.adapters.storage import BuildStore, build_prefix, index_prefix
+from coach.local.dir_store import DirectoryStore
 
 
 def _prefixes(build_id: str) -> list[str]:
@@ -16,15 +18,13 @@ def _prefixes(build_id: str) -> list[str]:
 
 def restore(store: BuildStore, state_dir: Path, build_id: str) -> int:
     """Upload the mirrored objects into the (fresh) emulated bucket; returns how many."""
+    local = DirectoryStore(state_dir)
     count = 0
     for prefix in _prefixes(build_id):
-        root = state_dir / prefix
-        if not root.is_dir():
-            continue
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and not path.name.endswith(".tmp"):
-                key = path.relative_to(state_dir).as_posix()
-                store.s3.put_object(Bucket=store.bucket, Key=key, Body=path.read_bytes())
+        for key in local.list_keys(prefix):  # an interrupted save's temporary files are not listed
+            data = local.get_bytes(key)
+            if data is not None:
+                store.put_bytes(key, data)
                 count += 1
     return count
 
@@ -32,19 +32,16 @@ def restore(store: BuildStore, state_dir: Path, build_id: str) -> int:
 def save(store: BuildStore, state_dir: Path, build_id: str, *, known: dict[str, str] | None = None) -> int:
     """Download new or changed objects of the build (by ETag) to the mirror; returns how many written."""
     known = known if known is not None else {}
+    local = DirectoryStore(state_dir)
     written = 0
-    paginator = store.s3.get_paginator("list_objects_v2")
     for prefix in _prefixes(build_id):
-        for page in paginator.paginate(Bucket=store.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                key, etag = item["Key"], item.get("ETag", "")
-                if known.get(key) == etag:
-                    continue
-                target = state_dir / key
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(target.name + ".tmp")
-                tmp.write_bytes(store.s3.get_object(Bucket=store.bucket, Key=key)["Body"].read())
-                tmp.replace(target)  # atomic: an interrupted save never leaves half a record
-                known[key] = etag
-                written += 1
+        for key, etag in store.list_etags(prefix):
+            if known.get(key) == etag:
+                continue
+            data = store.get_bytes(key)
+            if data is None:
+                continue  # deleted since it was listed: there is nothing to keep
+            local.put_bytes(key, data)  # atomic: an interrupted save never leaves half a record
+            known[key] = etag
+            written += 1
     return written

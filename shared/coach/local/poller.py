@@ -11,33 +11,17 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from coach.adapters.queue import queue_depth
 from coach.local.lambda_runtime import invoke
+from coach.local.workers import WorkStats, run_workers
 
 Handler = Callable[[dict[str, Any]], Any]
 BatchHook = Callable[[list[dict[str, Any]]], None]
 logger = Logger(child=True)
-
-
-@dataclass
-class PollerStats:
-    batches: int = 0
-    messages: int = 0
-    failures: int = 0
-    handler_errors: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, messages: int, failures: int, error: bool = False) -> None:
-        with self.lock:
-            self.batches += 1
-            self.messages += messages
-            self.failures += failures
-            self.handler_errors += int(error)
 
 
 def to_sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str = "us-east-1") -> dict[str, Any]:
@@ -93,7 +77,7 @@ class SqsPoller:
         # Called with a batch's messages after the handler and before any is deleted: a local build makes
         # what the batch wrote durable there, so a crash never loses a critique whose message is gone.
         self.after_batch = after_batch
-        self.stats = PollerStats()
+        self.stats = WorkStats()
         self._stop = threading.Event()
         self._in_flight = 0
         # The emulator's SQS is not thread-safe (a receive can race a delete), so this process sends it one
@@ -173,27 +157,13 @@ class SqsPoller:
         Drained means no visible or in-flight message twice in a row with no batch being handled: every
         message was either deleted after success or moved to the DLQ by the redrive policy.
         """
-        self._stop.clear()
-        workers = [threading.Thread(target=self._worker, name=f"sqs-poller-{i}", daemon=True)
-                   for i in range(self.concurrency)]
-        for worker in workers:
-            worker.start()
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         empty_ticks = 0
-        try:
-            while True:
-                time.sleep(tick_s)
-                if on_tick:
-                    on_tick()
-                busy = self._in_flight > 0
-                empty_ticks = empty_ticks + 1 if (not busy and self.queue_depth() == 0) else 0
-                if empty_ticks >= 2:
-                    return True
-                if deadline and time.monotonic() > deadline:
-                    return False
-        finally:
-            self._stop.set()
-            # Every batch in hand is finished (its call paid and its record written) before returning;
-            # a second Ctrl-C interrupts the wait.
-            for worker in workers:
-                worker.join()
+
+        def drained() -> bool:
+            nonlocal empty_ticks
+            busy = self._in_flight > 0
+            empty_ticks = empty_ticks + 1 if (not busy and self.queue_depth() == 0) else 0
+            return empty_ticks >= 2
+
+        return run_workers(self._worker, name="sqs-poller", concurrency=self.concurrency, stop=self._stop,
+                           drained=drained, on_tick=on_tick, timeout_s=timeout_s, tick_s=tick_s)
