@@ -47,7 +47,7 @@ class DirectGenerator:
                 provider_factory=self._provider, receive_count=delivery.receive_count,
                 max_receives=self.a.queue.max_receive_count, max_story_tokens=cfg.max_story_tokens,
                 max_feedback_tokens=cfg.max_feedback_tokens,
-                ledger=self.a.ledger if task.budget_usd is not None else None,  # type: ignore[arg-type]
+                ledger=self.a.ledger if task.budget_usd is not None else None,
             )
         except Exception as exc:
             # A transient failure comes back quietly; anything else is a handler error: logged, and the

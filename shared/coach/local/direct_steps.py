@@ -163,7 +163,7 @@ class DirectSteps:
                 ledger=None, max_story_tokens=cfg.max_story_tokens, max_feedback_tokens=cfg.max_feedback_tokens,
                 tally=self.a.tally)
             if ctx.request.budget_usd is not None and action in ("submit", "collect"):
-                ctx.ledger = self.a.ledger  # type: ignore[assignment]
+                ctx.ledger = self.a.ledger
             return steps[action](ctx).model_dump()
         except UpstreamError as exc:
             if exc.retryable:

@@ -28,7 +28,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, Field
 
 from coach.adapters.batch_jobs import BatchBackend
-from coach.adapters.budget import BudgetLedger, Reservation
+from coach.adapters.budget import Reservation, SpendingLedger
 from coach.adapters.queue import StoryQueue
 from coach.adapters.run_tally import RunTally
 from coach.adapters.storage import BuildStore, batch_requests_key, batch_state_key, request_key, scrape_key
@@ -109,7 +109,8 @@ class BatchContext:
     """What every step needs: the build's stored request and scrape, the provider backend, the store."""
 
     def __init__(self, build_id: str, *, store: BuildStore, backend_for: BackendFactory,
-                 queue: StoryQueue | None = None, ledger: BudgetLedger | None = None, prices: PriceTable | None = None,
+                 queue: StoryQueue | None = None, ledger: SpendingLedger | None = None,
+                 prices: PriceTable | None = None,
                  max_story_tokens: int = DEFAULT_MAX_STORY_TOKENS,
                  max_feedback_tokens: int = DEFAULT_MAX_FEEDBACK_TOKENS,
                  tally: RunTally | None = None) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
-from coach.adapters.budget import BudgetLedger, Reservation
+from coach.adapters.budget import Reservation, SpendingLedger
 from coach.adapters.completion import Completion
 from coach.adapters.idempotency import GenerationGuard, NotCached
 from coach.adapters.run_tally import RunTally
@@ -59,7 +59,7 @@ def _failed(task: GenerationTask, code: str, message: str, **extra: Any) -> Gene
     return _unsuccessful(task, "failed", code, message, **extra)
 
 
-def _reserve(task: GenerationTask, messages: list[dict[str, str]], *, ledger: BudgetLedger | None,
+def _reserve(task: GenerationTask, messages: list[dict[str, str]], *, ledger: SpendingLedger | None,
              prices: PriceTable, max_feedback_tokens: int) -> Reservation | GenerationRecord | None:
     """A reservation for this call, None when no budget applies, or the record of a story that cannot fit."""
     if task.budget_usd is None or ledger is None:
@@ -127,7 +127,7 @@ def generate(
     max_receives: int = 3,
     max_story_tokens: int = DEFAULT_MAX_STORY_TOKENS,
     max_feedback_tokens: int = DEFAULT_MAX_FEEDBACK_TOKENS,
-    ledger: BudgetLedger | None = None,
+    ledger: SpendingLedger | None = None,
     prices: PriceTable | None = None,
 ) -> tuple[GenerationRecord, bool]:
     """Returns (record, reused). Raises UpstreamError when the message should be retried."""
@@ -170,7 +170,7 @@ def generate(
     return record, False
 
 
-def _settle(ledger: BudgetLedger | None, reserved: Reservation | None, story_id: str, cost_usd: float) -> None:
+def _settle(ledger: SpendingLedger | None, reserved: Reservation | None, story_id: str, cost_usd: float) -> None:
     if ledger is None or not isinstance(reserved, Reservation):
         return
     try:
@@ -187,7 +187,7 @@ def _judge(store: BuildStore, record: GenerationRecord, story: Any) -> None:
         logger.warning("could not judge a critique", extra={"story_id": record.story_id, "error": str(exc)})
 
 
-def _release(ledger: BudgetLedger | None, reserved: Reservation | GenerationRecord | None) -> None:
+def _release(ledger: SpendingLedger | None, reserved: Reservation | GenerationRecord | None) -> None:
     if ledger is None or not isinstance(reserved, Reservation):
         return
     try:
