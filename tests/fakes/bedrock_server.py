@@ -21,9 +21,7 @@ message so a test can assert that a story was paid for exactly once.
 from __future__ import annotations
 
 import json
-import random
 import re
-import threading
 import time
 import uuid
 from collections import Counter
@@ -36,7 +34,7 @@ from urllib.parse import parse_qsl, unquote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tests.fakes.loopback import LoopbackServer, PaidCalls, QuietHandler
+from tests.fakes.loopback import LoopbackServer, ModelService, QuietHandler
 from tests.fakes.openai_server import default_critique, estimate_tokens
 
 ACCOUNT = "123456789012"
@@ -459,7 +457,7 @@ _SETTINGS = frozenset({
 })
 
 
-class FakeBedrockServer(LoopbackServer, PaidCalls):
+class FakeBedrockServer(LoopbackServer, ModelService):
     """Amazon Bedrock (runtime and control plane) on 127.0.0.1 in a background thread.
 
     Converse reply selection, first match wins: a scripted Reply at the head of the script, then the
@@ -470,6 +468,10 @@ class FakeBedrockServer(LoopbackServer, PaidCalls):
     """
 
     thread_name = "fake-bedrock"
+    settings = _SETTINGS
+    settings_label = "fake Bedrock"
+    reply_type = Reply
+    default_text = staticmethod(default_reply)
 
     @property
     def handler(self) -> type[QuietHandler]:
@@ -524,13 +526,8 @@ class FakeBedrockServer(LoopbackServer, PaidCalls):
         self.min_training_records = min_training_records
         self.s3_client_factory = s3_client_factory
 
-        self._lock = threading.RLock()
-        self._rng = random.Random(seed)
+        self._init_service(seed=seed, replies=replies, usage_keys=("inputTokens", "outputTokens", "totalTokens"))
         self._scripts: dict[str, list[ScriptItem]] = {"Converse": list(script)}
-        self._replies: list[str | Reply] = list(replies)
-        self._log: list[RequestLog] = []
-        self._successes: Counter[str] = Counter()
-        self._usage = {"inputTokens": 0, "outputTokens": 0, "totalTokens": 0}
         self._jobs: dict[str, CustomizationJob] = {}
         self._models: dict[str, CustomModel] = {}
         self._deployments: dict[str, Deployment] = {}
@@ -543,40 +540,23 @@ class FakeBedrockServer(LoopbackServer, PaidCalls):
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    # -- configuration ---------------------------------------------------------------------------------
+    # -- configuration (configure, reseed and queue_replies come from ModelService) -------------------
 
-    def configure(self, **changes: Any) -> None:
-        """Change settings at runtime, e.g. `configure(fault_rates={}, latency=0.01)`."""
-        with self._lock:
-            for name, value in changes.items():
-                if name not in _SETTINGS:
-                    raise AttributeError(f"unknown fake Bedrock setting '{name}'")
-                setattr(self, name, set(value) if name in ("extra_models", "disabled_models") else value)
-
-    def reseed(self, seed: int) -> None:
-        with self._lock:
-            self._rng = random.Random(seed)
+    def _setting(self, name: str, value: Any) -> Any:
+        return set(value) if name in ("extra_models", "disabled_models") else value
 
     def push_script(self, *items: ScriptItem, operation: str = "Converse") -> None:
         """Outcomes for the next calls of `operation`, in order: "ok"/200, an error code, a Fault or a Reply."""
         with self._lock:
             self._scripts.setdefault(operation, []).extend(items)
 
-    def queue_replies(self, *replies: str | Reply) -> None:
-        with self._lock:
-            self._replies.extend(replies)
-
-    # -- accounting ------------------------------------------------------------------------------------
-
+    # -- accounting (the request log and paid calls come from PaidCalls) ------------------------------
 
     def converse_requests(self) -> list[RequestLog]:
         return [r for r in self.requests if r.operation == "Converse"]
 
     def calls(self, operation: str) -> list[RequestLog]:
         return [r for r in self.requests if r.operation == operation]
-
-
-
 
     def status_counts(self, operation: str = "Converse") -> dict[int, int]:
         return dict(Counter(r.status for r in self.calls(operation)))
@@ -618,11 +598,7 @@ class FakeBedrockServer(LoopbackServer, PaidCalls):
         raise BedrockError(item.code, item.message, item.status)
 
     def _latency(self, operation: str) -> float:
-        if operation not in self.fault_operations:
-            return 0.0
-        with self._lock:
-            latency = self.latency
-            return self._rng.uniform(*latency) if isinstance(latency, tuple) else float(latency or 0.0)
+        return self._draw_latency() if operation in self.fault_operations else 0.0
 
     # -- models ----------------------------------------------------------------------------------------
 
@@ -670,18 +646,6 @@ class FakeBedrockServer(LoopbackServer, PaidCalls):
             raise BedrockError("ValidationException", f"The custom model deployment is {deployment.status}.")
 
     # -- Converse --------------------------------------------------------------------------------------
-
-    def _pick_reply(self, body: dict[str, Any], scripted: Reply | None) -> Reply:
-        if scripted is not None:
-            return scripted
-        with self._lock:
-            if self._replies:
-                queued = self._replies.pop(0)
-                return queued if isinstance(queued, Reply) else Reply(queued)
-            reply = self.reply
-        if callable(reply):
-            return Reply(reply(body))
-        return Reply(reply) if isinstance(reply, str) else Reply(default_reply(body))
 
     def answer(self, body: dict[str, Any], region: str, scripted: Reply | None = None) -> dict[str, Any]:
         """A Converse response body for a request body that carries its "modelId"."""
@@ -1193,10 +1157,7 @@ class _Handler(QuietHandler):
         entry.status = status
         fake._record(entry)
         paid = operation == "Converse"
-        if paid:  # counted before the answer is written, so a client that has read it sees the count
-            fake.count_success(entry.user_text, +1)
-        if not self._send(status, payload, {}) and paid:
-            fake.count_success(entry.user_text, -1)
+        fake.deliver_paid(entry.user_text if paid else None, lambda: self._send(status, payload, {}))
 
     def _call(self, operation: str, params: dict[str, str], query: dict[str, str], body: dict[str, Any],
               region: str, scripted: Reply | None) -> dict[str, Any]:
@@ -1207,19 +1168,8 @@ class _Handler(QuietHandler):
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> bool:
         data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-            self.wfile.flush()
-            return True
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): nothing delivered
-            return False
+        return self._write(status, data, {"Content-Type": "application/json", "Content-Length": str(len(data)),
+                                          "x-amzn-RequestId": str(uuid.uuid4()), **headers})
 
 
 def _json_body(raw: bytes) -> dict[str, Any]:

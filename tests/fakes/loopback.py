@@ -1,11 +1,16 @@
 """What every fake HTTP service in tests/fakes shares: a threaded server on 127.0.0.1 that starts and stops
-with the fake, a quiet request handler, and a stop event that releases stalled answers at once."""
+with the fake, a quiet request handler, and a stop event that releases stalled answers at once; and what
+the fake model services share on top: the request log, the paid-call ledger, runtime settings, a seeded
+random source and the reply queue."""
 
 from __future__ import annotations
 
+import random
 import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -31,6 +36,20 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         raise NotImplementedError
+
+    def _write(self, status: int, data: bytes, headers: dict[str, str]) -> bool:
+        """Answer `status` with `headers` and `data`; False when the client had gone (it timed out), so
+        nothing was delivered."""
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+            return True
+        except (BrokenPipeError, ConnectionResetError):
+            return False
 
 
 class LoopbackServer:
@@ -131,3 +150,77 @@ class PaidCalls:
             self._successes[text] += delta
             if self._successes[text] <= 0:
                 del self._successes[text]
+
+    def deliver_paid(self, text: str | None, send: Callable[[], bool]) -> None:
+        """Send an answer that is paid for `text` (None: not paid). It is counted before it is written, so a
+        client that has read it always sees the count, and taken back when `send` could not deliver it."""
+        if text is not None:
+            self.count_success(text, +1)
+        if not send() and text is not None:
+            self.count_success(text, -1)
+
+
+class ModelService(PaidCalls):
+    """Runtime settings, a seeded random source and the reply queue of a fake model service.
+
+    A subclass names its settings (`settings`, and `settings_label` for the error on an unknown one), sets
+    `reply_type` (its Reply: made from a text) and `default_text` (the text of an unscripted answer, from the
+    request; a staticmethod), and calls `_init_service` in its constructor.
+    """
+
+    settings: ClassVar[frozenset[str]] = frozenset()
+    settings_label: ClassVar[str] = "fake service"
+    reply_type: ClassVar[Callable[[str], Any]]
+    default_text: ClassVar[Callable[[Any], str]]
+    reply: Any
+    latency: float | tuple[float, float]
+
+    def _init_service(self, *, seed: int, replies: Iterable[Any], usage_keys: Iterable[str]) -> None:
+        self._lock = threading.RLock()
+        self._rng = random.Random(seed)
+        self._replies: list[Any] = list(replies)
+        self._log = []
+        self._successes = Counter()
+        self._usage = dict.fromkeys(usage_keys, 0)
+
+    def configure(self, **changes: Any) -> None:
+        """Change settings at runtime, e.g. `configure(latency=(0.01, 0.05))`."""
+        with self._lock:
+            for name, value in changes.items():
+                if name not in self.settings:
+                    raise AttributeError(f"unknown {self.settings_label} setting '{name}'")
+                setattr(self, name, self._setting(name, value))
+
+    def _setting(self, name: str, value: Any) -> Any:
+        """The value kept for a setting; a subclass converts the ones it keeps in another type."""
+        return value
+
+    def reseed(self, seed: int) -> None:
+        with self._lock:
+            self._rng = random.Random(seed)
+
+    def queue_replies(self, *replies: Any) -> None:
+        with self._lock:
+            self._replies.extend(replies)
+
+    def _reply_setting(self, model: str) -> Any:
+        """The configured reply for `model`: a text, a callable of the request, or None."""
+        return self.reply
+
+    def _pick_reply(self, request: Any, scripted: Any, model: str = "") -> Any:
+        """A scripted reply, else the next queued one, else the configured one, else `default_text`."""
+        if scripted is not None:
+            return scripted
+        with self._lock:
+            if self._replies:
+                queued = self._replies.pop(0)
+                return self.reply_type(queued) if isinstance(queued, str) else queued
+            reply = self._reply_setting(model)
+        if callable(reply):
+            return self.reply_type(reply(request))
+        return self.reply_type(reply if isinstance(reply, str) else self.default_text(request))
+
+    def _draw_latency(self) -> float:
+        with self._lock:
+            latency = self.latency
+            return self._rng.uniform(*latency) if isinstance(latency, tuple) else float(latency or 0.0)

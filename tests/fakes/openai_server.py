@@ -25,10 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import random
 import re
 import socket
-import threading
 import time
 import uuid
 from collections import Counter
@@ -36,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.loopback import LoopbackServer, PaidCalls, QuietHandler
+from tests.fakes.loopback import LoopbackServer, ModelService, QuietHandler
 
 ReplyFn = Callable[[list[dict[str, Any]]], str]
 
@@ -357,7 +355,7 @@ class FakeBatch:
         }
 
 
-class FakeOpenAIServer(LoopbackServer, PaidCalls):
+class FakeOpenAIServer(LoopbackServer, ModelService):
     """An OpenAI-compatible server on 127.0.0.1 in a background thread.
 
     Reply selection for chat completions, first match wins: a scripted Reply at the head of the script,
@@ -369,6 +367,10 @@ class FakeOpenAIServer(LoopbackServer, PaidCalls):
     """
 
     thread_name = "fake-openai"
+    settings = _SETTINGS
+    settings_label = "fake server"
+    reply_type = Reply
+    default_text = staticmethod(default_critique)
 
     @property
     def handler(self) -> type[QuietHandler]:
@@ -426,13 +428,9 @@ class FakeOpenAIServer(LoopbackServer, PaidCalls):
         self.batch_failure = batch_failure
         self._batches: dict[str, FakeBatch] = {}
 
-        self._lock = threading.RLock()
-        self._rng = random.Random(seed)
+        self._init_service(seed=seed, replies=replies,
+                           usage_keys=("prompt_tokens", "completion_tokens", "total_tokens"))
         self._script: list[ScriptItem] = list(script)
-        self._replies: list[str | Reply] = list(replies)
-        self._log: list[RequestLog] = []
-        self._successes: Counter[str] = Counter()
-        self._usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         self._files: dict[str, UploadedFile] = {}
         self._uploads: dict[str, FakeUpload] = {}
         self._jobs: dict[str, FineTuneJob] = {}
@@ -443,37 +441,17 @@ class FakeOpenAIServer(LoopbackServer, PaidCalls):
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    # -- configuration ---------------------------------------------------------------------------------
-
-    def configure(self, **changes: Any) -> None:
-        """Change settings at runtime, e.g. `configure(failure_rate=0.0, latency=(0.01, 0.05))`."""
-        with self._lock:
-            for name, value in changes.items():
-                if name not in _SETTINGS:
-                    raise AttributeError(f"unknown fake server setting '{name}'")
-                setattr(self, name, value)
-
-    def reseed(self, seed: int) -> None:
-        with self._lock:
-            self._rng = random.Random(seed)
+    # -- configuration (configure, reseed and queue_replies come from ModelService) -------------------
 
     def push_script(self, *items: ScriptItem) -> None:
         """Outcomes for the next calls, in order: 200, an error status, "stall", a Fault or a Reply."""
         with self._lock:
             self._script.extend(items)
 
-    def queue_replies(self, *replies: str | Reply) -> None:
-        with self._lock:
-            self._replies.extend(replies)
-
-    # -- accounting ------------------------------------------------------------------------------------
-
+    # -- accounting (the request log and paid calls come from PaidCalls) ------------------------------
 
     def chat_requests(self) -> list[RequestLog]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
-
-
-
 
     def status_counts(self, path_suffix: str = "/chat/completions") -> dict[int, int]:
         return dict(Counter(r.status for r in self.requests if r.path.endswith(path_suffix)))
@@ -519,13 +497,6 @@ class FakeOpenAIServer(LoopbackServer, PaidCalls):
                 return 429 if self._rng.random() < self.rate_limit_share else 500
             return None
 
-    def _latency(self) -> float:
-        with self._lock:
-            latency = self.latency
-            if isinstance(latency, tuple):
-                return self._rng.uniform(*latency)
-            return float(latency or 0.0)
-
     def _apply_fault(self, item: ScriptItem | None) -> Reply | None:
         """Raise for an error or stall outcome; return a scripted Reply; None for a normal answer."""
         if item is None or item == 200 or item == "ok":
@@ -550,19 +521,8 @@ class FakeOpenAIServer(LoopbackServer, PaidCalls):
         raise _HttpError(item.status, item.message or "", code=item.code, type=item.type, param=item.param,
                          headers=headers)
 
-    def _pick_reply(self, messages: list[dict[str, Any]], scripted: Reply | None, model: str = "") -> Reply:
-        if scripted is not None:
-            return scripted
-        with self._lock:
-            if self._replies:
-                queued = self._replies.pop(0)
-                return queued if isinstance(queued, Reply) else Reply(queued)
-            reply = self.replies_by_model.get(model, self.reply)
-        if callable(reply):
-            return Reply(reply(messages))
-        if isinstance(reply, str):
-            return Reply(reply)
-        return Reply(default_critique(messages))
+    def _reply_setting(self, model: str) -> str | ReplyFn | None:
+        return self.replies_by_model.get(model, self.reply)
 
     def chat_completion(self, body: dict[str, Any], scripted: Reply | None) -> dict[str, Any]:
         messages = body.get("messages")
@@ -1039,7 +999,7 @@ class _Handler(QuietHandler):
         try:
             fake._check_auth(self.headers)
             scripted = fake._apply_fault(fake._draw_fault(path))
-            latency = fake._latency()
+            latency = fake._draw_latency()
             if latency > 0:
                 fake._stop.wait(latency)
             status, payload = self._route(method, path, query, body_bytes, scripted)
@@ -1056,14 +1016,8 @@ class _Handler(QuietHandler):
             return
         entry.status = status
         fake._record(entry)
-        # Counted before the answer is written, so a client that has read it always sees the count.
-        paid = status == 200 and entry.user_content is not None and path.endswith("/chat/completions")
-        if paid:
-            fake.count_success(entry.user_content, +1)
-        delivered = self._send_json(status, payload) if not isinstance(payload, bytes) else self._send_bytes(
-            status, payload)
-        if paid and not delivered:
-            fake.count_success(entry.user_content, -1)
+        paid = status == 200 and path.endswith("/chat/completions")
+        fake.deliver_paid(entry.user_content if paid else None, lambda: self._send_payload(status, payload))
 
     def _route(self, method: str, path: str, query: dict[str, str], raw: bytes,
                scripted: Reply | None) -> tuple[int, dict[str, Any] | bytes]:
@@ -1178,28 +1132,20 @@ class _Handler(QuietHandler):
             raise _HttpError(400, "The request body must be a JSON object.")
         return body
 
+    def _send_payload(self, status: int, payload: dict[str, Any] | bytes) -> bool:
+        if isinstance(payload, bytes):
+            return self._send(status, payload, "application/octet-stream", {})
+        return self._send_json(status, payload)
+
     def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> bool:
         data = json.dumps(payload).encode()
         return self._send(status, data, "application/json", headers or {})
 
-    def _send_bytes(self, status: int, payload: bytes) -> bool:
-        return self._send(status, payload, "application/octet-stream", {})
-
     def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> bool:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-request-id", _new_id("req_", 32))
-            self.send_header("openai-processing-ms", "1")
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-            self.wfile.flush()
-            return True
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): nothing delivered
-            return False
+        return self._write(status, data, {
+            "Content-Type": content_type, "Content-Length": str(len(data)),
+            "x-request-id": _new_id("req_", 32), "openai-processing-ms": "1", **headers,
+        })
 
 
 def _parse_multipart(content_type: str, raw: bytes) -> dict[str, tuple[str | None, bytes]]:
