@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, unquote
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tests.fakes.loopback import LoopbackServer, ModelService, QuietHandler
-from tests.fakes.openai_server import default_critique, estimate_tokens
+from tests.fakes.openai_server import default_critique, estimate_tokens, jsonl_rows
 
 ACCOUNT = "123456789012"
 INVALID_MODEL = "The provided model identifier is invalid."
@@ -1006,20 +1006,17 @@ class FakeBedrockServer(LoopbackServer, ModelService):
         except (ClientError, BotoCoreError, BedrockError) as err:
             return f"Amazon Bedrock could not read the input data at {uri}: {err}"
         for name, text in files:
+            rows, not_json = jsonl_rows(text)
             records = []
-            for number, line in enumerate(text.splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    return f"{name} line {number} is not valid JSON."
+            for number, row in rows:
                 if not isinstance(row, dict) or not isinstance(row.get("modelInput"), dict):
                     return f"{name} line {number} has no modelInput object."
                 row.setdefault("recordId", uuid.uuid4().hex[:11].upper())
                 if not str(row["recordId"]).isalnum():
                     return f"{name} line {number}: recordId must be an alphanumeric string."
                 records.append(row)
+            if not_json is not None:
+                return f"{name} line {not_json} is not valid JSON."
             job.files.append((name, records))
         total = sum(len(records) for _, records in job.files)
         if total < self.min_batch_records:

@@ -925,16 +925,25 @@ class FakeOpenAIServer(LoopbackServer, ModelService):
         })
 
 
-def inspect_training_jsonl(text: str) -> tuple[int, int, str | None]:
-    """(examples, tokens of one pass at chars/4, the first problem or None)."""
-    examples = tokens = 0
+def jsonl_rows(text: str) -> tuple[list[tuple[int, Any]], int | None]:
+    """(line number, value) of each non-blank line of a JSONL text up to the first one that is not JSON, and
+    that line's number (None when all parse)."""
+    rows: list[tuple[int, Any]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            rows.append((number, json.loads(line)))
         except json.JSONDecodeError:
-            return examples, tokens, f"Line {number} is not valid JSON."
+            return rows, number
+    return rows, None
+
+
+def inspect_training_jsonl(text: str) -> tuple[int, int, str | None]:
+    """(examples, tokens of one pass at chars/4, the first problem or None)."""
+    examples = tokens = 0
+    rows, not_json = jsonl_rows(text)
+    for number, row in rows:
         messages = row.get("messages") if isinstance(row, dict) else None
         if not isinstance(messages, list) or not messages:
             return examples, tokens, f"Line {number} has no 'messages' list."
@@ -942,6 +951,8 @@ def inspect_training_jsonl(text: str) -> tuple[int, int, str | None]:
             return examples, tokens, f"Line {number} has no assistant message."
         examples += 1
         tokens += estimate_tokens("".join(_content_text(m) for m in messages if isinstance(m, dict)))
+    if not_json is not None:
+        return examples, tokens, f"Line {not_json} is not valid JSON."
     return examples, tokens, None
 
 
