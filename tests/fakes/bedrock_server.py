@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, unquote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tests.fakes.loopback import LoopbackServer, ModelService, QuietHandler
+from tests.fakes.loopback import LoopbackServer, ModelService, QuietHandler, Snapshot
 from tests.fakes.openai_server import default_critique, estimate_tokens, jsonl_rows
 
 ACCOUNT = "123456789012"
@@ -675,25 +675,10 @@ class FakeBedrockServer(LoopbackServer, ModelService):
 
     # -- control plane: shared pieces ------------------------------------------------------------------
 
-    @property
-    def customization_jobs(self) -> dict[str, CustomizationJob]:
-        with self._lock:
-            return dict(self._jobs)
-
-    @property
-    def custom_models(self) -> dict[str, CustomModel]:
-        with self._lock:
-            return dict(self._models)
-
-    @property
-    def deployments(self) -> dict[str, Deployment]:
-        with self._lock:
-            return dict(self._deployments)
-
-    @property
-    def batch_jobs(self) -> dict[str, BatchJob]:
-        with self._lock:
-            return dict(self._batch_jobs)
+    customization_jobs: Snapshot[dict[str, CustomizationJob]] = Snapshot("_jobs", dict)
+    custom_models: Snapshot[dict[str, CustomModel]] = Snapshot("_models", dict)
+    deployments: Snapshot[dict[str, Deployment]] = Snapshot("_deployments", dict)
+    batch_jobs: Snapshot[dict[str, BatchJob]] = Snapshot("_batch_jobs", dict)
 
     def _stepper(self) -> _Stepper:
         return _Stepper(self.polls_per_state, self.seconds_per_state)

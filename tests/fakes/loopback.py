@@ -10,7 +10,9 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
+
+T = TypeVar("T")
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -102,6 +104,34 @@ class LoopbackServer:
         return int(self._httpd.server_address[1])
 
 
+class Snapshot(Generic[T]):
+    """A read-only attribute that copies the fake's private `attr` under its `_lock`, so a test reads a
+    consistent copy while handler threads keep writing."""
+
+    def __init__(self, attr: str, copy: Callable[[Any], T]) -> None:
+        self.attr = attr
+        self.copy = copy
+        self.name = attr
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Self: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        with instance._lock:
+            return self.copy(getattr(instance, self.attr))
+
+    def __set__(self, instance: object, value: Any) -> None:
+        raise AttributeError(f"'{self.name}' is read-only")
+
+
 class PaidCalls:
     """The request log and the paid-call ledger of a fake model service.
 
@@ -115,16 +145,9 @@ class PaidCalls:
     _successes: Any
     _usage: dict[str, int]
 
-    @property
-    def requests(self) -> list[Any]:
-        with self._lock:
-            return list(self._log)
-
-    @property
-    def success_counts(self) -> dict[str, int]:
-        """Paid answers per distinct user message."""
-        with self._lock:
-            return dict(self._successes)
+    requests: Snapshot[list[Any]] = Snapshot("_log", list)
+    success_counts: Snapshot[dict[str, int]] = Snapshot("_successes", dict)  # paid answers per user message
+    usage_totals: Snapshot[dict[str, int]] = Snapshot("_usage", dict)
 
     def successes_containing(self, fragment: str) -> int:
         """Paid answers whose user message contains `fragment` (e.g. a story's first line)."""
@@ -135,11 +158,6 @@ class PaidCalls:
     def total_successes(self) -> int:
         with self._lock:
             return sum(self._successes.values())
-
-    @property
-    def usage_totals(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._usage)
 
     def _record(self, entry: Any) -> None:
         with self._lock:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.loopback import LoopbackServer, ModelService, QuietHandler
+from tests.fakes.loopback import LoopbackServer, ModelService, QuietHandler, Snapshot
 
 ReplyFn = Callable[[list[dict[str, Any]]], str]
 
@@ -456,19 +456,13 @@ class FakeOpenAIServer(LoopbackServer, ModelService):
     def status_counts(self, path_suffix: str = "/chat/completions") -> dict[int, int]:
         return dict(Counter(r.status for r in self.requests if r.path.endswith(path_suffix)))
 
-    @property
-    def files(self) -> dict[str, UploadedFile]:
-        with self._lock:
-            return dict(self._files)
+    files: Snapshot[dict[str, UploadedFile]] = Snapshot("_files", dict)
 
     def file_content(self, file_id: str) -> str:
         with self._lock:
             return self._files[file_id].text
 
-    @property
-    def jobs(self) -> dict[str, FineTuneJob]:
-        with self._lock:
-            return dict(self._jobs)
+    jobs: Snapshot[dict[str, FineTuneJob]] = Snapshot("_jobs", dict)
 
     # -- request handling (called from handler threads) -----------------------------------------------
 
@@ -590,10 +584,7 @@ class FakeOpenAIServer(LoopbackServer, ModelService):
 
     # -- uploads (a file in parts) ---------------------------------------------------------------------
 
-    @property
-    def uploads(self) -> dict[str, FakeUpload]:
-        with self._lock:
-            return dict(self._uploads)
+    uploads: Snapshot[dict[str, FakeUpload]] = Snapshot("_uploads", dict)
 
     def create_upload(self, body: dict[str, Any]) -> FakeUpload:
         for name in ("bytes", "filename", "mime_type", "purpose"):
@@ -665,10 +656,7 @@ class FakeOpenAIServer(LoopbackServer, ModelService):
 
     # -- batches ---------------------------------------------------------------------------------------
 
-    @property
-    def batches(self) -> dict[str, FakeBatch]:
-        with self._lock:
-            return dict(self._batches)
+    batches: Snapshot[dict[str, FakeBatch]] = Snapshot("_batches", dict)
 
     def create_batch(self, body: dict[str, Any]) -> FakeBatch:
         with self._lock:
