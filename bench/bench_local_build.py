@@ -34,9 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fake_server import KEY, start_server, stop_server
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "shared" / "coach" / "samples"
-KEY = "sk-bench"
 PLACES = ("harbour", "station", "orchard", "ferry landing", "library", "market", "bridge", "attic", "garden")
 TIMES = ("at dawn", "after the rain", "before supper", "in the long evening", "on the last Sunday", "at noon")
 
@@ -110,48 +111,8 @@ def scale(sizes: list[int], runs: int) -> dict[str, Any]:
             "ratio_largest_to_smallest": per_story[largest] / per_story[smallest]}
 
 
-SERVER_SCRIPT = """
-import sys
-sys.path.insert(0, {root!r})
-sys.path.insert(0, {root!r} + "/shared")
-from coach.domain.critic import write_critique
-from coach.domain.prompt import extract_story
-from tests.fakes.openai_server import FakeOpenAIServer
-
-known = {{}}
-
-def critique(messages):
-    # The offline critic's critique of the sample the story was made from (its first paragraph names it),
-    # written once per sample: the dataset gets distinct critiques while answering stays as cheap as a
-    # fixed reply, so the server's own work does not add to the latency under test.
-    title, story = extract_story(messages, keep_truncation_notice=True)
-    sample = story.split("\\n\\n", 1)[0]
-    if sample not in known:
-        known[sample] = str(write_critique(story, title=title))
-    return known[sample]
-
-server = FakeOpenAIServer(api_key={key!r}, latency={latency!r}, reply=critique).start()
-print(server.base_url, flush=True)
-sys.stdin.read()  # runs until the benchmark closes stdin
-server.stop()
-"""
-
-
-def start_server(latency: float) -> tuple[subprocess.Popen, str]:
-    """The test server in its own process, so its threads do not share this interpreter's lock."""
-    script = SERVER_SCRIPT.format(root=str(ROOT), key=KEY, latency=latency)
-    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               text=True)
-    assert process.stdout is not None
-    base_url = process.stdout.readline().strip()
-    if not base_url.startswith("http"):
-        process.kill()
-        sys.exit("the test server did not start")
-    return process, base_url
-
-
 def throughput(latency: float, concurrency: int, stories: int) -> dict[str, Any]:
-    server, base_url = start_server(latency)
+    server, base_url = start_server(latency, critic=True)
     saved = dict(os.environ)
     try:
         os.environ.update({"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": base_url,
@@ -191,8 +152,7 @@ def throughput(latency: float, concurrency: int, stories: int) -> dict[str, Any]
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        server.stdin.close()  # type: ignore[union-attr]
-        server.wait(timeout=30)
+        stop_server(server)
     generation = window["ended"] - window["began"]
     rate = window["stories"] / generation
     ideal = concurrency / latency if latency > 0 else None
@@ -206,15 +166,14 @@ def serve(latency: float) -> None:
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill stops the test server too, as Ctrl-C does
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    server, base_url = start_server(latency)
+    server, base_url = start_server(latency, critic=True)
     print(base_url, flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
-        server.stdin.close()  # type: ignore[union-attr]
-        server.wait(timeout=30)
+        stop_server(server)
 
 
 def main() -> int:

@@ -29,21 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-KEY = "sk-bench"
+from fake_server import KEY, start_server, stop_server
+
 WORDS = ("harbour", "lantern", "kettle", "orchard", "ferry", "letter", "winter", "violin", "ledger", "candle",
          "station", "mirror", "quietly", "waited", "remembered", "laughed", "she", "he", "the", "a", "across",
          "under", "before", "window", "morning", "said", "never", "again")
-
-SERVER_SCRIPT = """
-import sys, time
-sys.path.insert(0, {root!r})
-from tests.fakes.openai_server import FakeOpenAIServer
-server = FakeOpenAIServer(api_key={key!r}, latency={latency!r}).start()
-print(server.base_url, flush=True)
-sys.stdin.read()  # runs until the benchmark closes stdin
-server.stop()
-"""
 
 
 def write_stories(path: Path, count: int, seed: int = 11) -> None:
@@ -53,18 +43,6 @@ def write_stories(path: Path, count: int, seed: int = 11) -> None:
             paragraphs = [" ".join(rng.choice(WORDS) for _ in range(60)).capitalize() + "." for _ in range(4)]
             out.write(json.dumps({"id": f"bench-{number:05d}", "title": f"Piece {number}",
                                   "text": "\n\n".join(paragraphs)}) + "\n")
-
-
-def start_server(latency: float) -> tuple[subprocess.Popen, str]:
-    script = SERVER_SCRIPT.format(root=str(ROOT), key=KEY, latency=latency)
-    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               text=True)
-    assert process.stdout is not None
-    base_url = process.stdout.readline().strip()
-    if not base_url.startswith("http"):
-        process.kill()
-        sys.exit("the test server did not start")
-    return process, base_url
 
 
 def start_emulator() -> tuple[subprocess.Popen, str]:
@@ -138,9 +116,7 @@ def run(latency: float, concurrency: int, stories: int, batch_size: int, budget:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        if server.stdin:
-            server.stdin.close()
-        server.wait(timeout=10)
+        stop_server(server, timeout=10)
         if emulator is not None:
             emulator.terminate()
             emulator.wait(timeout=10)
