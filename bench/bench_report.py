@@ -33,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from targets import finish  # noqa: E402
+
 from coach.adapters.storage import dataset_key, eval_key, report_key  # noqa: E402
 from coach.domain.critic import write_critique  # noqa: E402
 from coach.domain.prompt import PROMPT_VERSION  # noqa: E402
@@ -172,18 +174,16 @@ def main() -> int:
         "target_s": TARGET_SECONDS,
         "within_target": max(cold_median, median) < TARGET_SECONDS and not outside,
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"report of {args.stories} stories: {size / 1e6:.2f} MB ({result['report_gzip_bytes'] / 1e3:.0f} kB "
-              f"gzipped), {result['cards']} cards, {result['charts_drawn']} charts; written in "
-              f"{result['render_median_s']:.2f} s (median of 3); opened in headless Chromium in {cold_median:.3f} s "
-              f"from a fresh browser (median of 3, max {max(cold):.3f}), {median:.3f} s when opened again "
-              f"(median of {args.runs}, min {min(opens):.3f}, max {max(opens):.3f}; first contentful paint "
-              f"{result['first_contentful_paint_ms']} ms; a search over every card {result['search_ms']} ms; "
-              f"load average {result['load_average']}; target < {TARGET_SECONDS:.0f} s); "
-              f"requests outside the file: {len(outside)}")
-    return 0 if result["within_target"] else 1
+    sentence = (
+        f"report of {args.stories} stories: {size / 1e6:.2f} MB ({result['report_gzip_bytes'] / 1e3:.0f} kB "
+        f"gzipped), {result['cards']} cards, {result['charts_drawn']} charts; written in "
+        f"{result['render_median_s']:.2f} s (median of 3); opened in headless Chromium in {cold_median:.3f} s "
+        f"from a fresh browser (median of 3, max {max(cold):.3f}), {median:.3f} s when opened again "
+        f"(median of {args.runs}, min {min(opens):.3f}, max {max(opens):.3f}; first contentful paint "
+        f"{result['first_contentful_paint_ms']} ms; a search over every card {result['search_ms']} ms; "
+        f"load average {result['load_average']}; target < {TARGET_SECONDS:.0f} s); "
+        f"requests outside the file: {len(outside)}")
+    return finish(result, sentence, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import time
 from importlib.resources import files
 from pathlib import Path
 
+from targets import finish
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "validator"
 TARGET_SECONDS = 10.0
@@ -92,14 +94,11 @@ def main() -> int:
         "load_average": round(os.getloadavg()[0], 1), "target_s": TARGET_SECONDS,
         "within_target": median < TARGET_SECONDS,
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"coach validate: {args.records} records ({size_mb:.1f} MB) in {median:.2f} s median of "
-              f"{args.runs} runs (min {min(times):.2f}, max {max(times):.2f}; CPU {cpu:.2f} s; "
-              f"{result['records_per_s']} records/s; load average {result['load_average']}; "
-              f"target < {TARGET_SECONDS:.0f} s)")
-    return 0 if result["within_target"] else 1
+    sentence = (f"coach validate: {args.records} records ({size_mb:.1f} MB) in {median:.2f} s median of "
+                f"{args.runs} runs (min {min(times):.2f}, max {max(times):.2f}; CPU {cpu:.2f} s; "
+                f"{result['records_per_s']} records/s; load average {result['load_average']}; "
+                f"target < {TARGET_SECONDS:.0f} s)")
+    return finish(result, sentence, as_json=args.json)
 
 
 if __name__ == "__main__":
