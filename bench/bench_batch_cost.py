@@ -42,9 +42,10 @@ from coach.domain.records import BuildManifest  # noqa: E402
 from coach.local.emulator import provision  # noqa: E402
 from coach.local.lambda_runtime import invoke  # noqa: E402
 from coach.local.shard_map import run_shard_map  # noqa: E402
-from tests.batch.helpers import critique, drain_queue, run_batches, store, write_stories  # noqa: E402
+from tests.batch.helpers import drain_queue, run_batches, store, write_stories  # noqa: E402
 from tests.fakes.bedrock_server import FakeBedrockServer  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAIServer  # noqa: E402
+from tests.support.stories import critique  # noqa: E402
 
 MODELS = {"openai": "gpt-4o-mini", "bedrock": "amazon.nova-lite-v1:0"}
 

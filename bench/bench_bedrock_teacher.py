@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.test_bedrock_build import critique_of  # noqa: E402  (a distinct critique per story)
-from tests.e2e.test_fault_injection import marker, write_stories  # noqa: E402
+from tests.e2e.test_fault_injection import write_stories  # noqa: E402
 from tests.fakes.bedrock_server import FakeBedrockServer  # noqa: E402
+from tests.support.stories import marker  # noqa: E402
 
 
 def one_run(stories: int, rate: float, concurrency: int, latency: float, seed: int) -> dict:

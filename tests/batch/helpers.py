@@ -2,42 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from coach.adapters.storage import BuildStore
-from coach.domain.critic import write_critique
-from coach.domain.prompt import extract_story
 from coach.local.lambda_runtime import invoke
 from coach.local.poller import to_sqs_event
-
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "coach" / "samples"
+from tests.support.stories import marker, paragraphs, samples, write_rows
 
 
 def write_stories(path: Path, count: int, prefix: str = "story") -> list[str]:
     """`count` distinct stories cut from the bundled samples, each opening with a findable marker."""
-    samples = sorted(SAMPLES.glob("*.md"))
+    found = samples()
     rows = []
     for number in range(count):
-        sample = samples[number % len(samples)]
-        paragraphs = [p for p in re.split(r"\n\s*\n", sample.read_text().split("\n", 2)[2]) if p.strip()]
+        sample = found[number % len(found)]
         rows.append({"id": f"{prefix}-{number:03d}", "title": f"{sample.stem} {number}",
-                     "text": f"{marker(number)} {prefix}. " + "\n\n".join(paragraphs)})
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return [row["id"] for row in rows]
-
-
-def marker(number: int) -> str:
-    return f"Case file {number:03d}."
-
-
-def critique(messages: list[dict]) -> str:
-    title, text = extract_story(messages)  # a different critique per story, as a real model writes
-    return write_critique(text, title=title)
+                     "text": f"{marker(number)} {prefix}. " + "\n\n".join(paragraphs(sample))})
+    return write_rows(path, rows)
 
 
 def drain_queue(stack: Any) -> int:

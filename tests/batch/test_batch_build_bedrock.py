@@ -11,9 +11,10 @@ import pytest
 from coach.domain.pricing import price_table
 from coach.domain.records import BuildManifest
 from coach.local.lambda_runtime import invoke
-from tests.batch.helpers import critique, drain_queue, marker, run_batches, store, write_stories
+from tests.batch.helpers import drain_queue, run_batches, store, write_stories
 from tests.fakes.bedrock_server import FakeBedrockServer
 from tests.support.shards import shard_build
+from tests.support.stories import critique, marker
 
 BUILD = "bedrock-batch-60"
 MODEL = "amazon.nova-lite-v1:0"

@@ -14,9 +14,10 @@ from coach.domain.pricing import price_table
 from coach.domain.prompt import PROMPT_VERSION
 from coach.domain.records import BuildManifest
 from coach.local.lambda_runtime import invoke
-from tests.batch.helpers import critique, drain_queue, marker, run_batches, store, write_stories
+from tests.batch.helpers import drain_queue, run_batches, store, write_stories
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.shards import shard_build
+from tests.support.stories import critique, marker
 
 EVENTS = Path(__file__).resolve().parents[2] / "infra" / "events"
 BUILD = "batch-60"

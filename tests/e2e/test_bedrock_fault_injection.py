@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_bedrock_build import critique_of
-from tests.e2e.test_fault_injection import marker, write_stories
+from tests.e2e.test_fault_injection import write_stories
 from tests.fakes.bedrock_server import FakeBedrockServer
+from tests.support.stories import marker
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

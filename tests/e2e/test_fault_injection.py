@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -27,14 +26,12 @@ from pathlib import Path
 
 import pytest
 
-from coach.domain.critic import write_critique
-from coach.domain.prompt import extract_story
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.signals import default_sigint
+from tests.support.stories import critique, marker, paragraphs, samples, write_rows
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO / "shared" / "coach" / "samples"
 KEY = "sk-fault-injection"
 BUILD = "fault-injection"
 STORIES = 64
@@ -44,28 +41,18 @@ CONCURRENCY = 6
 
 def write_stories(path: Path) -> list[str]:
     """64 distinct stories cut from the bundled samples, each opening with a marker the test can find."""
-    samples = sorted(SAMPLES.glob("*.md"))
+    found = samples()
     rows = []
     for number in range(STORIES):
-        sample = samples[number % len(samples)]
-        paragraphs = [p for p in re.split(r"\n\s*\n", sample.read_text().split("\n", 2)[2]) if p.strip()]
-        part, third = number // len(samples), max(1, len(paragraphs) // 3)
-        chunk = paragraphs[part * third:(part + 1) * third + 2]
+        sample = found[number % len(found)]
+        whole = paragraphs(sample)
+        part, third = number // len(found), max(1, len(whole) // 3)
+        chunk = whole[part * third:(part + 1) * third + 2]
         if sum(len(p) for p in chunk) < 600:
-            chunk = paragraphs
+            chunk = whole
         rows.append({"id": f"fault-{number:03d}", "title": f"{sample.stem.replace('-', ' ')} ({part + 1})",
                      "text": f"{marker(number)} " + "\n\n".join(chunk)})
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return [row["id"] for row in rows]
-
-
-def marker(number: int) -> str:
-    return f"Case file {number:03d}."
-
-
-def critique(messages: list[dict]) -> str:
-    title, text = extract_story(messages)  # a different critique for each story, as a real model writes
-    return write_critique(text, title=title)
+    return write_rows(path, rows)
 
 
 def environment(base_url: str) -> dict[str, str]:

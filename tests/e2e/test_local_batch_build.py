@@ -10,8 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.batch.helpers import critique, marker, write_stories
+from tests.batch.helpers import write_stories
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.support.stories import critique, marker
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "sk-local-batch"

@@ -7,8 +7,9 @@ import pytest
 from coach.adapters.storage import batch_state_key
 from coach.local.lambda_runtime import invoke
 from coach.step_errors import SourceFailed
-from tests.batch.helpers import critique, run_batches, store, write_stories
+from tests.batch.helpers import run_batches, store, write_stories
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.support.stories import critique
 
 
 @pytest.fixture
