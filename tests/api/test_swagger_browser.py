@@ -7,23 +7,13 @@ rows exist only if the bundled Swagger UI rendered the published document withou
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tempfile
 
 import pytest
 
 from tests.api.api_support import http_call
-
-CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def find_chromium() -> str | None:
-    override = os.environ.get("COACH_CHROMIUM")
-    if override:
-        return override
-    return next((path for name in CANDIDATES if (path := shutil.which(name))), None)
+from tests.support.chromium import chromium_or_skip
 
 
 def render(browser: str, url: str) -> str:
@@ -43,10 +33,7 @@ def render(browser: str, url: str) -> str:
 
 @pytest.mark.browser
 def test_the_swagger_page_lists_the_critique_operation(offline_api):
-    browser = find_chromium()
-    if browser is None:
-        pytest.skip("headless Chromium not found: install it with `apt-get install -y chromium` "
-                    "(or set COACH_CHROMIUM to its path)")
+    browser = chromium_or_skip()
     served = http_call(offline_api, "GET", "/swagger").text
     assert 'data-path="/critiques"' not in served  # so the rows below were built by the page's JavaScript
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from coach.adapters.storage import feedback_key
-from tests.support.chromium import Chromium, find_chromium
+from tests.support.chromium import Chromium, chromium_or_skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 REPO = Path(__file__).resolve().parents[2]
@@ -90,10 +90,7 @@ def samples_build(tmp_path_factory) -> Path:
 
 
 def test_the_samples_report_shows_charts_and_the_highlighted_rejection_offline(samples_build, tmp_path):
-    browser = find_chromium()
-    if browser is None:
-        pytest.skip("headless Chromium not found: install it with `apt-get install -y chromium` "
-                    "(or set COACH_CHROMIUM to its path)")
+    browser = chromium_or_skip()
     manifest = json.loads((samples_build / "manifest.json").read_text())
     assert manifest["counts"]["rejected"] == 1
     assert manifest["files"]["report.html"] == f"builds/{BUILD}/report/report.html"

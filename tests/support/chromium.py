@@ -29,6 +29,17 @@ def find_chromium() -> str | None:
     return next((path for name in CANDIDATES if (path := shutil.which(name))), None)
 
 
+def chromium_or_skip() -> str:
+    """The browser for a test, which is skipped where there is none."""
+    import pytest  # only tests skip; the benchmarks import this module too
+
+    browser = find_chromium()
+    if browser is None:
+        pytest.skip("headless Chromium not found: install it with `apt-get install -y chromium` "
+                    "(or set COACH_CHROMIUM to its path)")
+    return browser
+
+
 class CdpError(RuntimeError):
     pass
 
