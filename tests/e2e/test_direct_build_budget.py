@@ -4,45 +4,25 @@ from __future__ import annotations
 
 import io
 import json
-import random
 
 import pytest
 
-from coach import runtime
 from coach.adapters.sources import load_stories
 from coach.domain.records import BuildRequest
-from coach.domain.tokens import get_counter
 from coach.errors import CoachError
 from coach.local.build import LocalBuildOptions, run_local_build
 from coach.pipeline.scrape import estimate_pending
-from tests.fakes.openai_server import FakeOpenAIServer
+from tests.support.overspend import MODEL, overspending_server, write_stories
 
 KEY = "sk-direct-budget"
-MODEL = "house-model"
-WORDS = ("harbour", "lantern", "kettle", "orchard", "ferry", "letter", "winter", "violin", "ledger", "candle",
-         "station", "mirror", "quietly", "waited", "remembered", "laughed", "she", "he", "the", "a")
-# Longer than the estimate assumes, so a build that fits on paper runs out of money part-way.
-LONG_CRITIQUE = ("You keep the opening line short and it works: the image lands before the explanation. "
-                 * 40)[:3000]
 
 
 @pytest.fixture
 def server(monkeypatch, tmp_path):
-    rng = random.Random(9)
     source = tmp_path / "stories.jsonl"
-    source.write_text("".join(json.dumps({
-        "id": f"money-{n}", "title": f"Piece {n}",
-        "text": " ".join(rng.choice(WORDS) for _ in range(90)).capitalize() + "."}) + "\n" for n in range(12)))
-    monkeypatch.setenv("COACH_PRICE_TABLE", json.dumps({MODEL: {"input": 1.0, "output": 1.0}}))
-    monkeypatch.setenv("COACH_TOKENIZER", "estimate")
-    get_counter.cache_clear()
-    with FakeOpenAIServer(api_key=KEY, reply=LONG_CRITIQUE, latency=(0.05, 0.15), seed=3) as fake:
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
-        runtime.reset()
+    write_stories(source, 12, seed=9, prefix="money")
+    with overspending_server(monkeypatch, KEY, latency=(0.05, 0.15), seed=3) as fake:
         yield fake, source
-    runtime.reset()
-    get_counter.cache_clear()
 
 
 def build(source, out, budget: float) -> None:

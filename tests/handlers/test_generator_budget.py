@@ -7,50 +7,27 @@ re-run with a larger budget must generate exactly those.
 
 from __future__ import annotations
 
-import json
-import random
-
 import boto3
 import pytest
 
-from coach import runtime
 from coach.adapters.sources import load_stories
 from coach.adapters.storage import BuildStore
 from coach.domain.records import BuildRequest
-from coach.domain.tokens import get_counter
 from coach.local.lambda_runtime import invoke
 from coach.local.poller import to_sqs_event
 from coach.pipeline.scrape import estimate_pending
 from coach.step_errors import SourceFailed
-from tests.fakes.openai_server import FakeOpenAIServer
+from tests.support.overspend import MODEL, overspending_server, write_stories
 
 KEY = "sk-budget-tests"
-MODEL = "house-model"
-WORDS = ("harbour", "lantern", "kettle", "orchard", "ferry", "letter", "winter", "violin", "ledger", "candle",
-         "station", "mirror", "quietly", "waited", "remembered", "laughed", "she", "he", "the", "a")
-LONG_CRITIQUE = ("You keep the opening line short and it works: the image lands before the explanation. "
-                 * 40)[:3000]  # about 750 tokens as the server counts them, more than the estimate assumes
 
 
 @pytest.fixture
 def paid(aws, monkeypatch, tmp_path):
-    rng = random.Random(5)
-    lines = []
-    for number in range(8):
-        text = " ".join(rng.choice(WORDS) for _ in range(90)).capitalize() + "."
-        lines.append(json.dumps({"id": f"budget-{number}", "title": f"Piece {number}", "text": text}))
     source = tmp_path / "stories.jsonl"
-    source.write_text("\n".join(lines) + "\n")
-    monkeypatch.setenv("COACH_PRICE_TABLE", json.dumps({MODEL: {"input": 1.0, "output": 1.0}}))
-    monkeypatch.setenv("COACH_TOKENIZER", "estimate")  # count as the test server does (chars/4)
-    get_counter.cache_clear()
-    with FakeOpenAIServer(api_key=KEY, reply=LONG_CRITIQUE) as fake:
-        monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
-        runtime.reset()
+    write_stories(source, 8, seed=5, prefix="budget")
+    with overspending_server(monkeypatch, KEY) as fake:
         yield fake, str(source)
-    runtime.reset()
-    get_counter.cache_clear()
 
 
 def _request(path: str, budget: float, build_id: str = "budget-1") -> dict:
