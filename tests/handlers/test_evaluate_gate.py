@@ -5,7 +5,6 @@ the reason a person would give, and only the good one reaches the model paramete
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
@@ -15,39 +14,17 @@ from moto import mock_aws
 from coach import runtime
 from coach.adapters.model_registry import ModelRegistry
 from coach.adapters.storage import BuildStore, dataset_key, eval_set_key
-from coach.domain.critic import write_critique
-from coach.domain.dataset import chat_example
-from coach.domain.records import BuildManifest, Story
+from coach.domain.records import BuildManifest
 from coach.errors import CoachError
 from coach.local.lambda_runtime import invoke
 from tests.fakes import critic_models
 from tests.fakes.openai_server import CONTENT_POLICY, FakeOpenAIServer
+from tests.support.held_out import seed_validation
 
 BUCKET = "coach-eval-tests"
 PARAMETER = "/coach/critique-model"
 BUILD_ID = "eval-build"
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "coach" / "samples"
 HELD_OUT = 6
-
-
-def held_out_stories() -> list[Story]:
-    stories = []
-    for path in sorted(SAMPLES.glob("*.md"))[:HELD_OUT]:
-        title, _, body = path.read_text(encoding="utf-8").partition("\n")
-        stories.append(Story(story_id=f"sample-{path.stem}", title=title.lstrip("# ").strip(), text=body.strip(),
-                             source="samples"))
-    return stories
-
-
-def seed_dataset(store: BuildStore) -> list[Story]:
-    """What the assembler leaves: validation.jsonl with the teacher's critiques, and the manifest."""
-    stories = held_out_stories()
-    rows = [chat_example(s, write_critique(s.text, title=s.title)) for s in stories]
-    store.put_text(dataset_key(BUILD_ID, "validation.jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
-    manifest = BuildManifest(build_id=BUILD_ID, provider="openai", model="gpt-4o-mini", prompt_version="editor-v1",
-                             validation_ids=[s.story_id for s in stories])
-    store.put_text(dataset_key(BUILD_ID, "manifest.json"), manifest.model_dump_json())
-    return stories
 
 
 def build_request(**evaluation) -> dict:
@@ -75,7 +52,7 @@ def env(monkeypatch):
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         store = BuildStore(BUCKET, s3)
-        stories = seed_dataset(store)
+        stories = seed_validation(store, BUILD_ID, HELD_OUT)
         yield SimpleNamespace(fake=fake, store=store, stories=stories,
                               registry=ModelRegistry(boto3.client("ssm"), PARAMETER))
     runtime.reset()

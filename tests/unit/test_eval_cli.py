@@ -13,31 +13,20 @@ from moto import mock_aws
 from coach.adapters.model_registry import ModelRegistry
 from coach.adapters.storage import dataset_key, eval_set_key, golden_key, promotions_key
 from coach.cli import main
-from coach.domain.critic import write_critique
-from coach.domain.dataset import chat_example
-from coach.domain.records import BuildManifest, EvaluationSummary, FineTuneStatus, Story
+from coach.domain.records import BuildManifest, EvaluationSummary, FineTuneStatus
 from coach.local.dir_store import DirectoryStore
 from tests.fakes import critic_models
 from tests.fakes.openai_server import FakeOpenAIServer, story_from_messages
+from tests.support.held_out import seed_validation
 
 BUILD_ID = "cli-build"
 PARAMETER = "/coach/critique-model"
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "coach" / "samples"
 
 
 def seed_local_build(out: Path, stories: int = 4) -> DirectoryStore:
     """A local build's state folder as `coach build` leaves it: the manifest and validation.jsonl."""
     store = DirectoryStore(out / ".state")
-    held = []
-    for path in sorted(SAMPLES.glob("*.md"))[:stories]:
-        title, _, body = path.read_text(encoding="utf-8").partition("\n")
-        held.append(Story(story_id=f"sample-{path.stem}", title=title.lstrip("# "), text=body.strip(),
-                          source="samples"))
-    rows = [chat_example(s, write_critique(s.text, title=s.title)) for s in held]
-    store.put_text(dataset_key(BUILD_ID, "validation.jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
-    manifest = BuildManifest(build_id=BUILD_ID, provider="openai", model="gpt-4o-mini", prompt_version="editor-v1",
-                             validation_ids=[s.story_id for s in held])
-    store.put_text(dataset_key(BUILD_ID, "manifest.json"), manifest.model_dump_json())
+    seed_validation(store, BUILD_ID, stories)
     return store
 
 
