@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 
-import pytest
-
-from tests.infra.sfn_moto import BUCKET, dataset_build_machine, lambda_error, map_failure
+from tests.infra.sfn_moto import BUCKET, lambda_error, map_failure
 
 BUILD_ID = "wp-2025-06"
 REQUEST = {
@@ -68,12 +66,6 @@ def request(**changes) -> dict:
     for key, changed in changes.items():
         value[key] = changed
     return value
-
-
-@pytest.fixture(scope="module")
-def machine():
-    with dataset_build_machine() as created:
-        yield created
 
 
 def test_happy_path_with_fine_tune_publishes_the_model(machine):

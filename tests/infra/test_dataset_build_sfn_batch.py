@@ -4,9 +4,7 @@ queue, a failing step cancelling the build's batches, and a wait that runs out o
 
 from __future__ import annotations
 
-import pytest
-
-from tests.infra.sfn_moto import dataset_build_machine, lambda_error
+from tests.infra.sfn_moto import lambda_error
 from tests.infra.test_dataset_build_sfn import DATASET, SCRAPE, SHARD_BATCH, progress, request
 
 BUILD_ID = "wp-2025-06"
@@ -20,12 +18,6 @@ def step(running: int = 0, finished: int = 0, *, resubmit: int = 0, fallback: in
     return {"build_id": BUILD_ID, "running": running, "finished": finished, "submitted": submitted, "resumed": 0,
             "generated": generated, "resubmit": resubmit, "fallback": fallback, "failed": 0, "skipped_budget": 0,
             "done": running == 0 and finished == 0 and resubmit == 0}
-
-
-@pytest.fixture(scope="module")
-def machine():
-    with dataset_build_machine() as created:
-        yield created
 
 
 def test_submit_wait_poll_collect_then_the_dataset(machine):
