@@ -21,11 +21,7 @@ from coach.domain.finetune_data import (
     overlapping_examples,
     training_cost_usd,
 )
-from coach.domain.tokens import TokenCounter
-
-# Four characters per token, rounded up: the counts below are computed by hand from it.
-ESTIMATE = TokenCounter(method="chars/4", estimated=True)
-EXACT_LIKE = TokenCounter(method="words", estimated=False, _encode=lambda text, **_: text.split())
+from tests.support.chat_rows import ESTIMATE, WORDS, jsonl
 
 
 def _example(user: str = "Story text here.", answer: str = "You open well.", system: str | None = "Editor.",
@@ -35,10 +31,6 @@ def _example(user: str = "Story text here.", answer: str = "You open well.", sys
     return {"messages": messages, **extra}
 
 
-def _jsonl(rows: list) -> str:
-    return "".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows)
-
-
 def _valid_rows(n: int) -> list[dict]:
     return [_example(user=f"Story number {i}.", answer=f"You handle scene {i} with care.") for i in range(n)]
 
@@ -46,7 +38,7 @@ def _valid_rows(n: int) -> list[dict]:
 # -- format checks --------------------------------------------------------------------------------------
 
 def test_a_clean_file_passes_with_no_problems():
-    result = check_chat_jsonl(_jsonl(_valid_rows(60)), EXACT_LIKE)
+    result = check_chat_jsonl(jsonl(_valid_rows(60)), WORDS)
     assert result.passed and result.problems == [] and result.warnings == []
     assert len(result.examples) == 60
 
@@ -80,7 +72,7 @@ def test_a_clean_file_passes_with_no_problems():
 def test_each_malformed_line_is_named_by_number_and_code(line, code):
     rows: list = _valid_rows(12)
     rows.insert(4, line)  # becomes line 5
-    result = check_chat_jsonl(_jsonl(rows), ESTIMATE)
+    result = check_chat_jsonl(jsonl(rows), ESTIMATE)
     assert not result.passed
     assert [(p.line, p.code) for p in result.problems] == [(5, code)]
     assert result.bad_lines == [5]
@@ -91,32 +83,32 @@ def test_weight_on_an_assistant_message_is_allowed():
     rows = _valid_rows(10)
     rows[0]["messages"][-1]["weight"] = 0
     rows[1]["messages"][-1]["weight"] = 1
-    assert check_chat_jsonl(_jsonl(rows), ESTIMATE).passed
+    assert check_chat_jsonl(jsonl(rows), ESTIMATE).passed
 
 
 def test_several_bad_lines_are_all_reported_in_line_order():
     rows: list = _valid_rows(15)
     rows[2] = "{broken"
     rows[9] = json.dumps({"messages": [{"role": "user", "content": "only a question"}]})
-    result = check_chat_jsonl(_jsonl(rows), ESTIMATE)
+    result = check_chat_jsonl(jsonl(rows), ESTIMATE)
     assert result.bad_lines == [3, 10]
     assert "offending lines: 3, 10" in result.one_line()
 
 
 def test_fewer_than_ten_examples_fail_and_fewer_than_fifty_warn():
-    small = check_chat_jsonl(_jsonl(_valid_rows(9)), ESTIMATE)
+    small = check_chat_jsonl(jsonl(_valid_rows(9)), ESTIMATE)
     assert not small.passed and "too_few_examples" in small.dataset_errors[0]
-    medium = check_chat_jsonl(_jsonl(_valid_rows(10)), ESTIMATE)
+    medium = check_chat_jsonl(jsonl(_valid_rows(10)), ESTIMATE)
     assert medium.passed and any("only 10 examples" in w for w in medium.warnings)
     # A validation file may be small: the size rule is off for it.
-    assert check_chat_jsonl(_jsonl(_valid_rows(2)), ESTIMATE, min_examples=None).passed
+    assert check_chat_jsonl(jsonl(_valid_rows(2)), ESTIMATE, min_examples=None).passed
 
 
 def test_missing_system_and_user_messages_are_counted_as_warnings():
     rows = _valid_rows(10)
     rows[0] = _example(system=None)
     rows[1] = {"messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]}
-    result = check_chat_jsonl(_jsonl(rows), EXACT_LIKE)
+    result = check_chat_jsonl(jsonl(rows), WORDS)
     summary = result.summary()
     assert result.passed
     assert summary.missing_system == 1 and summary.missing_user == 1
@@ -127,10 +119,10 @@ def test_missing_system_and_user_messages_are_counted_as_warnings():
 def test_an_example_over_the_token_limit_is_refused_or_warned_as_configured():
     rows = _valid_rows(10)
     rows[6] = _example(user="word " * 200)
-    refused = check_chat_jsonl(_jsonl(rows), EXACT_LIKE, token_limit=100)
+    refused = check_chat_jsonl(jsonl(rows), WORDS, token_limit=100)
     assert [(p.line, p.code) for p in refused.problems] == [(7, "too_many_tokens")]
     assert refused.summary().over_token_limit == 1
-    warned = check_chat_jsonl(_jsonl(rows), EXACT_LIKE, token_limit=100, over_limit="warn")
+    warned = check_chat_jsonl(jsonl(rows), WORDS, token_limit=100, over_limit="warn")
     assert warned.passed and any(w.startswith("line 7:") for w in warned.warnings)
 
 
@@ -141,7 +133,7 @@ def test_token_counts_and_distributions_match_a_hand_count():
         _example(system="be kind", user="one", answer="a b c d"),                # 9 + 3 + 2+1+4 + 3 = 22
         _example(system=None, user="one two", answer="a"),                       # 6 + 2 + 2+1 + 3 = 14
     ]
-    result = check_chat_jsonl(_jsonl(rows), EXACT_LIKE, min_examples=None)
+    result = check_chat_jsonl(jsonl(rows), WORDS, min_examples=None)
     assert result.example_tokens == [22, 22, 14]
     assert [e.assistant_tokens for e in result.examples] == [2, 4, 1]
     summary = result.summary()
@@ -152,7 +144,7 @@ def test_token_counts_and_distributions_match_a_hand_count():
 
 
 def test_estimated_counts_are_flagged():
-    result = check_chat_jsonl(_jsonl(_valid_rows(60)), ESTIMATE)
+    result = check_chat_jsonl(jsonl(_valid_rows(60)), ESTIMATE)
     assert result.summary().estimated
     assert any("estimates" in w for w in result.warnings)
 
@@ -164,8 +156,8 @@ def test_distribution_percentiles_interpolate_like_numpy():
 
 
 def test_validation_examples_that_repeat_training_examples_are_found():
-    train = _jsonl(_valid_rows(5))
-    validation = _jsonl([_valid_rows(5)[3], _example(user="new story")])
+    train = jsonl(_valid_rows(5))
+    validation = jsonl([_valid_rows(5)[3], _example(user="new story")])
     assert overlapping_examples(train, validation) == [1]
 
 

@@ -22,9 +22,8 @@ from coach.domain.finetune_data import (
     overlapping_examples,
 )
 from coach.domain.tokens import TokenCounter
+from tests.support.chat_rows import ESTIMATE, WORDS, jsonl
 
-ESTIMATE = TokenCounter(method="chars/4", estimated=True)
-WORDS = TokenCounter(method="words", estimated=False, _encode=lambda text, **_: text.split())
 SPEC = BaseModelSpec(model_id="test-model", family="Test", regions=("us-east-1",), on_demand=True,
                      min_records=3, max_validation_records=2, max_record_tokens=40)
 
@@ -36,12 +35,8 @@ def _example(n: int, *, system: bool = True, answer: str | None = None) -> dict:
     return {"messages": messages}
 
 
-def _jsonl(rows: list) -> str:
-    return "".join((row if isinstance(row, str) else json.dumps(row, ensure_ascii=False)) + "\n" for row in rows)
-
-
-CLEAN = _jsonl([_example(n) for n in range(12)])
-MIXED = _jsonl([
+CLEAN = jsonl([_example(n) for n in range(12)])
+MIXED = jsonl([
     _example(0), "", "{not json", "[1, 2]", json.dumps({"messages": []}), _example(1, system=False),
     json.dumps({"messages": [{"role": "user", "content": "only a user"}]}),
     _example(2, answer="word " * 300), json.dumps({**_example(3), "extra": 1}), "   ", _example(4),
@@ -52,7 +47,7 @@ CHAT_TEXTS = {
     "no final newline": MIXED.rstrip("\n"),
     "blank lines at the end": CLEAN + "\n\n",
     "empty": "",
-    "separators inside strings": _jsonl([_example(n, answer=f"Line\u2028break\u0085 {n}.") for n in range(3)]),
+    "separators inside strings": jsonl([_example(n, answer=f"Line\u2028break\u0085 {n}.") for n in range(3)]),
 }
 
 
@@ -96,10 +91,10 @@ def test_lines_are_split_at_newlines_only():
 
 
 def test_the_overlap_checker_matches_the_whole_text_function():
-    train = _jsonl([_example(n) for n in range(6)] + ["{broken", ""])
+    train = jsonl([_example(n) for n in range(6)] + ["{broken", ""])
     validation_rows = [_example(9), json.dumps(_example(3), indent=None, separators=(",", ":")), "",
                        "{broken", _example(5, answer="A new\u2028critique.")]
-    validation = _jsonl(validation_rows)
+    validation = jsonl(validation_rows)
     overlap = ExampleOverlap()
     for line in train.splitlines(keepends=False):
         overlap.add_train(line)
@@ -111,14 +106,14 @@ def test_the_overlap_checker_matches_the_whole_text_function():
 def test_overlap_line_numbers_agree_with_the_format_check():
     # A line separator inside a critique does not end a line, for the overlap as for the format check.
     shared = _example(1, answer="First\u2028second.")
-    train = _jsonl([_example(0), shared])
-    validation = _jsonl([_example(7, answer="Other\u2028one."), shared])
+    train = jsonl([_example(0), shared])
+    validation = jsonl([_example(7, answer="Other\u2028one."), shared])
     assert overlapping_examples(train, validation) == [2]
     assert [e.line for e in check_chat_jsonl(validation, ESTIMATE, min_examples=None).examples] == [1, 2]
 
 
 def test_conversion_line_by_line_matches_the_whole_file():
-    text = _jsonl([_example(0), "", _example(1, system=False), _example(2, answer="Keep\u2028this.")])
+    text = jsonl([_example(0), "", _example(1, system=False), _example(2, answer="Keep\u2028this.")])
     lines = [chat_line_to_conversation(line) for line in jsonl_lines(text)]
     assert lines[1] == ""
     assert "".join(line + "\n" for line in lines if line) == chat_jsonl_to_conversation(text)
@@ -128,15 +123,15 @@ def test_conversion_line_by_line_matches_the_whole_file():
 
 
 CONVERSATION_TEXTS = {
-    "clean": chat_jsonl_to_conversation(_jsonl([_example(n) for n in range(4)])),
-    "mixed": chat_jsonl_to_conversation(_jsonl([_example(0), _example(1, answer="word " * 60)])) + _jsonl([
+    "clean": chat_jsonl_to_conversation(jsonl([_example(n) for n in range(4)])),
+    "mixed": chat_jsonl_to_conversation(jsonl([_example(0), _example(1, answer="word " * 60)])) + jsonl([
         "", "{nope", "[]", {"schemaVersion": "other", "messages": []},
         {"schemaVersion": "bedrock-conversation-2024", "system": "bad", "messages": [
             {"role": "assistant", "content": [{"text": "hi"}]}, {"role": "user", "content": [{"text": "x"}]}]},
         {"schemaVersion": "bedrock-conversation-2024", "messages": [
             {"role": "user", "content": [{"text": "Bot: hello"}]}, {"role": "assistant", "content": []}]},
     ]),
-    "no final newline": chat_jsonl_to_conversation(_jsonl([_example(0)])).rstrip("\n"),
+    "no final newline": chat_jsonl_to_conversation(jsonl([_example(0)])).rstrip("\n"),
     "empty": "",
 }
 
