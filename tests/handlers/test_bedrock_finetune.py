@@ -68,6 +68,16 @@ def manifest(store: BuildStore, build_id: str = "bd-build") -> BuildManifest:
     return found
 
 
+def assembled_build(store: BuildStore) -> dict:
+    """The build's stories seeded and its dataset assembled, as the steps before the fine-tune leave them."""
+    seed_build(store, "bd-build")
+    return invoke("assembler", sharded(request()))
+
+
+def start_job(assembled: dict) -> dict:
+    return invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
+
+
 def run_to_the_end(started: dict, build_id: str = "bd-build", limit: int = 12) -> dict:
     """What the state machine's Bedrock branch does: poll the job, deploy, poll the deployment, publish."""
     current = {"status": "running"}
@@ -87,15 +97,14 @@ def run_to_the_end(started: dict, build_id: str = "bd-build", limit: int = 12) -
 
 
 def test_a_nova_build_is_trained_deployed_and_published(bedrock):
-    seed_build(bedrock.store, "bd-build")
-    assembled = invoke("assembler", sharded(request()))
+    assembled = assembled_build(bedrock.store)
     checks = manifest(bedrock.store).dataset_checks
     assert checks["train.bedrock.jsonl"].passed and checks["train.bedrock.jsonl"].token_limit == 32_000
     assert "train.bedrock.jsonl" in manifest(bedrock.store).files
     assert manifest(bedrock.store).cost.fine_tune_epochs == 2  # Nova's default, stated as the default rule
     assert manifest(bedrock.store).cost.training_price_per_million == 2.0
 
-    started = invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
+    started = start_job(assembled)
     [create] = bedrock.fake.calls("CreateModelCustomizationJob")
     assert create.body["roleArn"] == ROLE and create.body["customizationType"] == "FINE_TUNING"
     assert create.body["validationDataConfig"]["validators"][0]["s3Uri"].endswith("validation.bedrock.jsonl")
@@ -119,10 +128,9 @@ def test_a_nova_build_is_trained_deployed_and_published(bedrock):
 
 
 def test_a_retried_start_and_a_retried_deploy_never_pay_twice(bedrock):
-    seed_build(bedrock.store, "bd-build")
-    assembled = invoke("assembler", sharded(request()))
-    first = invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
-    second = invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
+    assembled = assembled_build(bedrock.store)
+    first = start_job(assembled)
+    second = start_job(assembled)
     assert second["job_id"] == first["job_id"] and second["reused"]
     assert len(bedrock.fake.calls("CreateModelCustomizationJob")) == 1
     trained = run_to_the_end(first)
@@ -144,9 +152,8 @@ def test_a_base_model_that_cannot_be_served_on_demand_is_refused_before_anything
 
 def test_a_failed_job_leaves_its_message_in_the_manifest_and_deploys_nothing(bedrock):
     bedrock.fake.configure(customization_failure="The training data has an invalid record at line 5.")
-    seed_build(bedrock.store, "bd-build")
-    assembled = invoke("assembler", sharded(request()))
-    started = invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
+    assembled = assembled_build(bedrock.store)
+    started = start_job(assembled)
     ended = run_to_the_end(started)
     assert ended["status"] == "failed"
     assert ended["error"] == {"code": "bedrock_job_failed",
@@ -157,9 +164,8 @@ def test_a_failed_job_leaves_its_message_in_the_manifest_and_deploys_nothing(bed
 
 def test_a_failed_deployment_is_never_published(bedrock):
     bedrock.fake.configure(deployment_failure="Not enough capacity to deploy the model.")
-    seed_build(bedrock.store, "bd-build")
-    assembled = invoke("assembler", sharded(request()))
-    started = invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
+    assembled = assembled_build(bedrock.store)
+    started = start_job(assembled)
     ended = run_to_the_end(started)
     assert ended["status"] == "failed" and ended["error"]["code"] == "bedrock_deployment_failed"
     with pytest.raises(CoachError, match="has not succeeded"):
@@ -173,18 +179,16 @@ def test_model_access_not_enabled_is_a_coded_failure_in_the_manifest(bedrock):
     bedrock.fake.push_script(Fault("AccessDeniedException", "You don't have access to the model with the "
                                                             "specified model ID."),
                              operation="CreateModelCustomizationJob")
-    seed_build(bedrock.store, "bd-build")
-    assembled = invoke("assembler", sharded(request()))
+    assembled = assembled_build(bedrock.store)
     with pytest.raises(CoachError) as caught:
-        invoke("finetune", {"action": "start", "request": request(), "dataset": assembled})
+        start_job(assembled)
     assert caught.value.code == "bedrock_access_denied"
     fine_tune = manifest(bedrock.store).fine_tune
     assert fine_tune.status == "failed" and fine_tune.error.code == "bedrock_access_denied"
 
 
 def test_a_record_over_the_models_token_limit_is_refused_with_its_line(bedrock):
-    seed_build(bedrock.store, "bd-build")
-    invoke("assembler", sharded(request()))
+    assembled_build(bedrock.store)
     key = dataset_key("bd-build", "train.bedrock.jsonl")
     lines = bedrock.store.get_text(key).splitlines()
     huge = json.loads(lines[2])
