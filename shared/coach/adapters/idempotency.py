@@ -15,7 +15,7 @@ The caller passes the table and its DynamoDB client (coach.runtime.guard() wires
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -58,6 +58,14 @@ def _mark_replay(response: Any, _record: Any) -> Any:
 
 def _run_work(task: dict[str, Any], work: Work) -> dict[str, Any]:
     return work()
+
+
+class Guard(Protocol):
+    """What generation needs of a guard: this DynamoDB one, or the direct local build's file journal."""
+
+    def register_lambda_context(self, context: Any) -> None: ...
+
+    def run(self, task: dict[str, Any], work: Work) -> tuple[dict[str, Any], bool]: ...
 
 
 class GenerationGuard:

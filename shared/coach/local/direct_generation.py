@@ -43,7 +43,7 @@ class DirectGenerator:
         cfg = runtime.settings()
         try:
             generate_once(
-                task, guard=self.a.guard, store=self.a.store, tally=self.a.tally,  # type: ignore[arg-type]
+                task, guard=self.a.guard, store=self.a.store, tally=self.a.tally,
                 provider_factory=self._provider, receive_count=delivery.receive_count,
                 max_receives=self.a.queue.max_receive_count, max_story_tokens=cfg.max_story_tokens,
                 max_feedback_tokens=cfg.max_feedback_tokens,

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from coach.adapters.budget import Reservation, SpendingLedger
 from coach.adapters.completion import Completion
-from coach.adapters.idempotency import GenerationGuard, NotCached
+from coach.adapters.idempotency import Guard, NotCached
 from coach.adapters.run_tally import RunTally
 from coach.adapters.storage import BuildStore
 from coach.domain.budget import estimate_call
@@ -196,7 +196,7 @@ def _release(ledger: SpendingLedger | None, reserved: Reservation | GenerationRe
         logger.warning("could not release a budget reservation", extra={"error": str(exc)})
 
 
-def generate_once(task: GenerationTask, *, guard: GenerationGuard, store: BuildStore, tally: RunTally | None = None,
+def generate_once(task: GenerationTask, *, guard: Guard, store: BuildStore, tally: RunTally | None = None,
                   **options: Any) -> GenerationOutcome:
     """`generate` behind the idempotency guard keyed by (build_id, story_id, prompt_version, provider, model).
 
@@ -215,7 +215,7 @@ def generate_once(task: GenerationTask, *, guard: GenerationGuard, store: BuildS
     return outcome
 
 
-def _generate_guarded(task: GenerationTask, *, guard: GenerationGuard, store: BuildStore,
+def _generate_guarded(task: GenerationTask, *, guard: Guard, store: BuildStore,
                       **options: Any) -> GenerationOutcome:
 
     def work() -> dict[str, Any]:
