@@ -99,7 +99,6 @@ def _quiet_powertools(verbose: bool) -> None:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
-
 def redrive_hint(options: LocalBuildOptions) -> str:
     """The `coach redrive` command for this build, with the folders it used."""
     import shlex

@@ -53,7 +53,7 @@ class EmulatedRuntime:
             _lambda_environment(options)
             runtime.reset()
             self.store = BuildStore(self.stack.bucket, boto3.client("s3", endpoint_url=self.stack.endpoint_url))
-            self.restored = (mirror.restore(self.store, options.state, self.build_id)
+            self.restored = (mirror.restore(self.store, self.mirror, self.build_id)
                              if options.endpoint_url is None else 0)
         except BaseException:
             self.close()
@@ -81,16 +81,16 @@ class EmulatedRuntime:
             if not (build_id and story_id):
                 continue
             key = feedback_key(build_id, story_id)
-            text = self.store.get_text(key)
-            if text is not None:
-                self.mirror.put_text(key, text)
+            data = self.store.get_bytes(key)
+            if data is not None:
+                self.mirror.put_bytes(key, data)
 
     def while_generating(self) -> None:
         if time.monotonic() - self._saved_at > SAVE_EVERY_S:
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        mirror.save(self.store, self.options.state, self.build_id, known=self._known)
+        mirror.save(self.store, self.mirror, self.build_id, known=self._known)
         self._saved_at = time.monotonic()
 
     def report_store(self) -> BuildStore:

@@ -6,8 +6,6 @@ like the bucket (a DirectoryStore), so both sides are copied through the BuildSt
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from coach.adapters.storage import BuildStore, build_prefix, index_prefix
 from coach.local.dir_store import DirectoryStore
 
@@ -16,9 +14,8 @@ def _prefixes(build_id: str) -> list[str]:
     return [build_prefix(build_id), index_prefix()]
 
 
-def restore(store: BuildStore, state_dir: Path, build_id: str) -> int:
+def restore(store: BuildStore, local: DirectoryStore, build_id: str) -> int:
     """Upload the mirrored objects into the (fresh) emulated bucket; returns how many."""
-    local = DirectoryStore(state_dir)
     count = 0
     for prefix in _prefixes(build_id):
         for key in local.list_keys(prefix):  # an interrupted save's temporary files are not listed
@@ -29,10 +26,9 @@ def restore(store: BuildStore, state_dir: Path, build_id: str) -> int:
     return count
 
 
-def save(store: BuildStore, state_dir: Path, build_id: str, *, known: dict[str, str] | None = None) -> int:
+def save(store: BuildStore, local: DirectoryStore, build_id: str, *, known: dict[str, str] | None = None) -> int:
     """Download new or changed objects of the build (by ETag) to the mirror; returns how many written."""
     known = known if known is not None else {}
-    local = DirectoryStore(state_dir)
     written = 0
     for prefix in _prefixes(build_id):
         for key, etag in store.list_etags(prefix):
